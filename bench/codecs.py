@@ -1,0 +1,488 @@
+"""One interface for every codec of the benchmark: classic codecs (Pillow, imagecodecs,
+pillow-heif, pillow-jxl-plugin) and l3ic.
+
+A codec turns an (H, W, 3) uint8 RGB image into bytes at one point of its quality sweep and
+back. Metrics are never computed here: ``bench.rd`` scores every codec with ``l3ic.metrics``.
+
+    codec = CODECS["avif"](threads=1)
+    data = codec.encode(image, 60)
+    recon = codec.decode(data)
+
+``threads`` is ``None`` for the library default (usually all cores); codecs whose library has
+no thread setting (``threaded = False``) reject any other value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+import PIL
+from PIL import Image, features
+
+__all__ = [
+    "AVIF",
+    "CODECS",
+    "HEVC444",
+    "JPEG420",
+    "JPEG444",
+    "JPEG2000",
+    "JPEGXL",
+    "L3IC",
+    "Availability",
+    "Codec",
+    "Quality",
+    "WebP",
+    "get_codec",
+]
+
+Quality = int | float | str
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a codec can run here, and if not, why."""
+
+    ok: bool
+    reason: str = ""
+
+
+def _check_image(image: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` is an (H, W, 3) uint8 array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', image)}")
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
+
+
+class Codec(ABC):
+    """A lossy image codec with a default quality sweep.
+
+    Class attributes:
+        name: id used on the command line, in file names and in the cache key.
+        label: human-readable name for plots and tables.
+        qualities: default sweep, chosen to cover about 0.1-2.5 bpp on Kodak.
+        quality_unit: what the quality value means (e.g. "quality 0-100", "PSNR target dB").
+        threaded: whether the library takes a thread count.
+        is_learned: plotted as points (presets) rather than a curve.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    qualities: ClassVar[tuple[Quality, ...]]
+    quality_unit: ClassVar[str] = "quality 0-100"
+    threaded: ClassVar[bool] = False
+    is_learned: ClassVar[bool] = False
+
+    def __init__(self, threads: int | None = None) -> None:
+        """Args:
+        threads: encoder/decoder threads; ``None`` keeps the library default.
+        """
+        if threads is not None and not self.threaded:
+            raise ValueError(f"codec {self.name!r} has no thread setting (threads={threads})")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        """Whether the codec's library is importable and built with the needed format."""
+        return Availability(True)
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """Codec, settings and library versions (goes into the results JSON)."""
+
+    def sweep(self) -> tuple[Quality, ...]:
+        """The qualities that can actually be run (all of ``qualities`` for classic codecs)."""
+        return self.qualities
+
+    @abstractmethod
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        """Compress one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            quality: one value of the codec's quality axis.
+
+        Returns:
+            The complete coded file (container and headers included).
+        """
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompress bytes from ``encode`` to an (H, W, 3) uint8 RGB image."""
+
+
+def _pillow_decode(data: bytes) -> np.ndarray:
+    """Decode any Pillow-readable file to (H, W, 3) uint8 RGB."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+class _PillowCodec(Codec):
+    """A codec that Pillow encodes with ``Image.save(format=..., **options)``."""
+
+    pillow_format: ClassVar[str]
+
+    def _save_options(self, quality: Quality) -> dict[str, Any]:
+        """Keyword arguments for ``Image.save`` at ``quality``."""
+        return {"quality": int(quality)}
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        _check_image(image)
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format=self.pillow_format, **self._save_options(quality))
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return _pillow_decode(data)
+
+
+class _JPEG(_PillowCodec):
+    """Baseline JPEG through Pillow's libjpeg-turbo, standard Huffman tables (no optimize)."""
+
+    pillow_format = "JPEG"
+    subsampling: ClassVar[str]
+    qualities = (2, 5, 8, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 93, 95)
+    quality_unit = "JPEG quality 1-95"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        if not features.check("jpg"):
+            return Availability(False, "Pillow built without JPEG")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
+        return (f"JPEG {self.subsampling}, Pillow {PIL.__version__} "
+                f"({turbo} {features.version_feature('libjpeg_turbo') or features.version('jpg')})")
+
+    def _save_options(self, quality: Quality) -> dict[str, Any]:
+        return {"quality": int(quality), "subsampling": self.subsampling}
+
+
+class JPEG420(_JPEG):
+    """JPEG with 4:2:0 chroma subsampling (Pillow's default)."""
+
+    name = "jpeg420"
+    label = "JPEG 4:2:0"
+    subsampling = "4:2:0"
+
+
+class JPEG444(_JPEG):
+    """JPEG without chroma subsampling."""
+
+    name = "jpeg444"
+    label = "JPEG 4:4:4"
+    subsampling = "4:4:4"
+
+
+class WebP(_PillowCodec):
+    """Lossy WebP through Pillow's libwebp (method 4, libwebp's default; no thread setting)."""
+
+    name = "webp"
+    label = "WebP"
+    pillow_format = "WEBP"
+    qualities = (0, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 93, 95, 97)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        if not features.check("webp"):
+            return Availability(False, "Pillow built without WebP")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        return f"WebP lossy, method 4, Pillow {PIL.__version__} (libwebp {features.version('webp')})"
+
+    def _save_options(self, quality: Quality) -> dict[str, Any]:
+        return {"quality": int(quality), "method": 4, "lossless": False}
+
+
+class AVIF(_PillowCodec):
+    """AVIF through Pillow's libavif with the aom encoder: speed 6, 4:4:4, full range."""
+
+    name = "avif"
+    label = "AVIF 4:4:4"
+    pillow_format = "AVIF"
+    threaded = True
+    qualities = (5, 10, 20, 30, 40, 50, 55, 60, 65, 70, 75, 80, 85, 90)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        if not features.check("avif"):
+            return Availability(False, "Pillow built without AVIF (needs Pillow >= 11.2 wheels)")
+        from PIL import AvifImagePlugin
+
+        if AvifImagePlugin.get_codec_version("aom") is None:
+            return Availability(False, "libavif in Pillow has no aom encoder")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        from PIL import AvifImagePlugin
+
+        return (f"AVIF 4:4:4, aom {AvifImagePlugin.get_codec_version('aom')} speed 6, dav1d "
+                f"{AvifImagePlugin.get_codec_version('dav1d')} decode, Pillow {PIL.__version__} "
+                f"(libavif {features.version('avif')})")
+
+    def _save_options(self, quality: Quality) -> dict[str, Any]:
+        opts: dict[str, Any] = {"quality": int(quality), "speed": 6, "subsampling": "4:4:4",
+                                "codec": "aom"}
+        if self.threads is not None:
+            opts["max_threads"] = self.threads
+        return opts
+
+    def decode(self, data: bytes) -> np.ndarray:
+        from PIL import AvifImagePlugin
+
+        with _module_setting(AvifImagePlugin, "DEFAULT_MAX_THREADS", self.threads):
+            return _pillow_decode(data)
+
+
+@contextlib.contextmanager
+def _module_setting(module: ModuleType, attr: str, value: object) -> Iterator[None]:
+    """Temporarily set a module-level library option (skipped when ``value`` is None)."""
+    if value is None:
+        yield
+        return
+    old = getattr(module, attr)
+    setattr(module, attr, value)
+    try:
+        yield
+    finally:
+        setattr(module, attr, old)
+
+
+class JPEG2000(Codec):
+    """JPEG 2000 through imagecodecs/OpenJPEG, raw J2K codestream, 9/7 wavelet, RGB->YCC MCT.
+
+    The quality axis is OpenJPEG's fixed-quality mode: ``jpeg2k_encode(level=L)`` sets
+    ``tcp_distoratio`` so the encoder stops at about L dB PSNR. It is not a 0-100 scale.
+    """
+
+    name = "jpeg2000"
+    label = "JPEG 2000"
+    quality_unit = "target PSNR dB (OpenJPEG fixed quality)"
+    threaded = True
+    qualities = (24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 40, 42)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            import imagecodecs
+        except ImportError as exc:
+            return Availability(False, f"imagecodecs not installed ({exc})")
+        if not imagecodecs.JPEG2K.available:
+            return Availability(False, "imagecodecs built without OpenJPEG")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        import imagecodecs
+
+        return (f"JPEG 2000 (J2K codestream, irreversible 9/7, MCT), fixed-quality dB target, "
+                f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpeg2k_version()})")
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        import imagecodecs
+
+        _check_image(image)
+        return bytes(imagecodecs.jpeg2k_encode(image, level=float(quality), codecformat="J2K",
+                                               numthreads=self.threads))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        import imagecodecs
+
+        return np.asarray(imagecodecs.jpeg2k_decode(data, numthreads=self.threads))
+
+
+class JPEGXL(Codec):
+    """JPEG XL through pillow-jxl-plugin (libjxl), effort 7 (libjxl's default), naked codestream."""
+
+    name = "jxl"
+    label = "JPEG XL"
+    threaded = True
+    qualities = (5, 10, 20, 30, 40, 50, 60, 65, 70, 75, 80, 85, 88, 90, 93, 95)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            import pillow_jxl  # noqa: F401
+        except ImportError as exc:
+            return Availability(False, f"pillow-jxl-plugin not installed ({exc})")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        from importlib.metadata import version
+
+        return (f"JPEG XL, effort 7, pillow-jxl-plugin {version('pillow-jxl-plugin')} "
+                "(libjxl 0.12 vendored by jpegxl-rs 0.15)")
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        from pillow_jxl import Encoder
+
+        _check_image(image)
+        encoder = Encoder(mode="RGB", lossless=False, quality=float(quality), decoding_speed=0,
+                          effort=7, use_container=False, use_original_profile=False,
+                          num_threads=-1 if self.threads is None else self.threads)
+        h, w = image.shape[:2]
+        return bytes(encoder(np.ascontiguousarray(image).tobytes(), w, h, jpeg_encode=False))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        from pillow_jxl import Decoder
+
+        decoder = Decoder(num_threads=-1 if self.threads is None else self.threads)
+        _, info, pixels = decoder(data)[:3]
+        if info.mode != "RGB":
+            raise ValueError(f"JPEG XL stream decoded to mode {info.mode!r}, expected RGB")
+        return np.frombuffer(pixels, np.uint8).reshape(info.height, info.width, 3).copy()
+
+
+class HEVC444(Codec):
+    """HEVC intra, 4:4:4, in HEIF, through pillow-heif (libheif + x265; libde265 decoding).
+
+    The stand-in for BPG (same HEVC intra coding; BPG itself is not packaged). libheif's x265
+    defaults: preset slow, tune ssim, CRF = (100 - quality) / 2, BT.601 full range.
+    """
+
+    name = "hevc444"
+    label = "HEVC intra 4:4:4 (HEIF)"
+    threaded = True
+    qualities = (5, 10, 20, 30, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85)
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            import pillow_heif
+        except ImportError as exc:
+            return Availability(False, f"pillow-heif not installed ({exc})")
+        if "x265" not in pillow_heif.libheif_info().get("encoders", {}):
+            return Availability(False, "libheif in pillow-heif has no x265 encoder")
+        return Availability(True)
+
+    @property
+    def description(self) -> str:
+        import pillow_heif
+
+        info = pillow_heif.libheif_info()
+        return (f"HEVC intra 4:4:4 in HEIF, {info['encoders']['x265']} preset slow tune ssim, "
+                f"{info['decoders'].get('libde265', 'libde265')}, libheif {info['libheif']}, "
+                f"pillow-heif {pillow_heif.__version__}")
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        import pillow_heif
+
+        _check_image(image)
+        h, w = image.shape[:2]
+        heif = pillow_heif.from_bytes("RGB", (w, h), np.ascontiguousarray(image).tobytes())
+        params = {} if self.threads is None else {"x265:pools": str(self.threads),
+                                                  "x265:frame-threads": "1"}
+        buf = io.BytesIO()
+        heif.save(buf, quality=int(quality), chroma=444, enc_params=params)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        import pillow_heif
+
+        with _module_setting(pillow_heif.options, "DECODE_THREADS", self.threads):
+            heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+            return np.asarray(heif[0].to_pillow().convert("RGB"))
+
+
+class L3IC(Codec):
+    """l3ic through its public API; the quality axis is the preset (16c, 32c, 64c).
+
+    The package is imported lazily. A preset whose weights are missing (``l3ic.L3ICError``)
+    is left out of ``sweep()``; the codec is unavailable when none is usable.
+    """
+
+    name = "l3ic"
+    label = "l3ic"
+    qualities = ("16c", "32c", "64c")
+    quality_unit = "preset"
+    is_learned = True
+
+    def __init__(self, threads: int | None = None) -> None:
+        super().__init__(threads)
+        self._models: dict[str, Any] = {}
+
+    @staticmethod
+    def _import() -> ModuleType:
+        import l3ic
+
+        for attr in ("Codec", "compress", "decompress", "L3ICError"):
+            if not hasattr(l3ic, attr):
+                raise ImportError(f"l3ic has no {attr!r} yet")
+        return l3ic
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            lib = cls._import()
+        except Exception as exc:  # a half-written package may fail in any way at import
+            return Availability(False, f"l3ic import failed: {type(exc).__name__}: {exc}")
+        problems = []
+        for preset in cls.qualities:
+            try:
+                lib.Codec(preset)
+            except Exception as exc:  # missing weights raise L3ICError; anything else too
+                problems.append(f"{preset}: {type(exc).__name__}: {exc}")
+            else:
+                return Availability(True)
+        return Availability(False, "no usable preset (" + "; ".join(problems) + ")")
+
+    def model(self, preset: Quality) -> Any:
+        """The cached ``l3ic.Codec`` of a preset (raises ``l3ic.L3ICError`` without weights)."""
+        key = str(preset)
+        if key not in self._models:
+            self._models[key] = self._import().Codec(key)
+        return self._models[key]
+
+    def sweep(self) -> tuple[Quality, ...]:
+        lib = self._import()
+        usable = []
+        for preset in self.qualities:
+            try:
+                self.model(preset)
+            except lib.L3ICError:
+                continue
+            usable.append(preset)
+        return tuple(usable)
+
+    @property
+    def description(self) -> str:
+        import keras
+
+        lib = self._import()
+        return (f"l3ic {getattr(lib, '__version__', '?')} (Keras {keras.__version__}, "
+                f"backend {keras.backend.backend()})")
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        _check_image(image)
+        return bytes(self.model(quality).compress(image))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return np.asarray(self._import().decompress(data))
+
+
+CODECS: dict[str, type[Codec]] = {
+    cls.name: cls for cls in (JPEG420, JPEG444, WebP, JPEG2000, AVIF, JPEGXL, HEVC444, L3IC)
+}
+
+
+def get_codec(name: str, threads: int | None = None) -> Codec:
+    """Instantiate a codec by name; raises ``ValueError`` naming the valid ones."""
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
+    return CODECS[name](threads=threads)

@@ -1,0 +1,92 @@
+"""The module-level functions of l3ic: compress, decompress, read_latent, imread, imwrite."""
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import container
+from .codec import Codec
+from .errors import L3ICError
+from .image import read_image, write_atomic
+
+__all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec"]
+
+
+@functools.lru_cache(maxsize=8)
+def get_codec(model: str) -> Codec:
+    """The shared Codec of a preset (loaded once per process)."""
+    return Codec(model)
+
+
+def compress(image_or_path, model: str = "32c", drop_alpha: bool = False) -> bytes:
+    """Compresses an image.
+
+    Args:
+        image_or_path: (H, W, 3) or (H, W) array (uint8; uint16 and float in [0, 1] are
+            converted), or the path of an image file.
+        model: "16c", "32c" or "64c".
+        drop_alpha: discard an alpha channel instead of refusing RGBA input.
+
+    Returns:
+        The .l3ic file as bytes.
+    """
+    return get_codec(model).compress(image_or_path, drop_alpha=drop_alpha)
+
+
+def _codec_for(data: bytes) -> Codec:
+    return get_codec(container.parse(data).preset)
+
+
+def decompress(data: bytes) -> np.ndarray:
+    """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files)."""
+    return _codec_for(data).decompress(data)
+
+
+def read_latent(data: bytes, channels: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
+    """Decodes only the latent (no network), optionally only some channels.
+
+    Streams of channels not asked for are skipped by their stored lengths, not decoded.
+
+    Returns:
+        ((h, w, k) int8 latent with values -15..16, metadata dict: preset, width, height,
+        grayscale, latent_shape, channels, fingerprint).
+    """
+    return _codec_for(data).unpack_latent(data, channels)
+
+
+def _is_l3ic(path: Path) -> bool:
+    if path.suffix.lower() == ".l3ic":
+        return True
+    with open(path, "rb") as f:
+        return f.read(4) == container.MAGIC
+
+
+def imread(path: str | os.PathLike) -> np.ndarray:
+    """Reads an .l3ic file (decoded) or any image file imageio reads, as a uint8 array."""
+    path = Path(path)
+    if not path.is_file():
+        raise L3ICError(f"no such file: {path}")
+    if _is_l3ic(path):
+        return decompress(path.read_bytes())
+    return read_image(path)
+
+
+def imwrite(path: str | os.PathLike, image, model: str = "32c", force: bool = True) -> None:
+    """Writes an image: compressed with ``model`` if ``path`` ends in .l3ic, else via imageio.
+
+    The file appears whole or not at all (temporary file + rename).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".l3ic":
+        data = compress(image, model=model)
+    else:
+        import imageio.v3 as iio
+
+        try:
+            data = iio.imwrite("<bytes>", np.asarray(image), extension=path.suffix)
+        except Exception as e:  # imageio raises many types for unwritable formats
+            raise L3ICError(f"cannot write {path}: {e}") from None
+    write_atomic(path, data, force=force)

@@ -1,0 +1,185 @@
+"""The .l3ic file format, version 1 (byte by byte in docs/format.md).
+
+A file is a header (magic, version, preset, weights fingerprint, sizes, one entry per channel,
+header CRC-32), then the channel streams back to back, then a CRC-32 of everything before it.
+Every stream's length is in the header, so channel k is found without decoding channels < k.
+"""
+
+import zlib
+from dataclasses import dataclass, field
+
+from .entropy import (
+    ALPHABET,
+    CONSTANT,
+    PRIOR,
+    TABLE,
+    ChannelCode,
+    pack_table,
+    read_varint,
+    unpack_table,
+)
+from .entropy import write_varint as _v
+from .errors import L3ICError
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "Container",
+    "pack",
+    "parse",
+    "header_size",
+]
+
+MAGIC = b"L3IC"
+VERSION = 1
+FLAG_GRAY = 1
+MAX_SIDE = 1 << 20  # pixels per side
+MAX_PIXELS = 1 << 28  # 268 megapixels: a larger decode would need gigabytes
+MAX_CHANNELS = 1024
+FINGERPRINT_BYTES = 8
+
+
+@dataclass
+class Container:
+    """Everything a .l3ic file holds.
+
+    Attributes:
+        preset: model name, e.g. ``"32c"`` (ASCII, 1..32 characters).
+        fingerprint: 8 bytes identifying the weights the file was encoded with.
+        width, height: size of the original image in pixels.
+        grayscale: decode to a (H, W) image instead of (H, W, 3).
+        latent_shape: (h, w, C) with h = ceil(height / 8), w = ceil(width / 8).
+        codes: C ChannelCode, one per latent channel.
+        offsets: byte offset of each channel's stream in the file (filled by ``parse``).
+    """
+
+    preset: str
+    fingerprint: bytes
+    width: int
+    height: int
+    grayscale: bool
+    latent_shape: tuple[int, int, int]
+    codes: list[ChannelCode] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+
+def _check_sizes(width: int, height: int, latent_shape: tuple[int, int, int]) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise L3ICError(f"image size {width}x{height} out of range (1..{MAX_SIDE} per side)")
+    if width * height > MAX_PIXELS:
+        raise L3ICError(f"image size {width}x{height} exceeds {MAX_PIXELS} pixels")
+    h, w, c = latent_shape
+    if (h, w) != (-(-height // 8), -(-width // 8)):
+        raise L3ICError(f"latent shape {h}x{w} does not match image size {width}x{height}")
+    if not 1 <= c <= MAX_CHANNELS:
+        raise L3ICError(f"latent channel count {c} out of range (1..{MAX_CHANNELS})")
+
+
+def pack(c: Container) -> bytes:
+    """Serialises a container. Returns the whole file as bytes."""
+    _check_sizes(c.width, c.height, c.latent_shape)
+    name = c.preset.encode("ascii")
+    if not 1 <= len(name) <= 32 or len(c.fingerprint) != FINGERPRINT_BYTES:
+        raise L3ICError(f"bad preset name {c.preset!r} or fingerprint")
+    head = bytearray(MAGIC)
+    head += bytes([VERSION, FLAG_GRAY if c.grayscale else 0, len(name)]) + name + c.fingerprint
+    for n in (c.width, c.height, *c.latent_shape):
+        head += _v(n)
+    for code in c.codes:
+        head.append(code.mode)
+        if code.mode == CONSTANT:
+            head.append(code.symbol)
+        else:
+            head += _v(len(code.stream))
+        if code.mode == TABLE:
+            head += pack_table(code.table)
+    head += zlib.crc32(head).to_bytes(4, "little")
+    body = head + b"".join(code.stream for code in c.codes)
+    return bytes(body + zlib.crc32(body).to_bytes(4, "little"))
+
+
+def _need(data: bytes, pos: int, n: int) -> None:
+    if pos + n > len(data):
+        raise L3ICError("truncated .l3ic file")
+
+
+def parse(data: bytes) -> Container:
+    """Parses and checks a .l3ic file (both checksums, sizes, stream lengths).
+
+    Args:
+        data: the whole file.
+
+    Raises:
+        L3ICError: not an .l3ic file, unknown version, damaged, truncated or absurd sizes.
+    """
+    data = bytes(data)
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise L3ICError("not an .l3ic file (wrong magic bytes)")
+    _need(data, 4, 3)
+    version, flags, name_len = data[4], data[5], data[6]
+    if version != VERSION:
+        raise L3ICError(f"unsupported .l3ic version {version} (this l3ic reads version {VERSION})")
+    if flags & ~FLAG_GRAY or not 1 <= name_len <= 32:
+        raise L3ICError("corrupt .l3ic header")
+    pos = 7
+    _need(data, pos, name_len + FINGERPRINT_BYTES)
+    try:
+        preset = data[pos : pos + name_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise L3ICError("corrupt .l3ic header (preset name)") from None
+    pos += name_len
+    fingerprint = data[pos : pos + FINGERPRINT_BYTES]
+    pos += FINGERPRINT_BYTES
+    sizes = []
+    for _ in range(5):
+        n, pos = read_varint(data, pos)
+        sizes.append(n)
+    width, height, *latent = sizes
+    _check_sizes(width, height, tuple(latent))
+    codes = []
+    for _ in range(latent[2]):
+        _need(data, pos, 1)
+        mode = data[pos]
+        pos += 1
+        if mode == CONSTANT:
+            _need(data, pos, 1)
+            if data[pos] >= ALPHABET:
+                raise L3ICError(f"corrupt .l3ic header (symbol {data[pos]} out of range)")
+            codes.append(ChannelCode(CONSTANT, symbol=data[pos]))
+            pos += 1
+            continue
+        if mode not in (PRIOR, TABLE):
+            raise L3ICError(f"corrupt .l3ic header (channel mode {mode})")
+        length, pos = read_varint(data, pos)
+        table = None
+        if mode == TABLE:
+            table, pos = unpack_table(data, pos)
+        codes.append(ChannelCode(mode, table=table, stream=length))
+    _need(data, pos, 4)
+    if zlib.crc32(data[:pos]) != int.from_bytes(data[pos : pos + 4], "little"):
+        raise L3ICError("corrupt .l3ic file (header checksum mismatch)")
+    pos += 4
+    offsets = []
+    for code in codes:
+        length = code.stream if code.mode != CONSTANT else 0
+        offsets.append(pos)
+        _need(data, pos, length)
+        code.stream = data[pos : pos + length]
+        pos += length
+    if pos + 4 != len(data):
+        raise L3ICError(
+            "truncated .l3ic file" if pos + 4 > len(data) else "trailing bytes after .l3ic data"
+        )
+    if zlib.crc32(data[:pos]) != int.from_bytes(data[pos:], "little"):
+        raise L3ICError("corrupt .l3ic file (checksum mismatch)")
+    return Container(
+        preset, fingerprint, width, height, bool(flags & FLAG_GRAY), tuple(latent), codes, offsets
+    )
+
+
+def header_size(data: bytes) -> int:
+    """Bytes taken by the header (everything but streams and the final checksum) of a valid file."""
+    c = parse(data)
+    return len(data) - 4 - sum(len(code.stream) for code in c.codes)

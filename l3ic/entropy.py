@@ -1,0 +1,206 @@
+"""Per-channel entropy coding of codebook indices with constriction's ANS coder.
+
+Every latent channel is its own stream with its own frequency table, so any channel can be
+decoded alone. A channel is coded in one of three modes (whichever is smallest):
+
+- ``CONSTANT``: every value is the same; only that value is stored, no stream.
+- ``PRIOR``: the stream is coded with the model's per-channel prior table (shipped with the
+  weights), so the file stores no table.
+- ``TABLE``: the stream is coded with the channel's own quantised histogram, stored compactly
+  (see ``pack_table`` and docs/format.md).
+
+Symbols are codebook indices 0..31 (``q + 15``) as uint8, row-major over (h, w).
+"""
+
+import constriction
+import numpy as np
+
+from .errors import L3ICError
+from .quantizer import CODEBOOK
+
+__all__ = [
+    "ALPHABET",
+    "TABLE_TOTAL",
+    "CONSTANT",
+    "PRIOR",
+    "TABLE",
+    "ChannelCode",
+    "quantize_counts",
+    "default_prior",
+    "pack_table",
+    "unpack_table",
+    "encode_channel",
+    "decode_channel",
+    "read_varint",
+    "write_varint",
+]
+
+ALPHABET = len(CODEBOOK)  # 32 symbols
+TABLE_BITS = 12
+TABLE_TOTAL = 1 << TABLE_BITS  # quantised tables sum to 4096
+CONSTANT, PRIOR, TABLE = 0, 1, 2
+
+_AnsCoder = constriction.stream.stack.AnsCoder
+_Categorical = constriction.stream.model.Categorical
+
+
+class ChannelCode:
+    """One coded channel: its mode, the constant symbol or table, and the stream bytes.
+
+    Attributes:
+        mode: CONSTANT, PRIOR or TABLE.
+        symbol: the constant symbol (CONSTANT mode), else 0.
+        table: (32,) int64 counts summing to TABLE_TOTAL (TABLE mode), else None.
+        stream: the ANS words as little-endian bytes (empty for CONSTANT).
+    """
+
+    __slots__ = ("mode", "symbol", "table", "stream")
+
+    def __init__(self, mode: int, symbol: int = 0, table=None, stream: bytes = b""):
+        self.mode, self.symbol, self.table, self.stream = mode, symbol, table, stream
+
+
+def quantize_counts(hist: np.ndarray) -> np.ndarray:
+    """Scales a histogram to integers summing to TABLE_TOTAL, keeping every present symbol >= 1.
+
+    Args:
+        hist: (32,) non-negative counts, not all zero.
+
+    Returns:
+        (32,) int64 counts, sum == TABLE_TOTAL, zero exactly where ``hist`` is zero.
+    """
+    hist = np.asarray(hist, dtype=np.float64)
+    present = hist > 0
+    counts = np.where(present, np.maximum(1, np.floor(hist / hist.sum() * TABLE_TOTAL)), 0)
+    counts = counts.astype(np.int64)
+    # Give the rounding error to (or take it from) the most frequent symbols, keeping each >= 1.
+    order = np.argsort(-hist, kind="stable")
+    diff = TABLE_TOTAL - int(counts.sum())
+    i = 0
+    while diff != 0:
+        k = order[i % int(present.sum())]
+        step = 1 if diff > 0 else -1
+        if counts[k] + step >= 1:
+            counts[k] += step
+            diff -= step
+        i += 1
+    return counts
+
+
+def default_prior(channels: int) -> np.ndarray:
+    """A generic prior for models without a learnt one: p(q) proportional to 2**-|q|.
+
+    Returns:
+        (channels, 32) int64 tables, each summing to TABLE_TOTAL.
+    """
+    hist = 2.0 ** -np.abs(CODEBOOK.astype(np.float64))
+    return np.tile(quantize_counts(hist * 1e6), (channels, 1))
+
+
+def _model(table: np.ndarray):
+    return _Categorical(np.asarray(table, dtype=np.float64), perfect=False)
+
+
+def pack_table(table: np.ndarray) -> bytes:
+    """Compact table: first symbol, span n, then n-1 counts as LEB128 varints (the last is implied).
+
+    Args:
+        table: (32,) int counts summing to TABLE_TOTAL.
+    """
+    nz = np.flatnonzero(table)
+    lo, hi = int(nz[0]), int(nz[-1])
+    out = bytearray([lo, hi - lo + 1])
+    for c in table[lo:hi]:
+        out += write_varint(int(c))
+    return bytes(out)
+
+
+def unpack_table(buf: bytes, pos: int) -> tuple[np.ndarray, int]:
+    """Inverse of ``pack_table``: returns ((32,) int64 table, position after it)."""
+    if pos + 2 > len(buf):
+        raise L3ICError("truncated frequency table")
+    lo, n = buf[pos], buf[pos + 1]
+    pos += 2
+    if n < 1 or lo + n > ALPHABET:
+        raise L3ICError(f"bad frequency table: first symbol {lo}, span {n}")
+    table = np.zeros(ALPHABET, dtype=np.int64)
+    for k in range(lo, lo + n - 1):
+        table[k], pos = read_varint(buf, pos)
+    table[lo + n - 1] = TABLE_TOTAL - table.sum()
+    if table[lo + n - 1] < 1 or (table > TABLE_TOTAL).any():
+        raise L3ICError("bad frequency table: counts do not add up")
+    return table, pos
+
+
+def write_varint(n: int) -> bytes:
+    """LEB128 encoding of a non-negative integer."""
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def read_varint(buf: bytes, pos: int, max_bytes: int = 5) -> tuple[int, int]:
+    """Reads one LEB128 varint at ``pos``; returns (value, next position)."""
+    value = 0
+    for i in range(max_bytes):
+        if pos >= len(buf):
+            raise L3ICError("truncated header")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos
+    raise L3ICError("bad header: overlong number")
+
+
+def _ans_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
+    coder = _AnsCoder()
+    coder.encode_reverse(symbols.astype(np.int32), _model(table))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
+    """Codes one channel in the cheapest of the three modes.
+
+    Args:
+        symbols: (n,) uint8 codebook indices 0..31.
+        prior: (32,) int table of this channel's prior.
+    """
+    hist = np.bincount(symbols, minlength=ALPHABET)
+    if np.count_nonzero(hist) == 1:
+        return ChannelCode(CONSTANT, symbol=int(symbols[0]))
+    by_prior = _ans_encode(symbols, prior)
+    table = quantize_counts(hist)
+    by_table = _ans_encode(symbols, table)
+    if len(by_prior) <= len(by_table) + len(pack_table(table)):
+        return ChannelCode(PRIOR, stream=by_prior)
+    return ChannelCode(TABLE, table=table, stream=by_table)
+
+
+def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:
+    """Decodes one channel of ``n`` symbols; raises L3ICError if the stream does not fit.
+
+    Returns:
+        (n,) uint8 codebook indices.
+    """
+    if code.mode == CONSTANT:
+        return np.full(n, code.symbol, dtype=np.uint8)
+    if len(code.stream) == 0 or len(code.stream) % 4:
+        raise L3ICError(f"corrupt channel stream of {len(code.stream)} bytes")
+    words = np.frombuffer(code.stream, dtype="<u4").astype(np.uint32)
+    table = prior if code.mode == PRIOR else code.table
+    try:
+        decoder = _AnsCoder(words)
+        symbols = decoder.decode(_model(table), n)
+        exact = decoder.is_empty()
+    except (ValueError, RuntimeError, OverflowError) as e:
+        raise L3ICError(f"corrupt channel stream: {e}") from None
+    if not exact:
+        raise L3ICError("corrupt channel stream: data left over after decoding")
+    return symbols.astype(np.uint8)

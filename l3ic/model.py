@@ -1,0 +1,144 @@
+"""The l3ic autoencoder: encoder, quantiser, decoder and the rate-distortion loss.
+
+Data flow (architecture.md, section 1)::
+
+    x (B, H, W, 3) in [0, 1]
+      -> encoder -> z (B, H/8, W/8, C) float
+      -> quantiser -> q (B, H/8, W/8, C), integers -15..16
+      -> decoder -> y (B, H, W, 3) in [0, 1]
+
+H and W must be multiples of 8 here; ``l3ic.codec`` pads any image to that.
+"""
+
+import keras
+from keras import ops
+
+from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
+
+__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES"]
+
+RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
+
+
+def _conv(filters: int, size: int, name: str, stride: int = 1, activation=None):
+    return keras.layers.Conv2D(
+        filters, size, strides=stride, padding="same", activation=activation, name=name
+    )
+
+
+def _lrelu(x):
+    return ops.leaky_relu(x, LEAKY_SLOPE)
+
+
+def build_encoder(channels: int) -> keras.Model:
+    """Encoder: (B, H, W, 3) float in [0, 1] -> z (B, H/8, W/8, channels) float."""
+    x = keras.Input((None, None, 3), name="x")
+    a = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed")(x)
+    a = _conv(64, 5, "e1", stride=2, activation=_lrelu)(a)
+    a = _conv(128, 5, "e2", stride=2)(a)
+    a = ResidualBlock(128, pre_activation=True, name="r1")(a)
+    a = ResidualBlock(128, name="r2")(a)
+    a = ResidualBlock(128, name="r3")(a)
+    a = _conv(channels, 5, "e3", stride=2)(a)
+    z = LatentScale(name="scale")(a)
+    return keras.Model(x, z, name="encoder")
+
+
+def build_decoder(channels: int) -> keras.Model:
+    """Decoder: q (B, h, w, channels) float -> y (B, 8h, 8w, 3) float in [0, 1]."""
+    q = keras.Input((None, None, channels), name="q")
+    a = _conv(512, 3, "d1")(q)
+    a = DepthToSpace(2, name="p1")(a)
+    a = ResidualBlock(128, name="r4")(a)
+    a = ResidualBlock(128, name="r5")(a)
+    a = ResidualBlock(128, name="r6")(a)
+    a = _conv(256, 3, "d2", activation=_lrelu)(a)
+    a = DepthToSpace(2, name="p2")(a)
+    a = _conv(12, 3, "d3")(a)
+    a = DepthToSpace(2, name="p3")(a)
+    y = ClipToUnit(name="y")(a)
+    return keras.Model(q, y, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package="l3ic")
+class L3ICModel(keras.Model):
+    """Encoder + quantiser + decoder, trained with ``loss = MSE + lmbda * estimated bpp``.
+
+    Args:
+        channels: latent channels C (16, 32 or 64 for the presets).
+        backward: the quantiser's gradient, ``"soft-t"`` (published), ``"ste"`` or ``"noise"``.
+        rate: ``"channel"`` (mean of per-channel soft entropies, what the coder pays) or
+            ``"pooled"`` (one histogram over all channels, the published estimate).
+        rate_gamma: width of the soft histogram's Student-t kernel (25 as published).
+        lmbda: weight of the estimated bits per pixel against the MSE of images in [0, 1].
+        seed: seed of the quantiser's noise (``backward="noise"``).
+
+    ``call(x)`` takes x (B, H, W, 3) float in [0, 1] and returns ``{"y": (B, H, W, 3),
+    "z": (B, H/8, W/8, C)}``.
+    """
+
+    def __init__(
+        self,
+        channels: int = 32,
+        backward: str = "ste",
+        rate: str = "channel",
+        rate_gamma: float = GAMMA,
+        lmbda: float = 4e-4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if rate not in RATES:
+            raise ValueError(f"rate must be one of {sorted(RATES)}, got {rate!r}")
+        self.channels = channels
+        self.backward = backward
+        self.rate = rate
+        self.rate_gamma = rate_gamma
+        self.lmbda = lmbda
+        self.seed = seed
+        self.encoder = build_encoder(channels)
+        self.quantizer = Quantizer(backward, seed=seed, name="quantizer")
+        self.decoder = build_decoder(channels)
+        self.mse_tracker = keras.metrics.Mean(name="mse")
+        self.bpp_tracker = keras.metrics.Mean(name="bpp_est")
+
+    def call(self, x, training=False):
+        z = self.encoder(x, training=training)
+        q = self.quantizer(z, training=training)
+        return {"y": self.decoder(q, training=training), "z": z}
+
+    def estimated_bpp(self, z):
+        """Differentiable bits per pixel of a batch of latents z (B, h, w, C): scalar float32."""
+        bits = RATES[self.rate](z, self.rate_gamma)
+        return bits * (self.channels / 64.0)
+
+    def _terms(self, x, y_pred):
+        x = ops.cast(x, "float32")
+        mse = ops.mean(ops.square(x - ops.cast(y_pred["y"], "float32")))
+        return mse, self.estimated_bpp(y_pred["z"])
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        mse, bpp = self._terms(x, y_pred)
+        return mse + self.lmbda * bpp
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        mse, bpp = self._terms(x, y_pred)
+        self.mse_tracker.update_state(mse)
+        self.bpp_tracker.update_state(bpp)
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.mse_tracker, self.bpp_tracker]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "channels": self.channels,
+            "backward": self.backward,
+            "rate": self.rate,
+            "rate_gamma": self.rate_gamma,
+            "lmbda": self.lmbda,
+            "seed": self.seed,
+        }

@@ -1,0 +1,103 @@
+"""Registry of named models: "16c", "32c", "64c" -> weights and sidecar JSON in models/.
+
+A preset NAME has ``models/NAME.npz`` (float16 weights keyed by variable path, e.g.
+``encoder/e1/kernel``) and ``models/NAME.json`` (recipe, figures, per-channel priors, channel
+importance order; see docs/training.md).
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import L3ICError
+
+__all__ = [
+    "PRESETS",
+    "models_dir",
+    "preset_channels",
+    "weights_path",
+    "load_sidecar",
+    "fingerprint",
+    "model_arrays",
+    "save_weights",
+    "load_weights",
+]
+
+PRESETS = {"16c": 16, "32c": 32, "64c": 64}
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def models_dir() -> Path:
+    """The installed ``l3ic/models`` folder, or ``models/`` of a source checkout."""
+    installed = _PACKAGE / "models"
+    return installed if installed.is_dir() else _PACKAGE.parent / "models"
+
+
+def preset_channels(name: str) -> int:
+    """Latent channels of a preset; raises L3ICError for an unknown name."""
+    if name not in PRESETS:
+        raise L3ICError(f"unknown model {name!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def weights_path(name: str) -> Path:
+    """Path of a preset's weights; raises L3ICError if the file is missing."""
+    preset_channels(name)
+    path = models_dir() / f"{name}.npz"
+    if not path.is_file():
+        raise L3ICError(
+            f"weights for model {name!r} are missing: {path} not found "
+            "(train them with `l3ic train`, see docs/training.md)"
+        )
+    return path
+
+
+def load_sidecar(name: str) -> dict:
+    """The JSON sidecar of a preset (priors, channel order, recipe, figures)."""
+    path = weights_path(name).with_suffix(".json")
+    if not path.is_file():
+        raise L3ICError(f"sidecar for model {name!r} is missing: {path} not found")
+    return json.loads(path.read_text())
+
+
+def model_arrays(model) -> dict[str, np.ndarray]:
+    """Encoder and decoder weights of an L3ICModel as {"encoder/e1/kernel": float32 array}."""
+    return {
+        f"{part.name}/{v.path}": np.asarray(v.numpy())
+        for part in (model.encoder, model.decoder)
+        for v in part.weights
+    }
+
+
+def fingerprint(arrays: dict[str, np.ndarray]) -> bytes:
+    """8-byte identity of a set of weights: SHA-256 over sorted names, shapes and float16 values."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key], dtype="<f2")
+        h.update(key.encode() + str(a.shape).encode() + a.tobytes())
+    return h.digest()[:8]
+
+
+def save_weights(model, path: str | Path) -> bytes:
+    """Stores the weights of an L3ICModel as float16 .npz; returns their fingerprint."""
+    arrays = {k: v.astype(np.float16) for k, v in model_arrays(model).items()}
+    np.savez(path, **arrays)
+    return fingerprint(arrays)
+
+
+def load_weights(model, path: str | Path) -> bytes:
+    """Loads float16 .npz weights into an L3ICModel (as float32); returns their fingerprint."""
+    try:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise L3ICError(f"cannot read weights {path}: {e}") from None
+    for part in (model.encoder, model.decoder):
+        for v in part.weights:
+            key = f"{part.name}/{v.path}"
+            if key not in arrays or arrays[key].shape != tuple(v.shape):
+                raise L3ICError(f"weights {path} do not fit this model (at {key})")
+            v.assign(arrays[key].astype(np.float32))
+    return fingerprint(arrays)
