@@ -6,25 +6,38 @@ Public API::
     image = l3ic.decompress(data)                         # -> (H, W, 3) uint8
     latent, meta = l3ic.read_latent(data, channels=[0])  # -> (H/8, W/8, 1) int8
     codec = l3ic.Codec("32c"); codec.encode_latent(image)
+
+Names are imported on first use, so ``import l3ic`` stays cheap until the model is needed.
 """
 
+import importlib
 import os
+
+from .errors import L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .api import compress, decompress, imread, imwrite, read_latent  # noqa: E402
-from .codec import Codec  # noqa: E402
-from .errors import L3ICError  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "Codec",
-    "L3ICError",
-    "compress",
-    "decompress",
-    "imread",
-    "imwrite",
-    "read_latent",
-    "__version__",
-]
+_LAZY = {
+    "compress": "api",
+    "decompress": "api",
+    "read_latent": "api",
+    "imread": "api",
+    "imwrite": "api",
+    "Codec": "codec",
+}
+
+__all__ = ["L3ICError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'l3ic' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -19,12 +19,12 @@ import keras
 import numpy as np
 
 from . import container, entropy
+from .codebook import QMIN
 from .errors import L3ICError
 from .image import read_image, to_rgb8
 from .model import L3ICModel
 from .presets import fingerprint, load_sidecar, load_weights, model_arrays, preset_channels
 from .presets import weights_path as _weights_path
-from .quantizer import QMIN
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
 

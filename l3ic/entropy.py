@@ -15,8 +15,8 @@ Symbols are codebook indices 0..31 (``q + 15``) as uint8, row-major over (h, w).
 import constriction
 import numpy as np
 
+from .codebook import ALPHABET, CODEBOOK
 from .errors import L3ICError
-from .quantizer import CODEBOOK
 
 __all__ = [
     "ALPHABET",
@@ -35,7 +35,6 @@ __all__ = [
     "write_varint",
 ]
 
-ALPHABET = len(CODEBOOK)  # 32 symbols
 TABLE_BITS = 12
 TABLE_TOTAL = 1 << TABLE_BITS  # quantised tables sum to 4096
 CONSTANT, PRIOR, TABLE = 0, 1, 2

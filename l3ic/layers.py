@@ -18,7 +18,7 @@ class ResidualBlock(keras.layers.Layer):
 
     Args:
         filters: channels of both convolutions and of the input.
-        pre_activation: feed the branch with ``lrelu(a)`` (block R1 of the encoder) instead of ``a``.
+        pre_activation: feed the branch with ``lrelu(a)`` (encoder block R1), not ``a``.
 
     Shapes: (B, H, W, filters) -> (B, H, W, filters), same dtype.
     """

@@ -7,6 +7,7 @@ importance order; see docs/training.md).
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def models_dir() -> Path:
-    """The installed ``l3ic/models`` folder, or ``models/`` of a source checkout."""
+    """``$L3IC_MODELS_DIR`` if set, else installed ``l3ic/models``, else the checkout's."""
+    if os.environ.get("L3IC_MODELS_DIR"):
+        return Path(os.environ["L3IC_MODELS_DIR"])
     installed = _PACKAGE / "models"
     return installed if installed.is_dir() else _PACKAGE.parent / "models"
 

@@ -13,8 +13,9 @@ one of three ways (``backward``):
 """
 
 import keras
-import numpy as np
 from keras import ops
+
+from .codebook import CODEBOOK, QMAX, QMIN
 
 __all__ = [
     "CODEBOOK",
@@ -26,8 +27,6 @@ __all__ = [
     "pooled_entropy",
 ]
 
-QMIN, QMAX = -15, 16
-CODEBOOK = np.arange(QMIN, QMAX + 1, dtype=np.float32)  # 32 values, index = q - QMIN
 NU, GAMMA = 50.0, 25.0
 BACKWARDS = ("soft-t", "ste", "noise")
 

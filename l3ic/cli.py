@@ -1,0 +1,238 @@
+"""The ``l3ic`` command: compress, decompress, info (and train, see docs/training.md).
+
+Exit codes: 0 success, 1 bad input (one line on stderr per failed file), 2 bad usage.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import L3ICError
+
+__all__ = ["main"]
+
+EXAMPLES = """examples:
+  l3ic compress photo.png                      # -> photo.l3ic (model 32c)
+  l3ic compress -m 16c photo.png -o small.l3ic
+  l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
+  l3ic decompress photo.l3ic                   # -> photo.png
+  l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
+  l3ic info photo.l3ic --json
+  l3ic train --help                            # train a preset (docs/training.md)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="l3ic",
+        description="l3ic: a lightweight learned lossy image codec.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"l3ic {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    c = add(
+        "compress",
+        "compress images to .l3ic files",
+        "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/",
+    )
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
+    c.add_argument("-m", "--model", default="32c", choices=["16c", "32c", "64c"])
+    c.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of refusing")
+    _add_outputs(c)
+
+    d = add(
+        "decompress",
+        "decode .l3ic files to images",
+        "examples:\n  l3ic decompress photo.l3ic\n  l3ic decompress *.l3ic --outdir png/",
+    )
+    d.add_argument("inputs", nargs="+", metavar="INPUT", help=".l3ic files")
+    d.add_argument("--format", default="png", help="output extension with --outdir (default png)")
+    _add_outputs(d)
+
+    i = add("info", "show what an .l3ic file holds", "example:\n  l3ic info photo.l3ic --json")
+    i.add_argument("file", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
+    return p
+
+
+def _add_outputs(p: argparse.ArgumentParser) -> None:
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="OUT", help="output file (one input only)")
+    out.add_argument("--outdir", metavar="DIR", help="folder for the outputs")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _output_for(path: Path, args, suffix: str) -> Path:
+    if args.output:
+        return Path(args.output)
+    folder = Path(args.outdir) if args.outdir else path.parent
+    return folder / (path.stem + suffix)
+
+
+def _compress_one(path: Path, args) -> str:
+    from .api import compress
+    from .image import read_image, write_atomic
+
+    out = _output_for(path, args, ".l3ic")
+    if out.exists() and not args.force:
+        raise L3ICError(f"{out} exists (use --force to overwrite)")
+    t0 = time.perf_counter()
+    image = read_image(path)
+    data = compress(image, model=args.model, drop_alpha=args.drop_alpha)
+    write_atomic(out, data, force=args.force)
+    h, w = image.shape[:2]
+    return (
+        f"{path} -> {out}: {len(data):,} bytes, {8 * len(data) / (h * w):.3f} bpp, "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
+
+
+def _decompress_one(path: Path, args) -> str:
+    import imageio.v3 as iio
+
+    from .api import decompress
+    from .image import write_atomic
+
+    out = _output_for(path, args, "." + args.format.lstrip("."))
+    if out.exists() and not args.force:
+        raise L3ICError(f"{out} exists (use --force to overwrite)")
+    if not path.is_file():
+        raise L3ICError(f"no such file: {path}")
+    t0 = time.perf_counter()
+    image = decompress(path.read_bytes())
+    try:
+        encoded = iio.imwrite("<bytes>", image, extension=out.suffix.lower())
+    except Exception as e:  # imageio raises many types for unknown formats
+        raise L3ICError(f"cannot write {out}: {e}") from None
+    write_atomic(out, encoded, force=args.force)
+    return f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}, {time.perf_counter() - t0:.2f} s"
+
+
+def _run_many(args, one) -> int:
+    from tqdm import tqdm
+
+    paths = [Path(p) for p in args.inputs]
+    if args.output and len(paths) > 1:
+        print("l3ic: error: -o/--output takes one input; use --outdir for several", file=sys.stderr)
+        return 2
+    if args.outdir and not Path(args.outdir).is_dir():
+        Path(args.outdir).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    bar = tqdm(paths, unit="file", file=sys.stderr, disable=len(paths) < 3, leave=False)
+    for path in bar:
+        try:
+            tqdm.write(one(path, args), file=sys.stdout)
+        except (L3ICError, OSError) as e:
+            failed += 1
+            tqdm.write(f"l3ic: error: {path}: {_one_line(e)}", file=sys.stderr)
+    if failed and len(paths) > 1:
+        print(f"l3ic: {failed} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _one_line(e: Exception) -> str:
+    text = str(e) if not isinstance(e, OSError) or not e.strerror else e.strerror
+    return " ".join(text.split())
+
+
+def _info(args) -> int:
+    from . import container
+
+    path = Path(args.file)
+    try:
+        if not path.is_file():
+            raise L3ICError(f"no such file: {path}")
+        data = path.read_bytes()
+        c = container.parse(data)
+    except (L3ICError, OSError) as e:
+        print(f"l3ic: error: {path}: {_one_line(e)}", file=sys.stderr)
+        return 1
+    streams = [len(code.stream) for code in c.codes]
+    modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
+    info = {
+        "file": str(path),
+        "preset": c.preset,
+        "fingerprint": c.fingerprint.hex(),
+        "width": c.width,
+        "height": c.height,
+        "grayscale": c.grayscale,
+        "latent_shape": list(c.latent_shape),
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (c.width * c.height),
+        "header_bytes": len(data) - 4 - sum(streams),
+        "channel_bytes": streams,
+        "channel_modes": modes,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{path}: l3ic {c.preset}, {c.width}x{c.height}{' grayscale' if c.grayscale else ''}")
+    print(f"  {len(data):,} bytes, {info['bpp']:.4f} bpp, header {info['header_bytes']} bytes")
+    print(f"  latent {c.latent_shape[0]}x{c.latent_shape[1]}x{c.latent_shape[2]}")
+    order = np.argsort(streams)[::-1]
+    print("  channel bytes (mode): " + ", ".join(f"{k}:{streams[k]}({modes[k]})" for k in order))
+    return 0
+
+
+def _import_keras_quietly() -> None:
+    """Imports keras with file descriptor 2 muted: TensorFlow's C++ start-up notes bypass Python."""
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "train":
+        _import_keras_quietly()
+        from .train import main as train_main
+
+        return train_main(argv[1:])
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            return _info(args)
+        _import_keras_quietly()
+        one = _compress_one if args.command == "compress" else _decompress_one
+        return _run_many(args, one)
+    except KeyboardInterrupt:
+        print("l3ic: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""imageio v3 plugin: ``imageio.v3.imread("photo.l3ic")`` and ``imwrite("photo.l3ic", image)``.
+
+Installing l3ic registers the plugin automatically (see ``l3ic/_imageio_autoload.py``); calling
+``register()`` does the same by hand and is idempotent.
+
+Methods: ``read(index=0)`` -> (H, W, 3) or (H, W) uint8; ``iter()``; ``write(image, model="32c")``;
+``properties()``; ``metadata()``.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+from imageio.core.request import URI_BYTES, InitializationError, IOMode, Request
+from imageio.core.v3_plugin_api import ImageProperties, PluginV3
+
+from . import container
+from ._imageio_autoload import register
+
+__all__ = ["L3ICPlugin", "register"]
+
+
+class L3ICPlugin(PluginV3):
+    """Reads and writes .l3ic files through imageio (one image per file)."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self._data: bytes | None = None
+        if request.mode.io_mode == IOMode.read:
+            head = request.get_file().read(len(container.MAGIC))
+            request.get_file().seek(0)
+            if head != container.MAGIC:
+                raise InitializationError(f"{request.raw_uri!r} is not an .l3ic file")
+        elif (request.extension or request.format_hint) != ".l3ic":
+            raise InitializationError("l3ic writes only files ending in .l3ic")
+
+    def _bytes(self) -> bytes:
+        if self._data is None:
+            self._data = self.request.get_file().read()
+        return self._data
+
+    def read(self, *, index: int | None = 0) -> np.ndarray:
+        """Decodes the image: (H, W, 3) uint8, or (H, W) for grayscale files."""
+        from .api import decompress
+
+        if index not in (0, None, Ellipsis):
+            raise IndexError(f".l3ic files hold one image, index {index} asked for")
+        image = decompress(self._bytes())
+        return image[None] if index is Ellipsis else image
+
+    def iter(self) -> Iterator[np.ndarray]:
+        """Yields the one image of the file."""
+        yield self.read()
+
+    def write(self, ndimage, *, model: str = "32c", drop_alpha: bool = False) -> bytes | None:
+        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``model``."""
+        from .api import compress
+
+        data = compress(np.asarray(ndimage), model=model, drop_alpha=drop_alpha)
+        self.request.get_file().write(data)
+        return data if self.request._uri_type == URI_BYTES else None
+
+    def properties(self, index: int | None = 0) -> ImageProperties:
+        """Shape and dtype from the header alone (no decoding)."""
+        c = container.parse(self._bytes())
+        shape = (c.height, c.width) if c.grayscale else (c.height, c.width, 3)
+        if index is Ellipsis:
+            return ImageProperties(shape=(1, *shape), dtype=np.uint8, n_images=1, is_batch=True)
+        return ImageProperties(shape=shape, dtype=np.uint8)
+
+    def metadata(self, index: int | None = 0, exclude_applied: bool = True) -> dict:
+        """Preset, sizes, latent shape and weights fingerprint from the header."""
+        c = container.parse(self._bytes())
+        return {
+            "preset": c.preset,
+            "width": c.width,
+            "height": c.height,
+            "grayscale": c.grayscale,
+            "latent_shape": c.latent_shape,
+            "fingerprint": c.fingerprint.hex(),
+        }

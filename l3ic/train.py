@@ -1,0 +1,614 @@
+"""Training and export of l3ic models (``python -m l3ic.train``; see docs/training.md).
+
+A run lives in one folder RUN_DIR:
+
+- ``config.json``: the recipe (all arguments), the training data identity and the hardware;
+- ``ckpt.npz``: the latest checkpoint (model weights, optimizer variables, step, seconds), float32,
+  replaced atomically, so ``--resume`` continues exactly where it stopped;
+- ``log.csv``: one row per validation.
+
+Batches are a pure function of (seed, step) (``l3ic.train_data.PatchSampler``), so a resumed run
+trains on the same patches as an uninterrupted one.
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from . import entropy, metrics, train_data
+from .codec import Codec
+from .errors import L3ICError
+from .model import RATES, L3ICModel
+from .presets import PRESETS, load_weights, models_dir, save_weights
+from .quantizer import BACKWARDS, QMIN
+
+__all__ = [
+    "build_parser",
+    "main",
+    "HoldCosine",
+    "default_lmbda",
+    "Run",
+    "learn_priors",
+    "channel_order",
+    "validate",
+    "export_run",
+]
+
+DATA_ENV = "L3IC_TRAIN_DATA"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CKPT_NAME, CONFIG_NAME, LOG_NAME = "ckpt.npz", "config.json", "log.csv"
+LOG_FIELDS = (
+    "step",
+    "seconds",
+    "lr",
+    "loss",
+    "mse",
+    "bpp_est",
+    "bits_per_value",
+    "val_psnr",
+    "val_ssim",
+    "val_bpp",
+    "val_bpp_est",
+    "steps_per_s",
+)
+# Fields of config.json that --resume takes from the run, not from the command line.
+RECIPE = (
+    "channels",
+    "steps",
+    "batch",
+    "patch",
+    "lr",
+    "decay_start",
+    "lr_final",
+    "lmbda",
+    "backward",
+    "rate",
+    "mixed_precision",
+    "seed",
+    "flips",
+    "init",
+)
+
+EXAMPLES = """
+examples:
+  # the 32c preset on the default data, 20000 steps, export to models/32c.npz + .json
+  python -m l3ic.train --preset 32c --steps 20000 --out runs/32c --export 32c
+
+  # continue an interrupted run exactly (weights, optimizer, step, data order)
+  python -m l3ic.train --out runs/32c --resume
+
+  # fine-tune shipped weights with a fresh optimizer at a lower rate weight
+  python -m l3ic.train --preset 32c --init models/32c.npz --lmbda 3e-4 --lr 1e-4 --out runs/ft
+
+  # export a finished (or partly trained) run later
+  python -m l3ic.train export runs/32c --name 32c
+
+  # on a GPU machine (bf16 mixed precision is switched on automatically there)
+  KERAS_BACKEND=jax python -m l3ic.train --preset 64c --steps 200000 --batch 50 --out runs/64c
+"""
+
+
+def default_lmbda(channels: int) -> float:
+    """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / channels."""
+    return 2.03e-4 * 64 / channels
+
+
+def default_data_dir() -> Path:
+    """$L3IC_TRAIN_DATA, else ../shared/data/train-gpu next to the repository root."""
+    return Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data" / "train-gpu"))
+
+
+@keras.saving.register_keras_serializable(package="l3ic")
+class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate, then a cosine decay to ``lr * final`` at ``total`` steps.
+
+    Args:
+        lr: the initial (and held) learning rate.
+        total: the last step of the schedule.
+        decay_start: fraction of ``total`` after which the cosine decay begins.
+        final: the ratio of the last learning rate to ``lr``.
+    """
+
+    def __init__(self, lr: float, total: int, decay_start: float = 0.5, final: float = 0.1):
+        self.lr, self.total, self.decay_start, self.final = lr, total, decay_start, final
+
+    def __call__(self, step):
+        start = float(int(self.decay_start * self.total))
+        span = max(float(self.total) - start, 1.0)
+        t = ops.clip((ops.cast(step, "float32") - start) / span, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + ops.cos(np.pi * t))
+        return self.lr * (self.final + (1.0 - self.final) * cosine)
+
+    def get_config(self):
+        return {
+            "lr": self.lr,
+            "total": self.total,
+            "decay_start": self.decay_start,
+            "final": self.final,
+        }
+
+
+def _hardware() -> tuple[str, bool]:
+    """(description, whether a GPU is used) of this machine for the current Keras backend."""
+    gpus = [d for d in keras.distribution.list_devices() if "gpu" in d.lower()]
+    if gpus:
+        return f"{len(gpus)} GPU ({keras.backend.backend()})", True
+    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})", False
+
+
+def build_model(cfg: dict) -> L3ICModel:
+    """A compiled L3ICModel with built optimizer variables for the recipe ``cfg``."""
+    keras.utils.set_random_seed(cfg["seed"])
+    keras.config.set_dtype_policy("mixed_bfloat16" if cfg["mixed_precision"] else "float32")
+    net = L3ICModel(
+        cfg["channels"],
+        backward=cfg["backward"],
+        rate=cfg["rate"],
+        lmbda=cfg["lmbda"],
+        seed=cfg["seed"],
+    )
+    net(np.zeros((1, cfg["patch"], cfg["patch"], 3), dtype=np.float32))
+    schedule = HoldCosine(cfg["lr"], cfg["steps"], cfg["decay_start"], cfg["lr_final"])
+    net.compile(optimizer=keras.optimizers.Adam(schedule))
+    net.optimizer.build(net.trainable_variables)
+    return net
+
+
+class Run:
+    """A training run in a folder: its recipe, checkpoint and log.
+
+    Args:
+        out: the run folder.
+        cfg: the recipe (the keys of ``RECIPE`` plus ``data``).
+    """
+
+    def __init__(self, out: Path, cfg: dict):
+        self.out, self.cfg = out, cfg
+        self.net = build_model(cfg)
+        self.step, self.seconds = 0, 0.0
+
+    # ----- checkpoint -------------------------------------------------------------------------
+
+    def _variables(self) -> list:
+        return [*self.net.weights, *self.net.optimizer.variables]
+
+    def save(self) -> Path:
+        """Writes RUN_DIR/ckpt.npz (float32 weights + optimizer variables + step) atomically."""
+        arrays = {f"v{i:04d}": ops.convert_to_numpy(v) for i, v in enumerate(self._variables())}
+        arrays["step"] = np.int64(self.step)
+        arrays["seconds"] = np.float64(self.seconds)
+        path = self.out / CKPT_NAME
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    def restore(self) -> None:
+        """Loads RUN_DIR/ckpt.npz into the model and optimizer; raises L3ICError on mismatch."""
+        path = self.out / CKPT_NAME
+        if not path.is_file():
+            raise L3ICError(f"no checkpoint to resume from: {path} not found")
+        variables = self._variables()
+        with np.load(path) as f:
+            if len(f.files) != len(variables) + 2:
+                raise L3ICError(f"checkpoint {path} does not fit this recipe")
+            for i, v in enumerate(variables):
+                a = f[f"v{i:04d}"]
+                if a.shape != tuple(v.shape):
+                    raise L3ICError(f"checkpoint {path} does not fit this recipe (at {v.path})")
+                v.assign(a)
+            self.step, self.seconds = int(f["step"]), float(f["seconds"])
+
+    # ----- training ---------------------------------------------------------------------------
+
+    def log_row(self, row: dict) -> None:
+        """Appends one row to RUN_DIR/log.csv (writing the header first if the file is new)."""
+        path = self.out / LOG_NAME
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+    def train(
+        self,
+        sampler: train_data.PatchSampler,
+        val_images: list[np.ndarray],
+        prior_images: list[np.ndarray],
+        val_every: int,
+        ckpt_every: int,
+        stop_at: int | None = None,
+    ) -> None:
+        """Trains up to ``stop_at`` (default: the recipe's steps), validating and checkpointing.
+
+        Args:
+            sampler: the batches, by step.
+            val_images: (H, W, 3) uint8 validation images (real bpp, PSNR and SSIM).
+            prior_images: training images whose latent histograms give the validation priors.
+            val_every: validate every this many steps (and at the end).
+            ckpt_every: write a checkpoint every this many steps (and at the end).
+            stop_at: stop at this step (for tests of ``--resume``).
+        """
+        last = self.cfg["steps"] if stop_at is None else min(stop_at, self.cfg["steps"])
+        sums = np.zeros(3)
+        count, t_mark, step_mark = 0, time.perf_counter(), self.step
+        while self.step < last:
+            t0 = time.perf_counter()
+            logs = self.net.train_on_batch(sampler(self.step), return_dict=True)
+            self.step += 1
+            self.seconds += time.perf_counter() - t0
+            values = [float(logs[k]) for k in ("loss", "mse", "bpp_est")]
+            if not np.isfinite(values[0]):
+                raise L3ICError(f"loss is {values[0]} at step {self.step}: lower --lr")
+            sums += values
+            count += 1
+            if self.step % 50 == 0:
+                print(
+                    f"step {self.step}: loss {values[0]:.5f} mse {values[1]:.5f} "
+                    f"bpp_est {values[2]:.4f}",
+                    flush=True,
+                )
+            done = self.step == last
+            if self.step % ckpt_every == 0 or done:
+                self.save()
+            if self.step % val_every == 0 or done:
+                rate = (self.step - step_mark) / (time.perf_counter() - t_mark)
+                loss, mse, bpp = sums / max(count, 1)
+                row = {
+                    "step": self.step,
+                    "seconds": round(self.seconds, 1),
+                    "lr": f"{float(self.net.optimizer.learning_rate):.3g}",
+                    "loss": f"{loss:.6f}",
+                    "mse": f"{mse:.6f}",
+                    "bpp_est": f"{bpp:.4f}",
+                    "bits_per_value": f"{bpp * 64 / self.cfg['channels']:.4f}",
+                    "steps_per_s": f"{rate:.3f}",
+                }
+                if val_images:
+                    val = validate(self.net, val_images, prior_images)
+                    row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
+                self.log_row(row)
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+                sums[:] = 0
+                count, t_mark, step_mark = 0, time.perf_counter(), self.step
+
+
+# ----- validation and export ---------------------------------------------------------------
+
+
+def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
+    """Per-channel prior tables from the latents of ``images``.
+
+    The histogram of codebook indices (q + 15) of each channel, plus 1 in every bin so that no
+    symbol is impossible, quantised by ``entropy.quantize_counts``.
+
+    Returns:
+        (C, 32) int64 tables, each summing to 4096.
+    """
+    codec = Codec.from_model(net, "train", {})
+    hist = np.ones((net.channels, entropy.ALPHABET), dtype=np.int64)
+    for q in codec.encode_latent_batch(images):
+        idx = q.reshape(-1, net.channels).astype(np.int64) - QMIN
+        for k in range(net.channels):
+            hist[k] += np.bincount(idx[:, k], minlength=entropy.ALPHABET)
+    return np.stack([entropy.quantize_counts(h) for h in hist])
+
+
+def validate(
+    net: L3ICModel,
+    images: list[np.ndarray],
+    prior_images: list[np.ndarray],
+    priors: np.ndarray | None = None,
+) -> dict:
+    """Codes ``images`` for real and measures them.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        prior_images: images whose latents give the priors (when ``priors`` is None).
+        priors: (C, 32) prior tables to use instead.
+
+    Returns:
+        Means over ``images`` of psnr, ssim (l3ic.metrics), bpp (bytes of the .l3ic file x 8 /
+        pixels) and bpp_est (the model's differentiable estimate).
+    """
+    if priors is None:
+        priors = learn_priors(net, prior_images)
+    codec = Codec.from_model(net, "val", {"priors": priors.tolist()})
+    latents = codec.encode_latent_batch(images)
+    decoded = codec.decode_latent_batch(latents, [x.shape[:2] for x in images])
+    rows = []
+    for x, q, y in zip(images, latents, decoded, strict=True):
+        pixels = x.shape[0] * x.shape[1]
+        z = net.encoder(x[None].astype(np.float32) / 255.0, training=False)
+        rows.append(
+            (
+                metrics.psnr(x, y),
+                metrics.ssim(x, y),
+                8.0 * len(codec.pack_latent(q, x.shape[:2])) / pixels,
+                float(ops.convert_to_numpy(net.estimated_bpp(z))),
+            )
+        )
+    return dict(
+        zip(("psnr", "ssim", "bpp", "bpp_est"), np.mean(rows, axis=0).tolist(), strict=True)
+    )
+
+
+def channel_order(
+    net: L3ICModel, images: list[np.ndarray], priors: np.ndarray
+) -> tuple[list[int], list[float]]:
+    """Ranks channels by the PSNR lost when each is set to its most likely value.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        priors: (C, 32) prior tables (their mode is the most likely value).
+
+    Returns:
+        (channel indices, biggest loss first; mean PSNR loss in dB of every channel, by index).
+    """
+    codec = Codec.from_model(net, "order", {"priors": priors.tolist()})
+    latents = codec.encode_latent_batch(images)
+    sizes = [x.shape[:2] for x in images]
+
+    def mean_psnr(qs: list[np.ndarray]) -> float:
+        decoded = codec.decode_latent_batch(qs, sizes)
+        return float(np.mean([metrics.psnr(x, y) for x, y in zip(images, decoded, strict=True)]))
+
+    base = mean_psnr(latents)
+    losses = []
+    for k in range(net.channels):
+        flat = []
+        for q in latents:
+            q = q.copy()
+            q[..., k] = int(np.argmax(priors[k])) + QMIN
+            flat.append(q)
+        losses.append(base - mean_psnr(flat))
+    order = sorted(range(net.channels), key=lambda k: -losses[k])
+    return order, losses
+
+
+def _load_run(run_dir: Path) -> tuple[dict, "Run"]:
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file():
+        raise L3ICError(f"{run_dir} is not a training run: {config_path} not found")
+    cfg = json.loads(config_path.read_text())
+    run = Run(run_dir, cfg)
+    run.restore()
+    return cfg, run
+
+
+def export_run(run_dir: Path, name: str, out_dir: Path | None = None) -> Path:
+    """Writes ``out_dir/NAME.npz`` (float16 weights) and ``NAME.json`` from a run's checkpoint.
+
+    The sidecar holds the recipe, training data identity, steps, hardware and status, the
+    per-channel priors (all training images), the channel order (validation images), the
+    fingerprint, validation figures and the PSNR change caused by float16 storage.
+
+    Returns:
+        The path of the .npz file.
+    """
+    run_dir = Path(run_dir)
+    cfg, run = _load_run(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else models_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = train_data.list_images(cfg["data"])
+    train_files, val_files = train_data.split_files(files)
+    t0 = time.perf_counter()
+    priors = learn_priors(run.net, train_data.load_images(train_files))
+    val_images = train_data.load_images(val_files)
+    if not val_images:
+        raise L3ICError("no validation images: the channel order cannot be measured")
+    print(f"priors from {len(train_files)} images in {time.perf_counter() - t0:.0f} s", flush=True)
+    val32 = validate(run.net, val_images, [], priors)
+    order, losses = channel_order(run.net, val_images, priors)
+    print(f"channel order in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    npz = out_dir / f"{name}.npz"
+    fp = save_weights(run.net, npz)
+    half = L3ICModel(cfg["channels"])
+    half(np.zeros((1, 16, 16, 3), dtype=np.float32))
+    load_weights(half, npz)
+    val16 = validate(half, val_images, [], priors)
+    sidecar = {
+        "name": name,
+        "channels": cfg["channels"],
+        "status": "trained" if cfg["gpu"] else "cpu-short-schedule",
+        "hardware": cfg["hardware"] + ("" if cfg["gpu"] else ", short schedule"),
+        "recipe": {k: cfg[k] for k in RECIPE},
+        "backend": cfg["backend"],
+        "training_data": cfg["training_data"],
+        "validation_data": {**cfg["validation_data"], "rule": "sha1(file name) % 20 == 0"},
+        "steps": run.step,
+        "train_seconds": round(run.seconds),
+        "fingerprint": fp.hex(),
+        "validation": {k: round(v, 4) for k, v in val16.items()},
+        "float16_psnr_delta_db": round(val16["psnr"] - val32["psnr"], 5),
+        "channel_order": order,
+        "channel_psnr_loss_db": [round(v, 4) for v in losses],
+        "priors": priors.tolist(),
+    }
+    old = npz.with_suffix(".json")
+    if old.is_file():  # keep evaluation figures of the same weights
+        previous = json.loads(old.read_text())
+        if previous.get("fingerprint") == sidecar["fingerprint"]:
+            sidecar.update({k: v for k, v in previous.items() if k.startswith("kodak")})
+    old.write_text(json.dumps(sidecar, indent=1) + "\n")
+    print(
+        f"wrote {npz} ({npz.stat().st_size / 2**20:.2f} MiB) and {old.name}: val PSNR "
+        f"{val16['psnr']:.3f} dB, SSIM {val16['ssim']:.4f}, {val16['bpp']:.4f} bpp; "
+        f"float16 changes PSNR by {val16['psnr'] - val32['psnr']:+.5f} dB",
+        flush=True,
+    )
+    return npz
+
+
+# ----- command line -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m l3ic.train`` (training; ``export`` has its own)."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train",
+        description="Train an l3ic model (Adam; constant lr, then cosine decay). "
+        "Use `l3ic train export RUN_DIR --name NAME` to write models/NAME.npz + .json.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default="32c", help="model size")
+    p.add_argument("--channels", type=int, help="latent channels (overrides --preset)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"folder of training images (default ${DATA_ENV} or ../shared/data/train-gpu)",
+    )
+    p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
+    p.add_argument("--batch", type=int, default=16, help="patches per step")
+    p.add_argument("--patch", type=int, default=128, help="patch side in pixels (multiple of 8)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, held constant")
+    p.add_argument(
+        "--decay-start",
+        type=float,
+        default=0.5,
+        help="fraction of --steps after which the lr decays (cosine) (default 0.5)",
+    )
+    p.add_argument(
+        "--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr (default 0.1)"
+    )
+    p.add_argument(
+        "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
+    )
+    p.add_argument("--backward", choices=BACKWARDS, default="ste", help="quantiser gradient")
+    p.add_argument("--rate", choices=sorted(RATES), default="channel", help="rate estimate")
+    p.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bf16 compute (auto: on with a GPU, off on CPU)",
+    )
+    p.add_argument("--no-flips", action="store_true", help="no random h/v flips")
+    p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
+    p.add_argument("--ckpt-every", type=int, default=250, help="checkpoint every N steps")
+    p.add_argument("--out", type=Path, required=True, help="run folder RUN_DIR")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    p.add_argument("--init", type=Path, help="start from these .npz weights (fresh optimizer)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
+    p.add_argument("--export", metavar="NAME", help="at the end, export to models/NAME.npz")
+    p.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m l3ic.train export``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train export",
+        description="Write models/NAME.npz (float16) and models/NAME.json from a run's checkpoint.",
+    )
+    p.add_argument("run_dir", type=Path, help="the run folder (--out of the training)")
+    p.add_argument("--name", required=True, help="model name, e.g. 32c")
+    p.add_argument("--models-dir", type=Path, help="where to write (default: l3ic's models/)")
+    return p
+
+
+def _recipe(args: argparse.Namespace) -> dict:
+    channels = args.channels or PRESETS[args.preset]
+    if args.patch % 8 or args.patch < 16:
+        raise L3ICError(f"--patch must be a multiple of 8 and >= 16, got {args.patch}")
+    if args.steps < 1 or args.batch < 1:
+        raise L3ICError("--steps and --batch must be positive")
+    hardware, gpu = _hardware()
+    mp = {"auto": gpu, "on": True, "off": False}[args.mixed_precision]
+    return {
+        "channels": channels,
+        "steps": args.steps,
+        "batch": args.batch,
+        "patch": args.patch,
+        "lr": args.lr,
+        "decay_start": args.decay_start,
+        "lr_final": args.lr_final,
+        "lmbda": args.lmbda if args.lmbda is not None else default_lmbda(channels),
+        "backward": args.backward,
+        "rate": args.rate,
+        "mixed_precision": mp,
+        "seed": args.seed,
+        "flips": not args.no_flips,
+        "init": str(args.init) if args.init else None,
+        "data": str((args.data or default_data_dir()).resolve()),
+        "backend": keras.backend.backend(),
+        "hardware": hardware,
+        "gpu": gpu,
+    }
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """Runs (or resumes) a training run; returns the exit status."""
+    out: Path = args.out
+    config_path = out / CONFIG_NAME
+    if args.resume:
+        if not config_path.is_file():
+            raise L3ICError(f"--resume: {config_path} not found")
+        cfg = json.loads(config_path.read_text())
+    else:
+        if (out / CKPT_NAME).exists():
+            raise L3ICError(f"{out} already holds a run: use --resume or another --out")
+        cfg = _recipe(args)
+    files = train_data.list_images(cfg["data"])
+    train_files, val_files = train_data.split_files(files)
+    cfg["training_data"] = train_data.data_identity(cfg["data"], train_files)
+    cfg["validation_data"] = train_data.data_identity(cfg["data"], val_files)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        config_path.write_text(json.dumps(cfg, indent=2) + "\n")
+
+    t0 = time.perf_counter()
+    train_images = train_data.load_images(train_files, cfg["patch"])
+    val_images = train_data.load_images(val_files)
+    print(
+        f"{len(train_images)} training / {len(val_images)} validation images loaded in "
+        f"{time.perf_counter() - t0:.1f} s; {cfg['hardware']}, backend {keras.backend.backend()}",
+        flush=True,
+    )
+    run = Run(out, cfg)
+    if args.resume:
+        run.restore()
+        print(f"resumed at step {run.step}", flush=True)
+    elif cfg["init"]:
+        load_weights(run.net, cfg["init"])
+    sampler = train_data.PatchSampler(
+        train_images, cfg["batch"], cfg["patch"], cfg["seed"], cfg["flips"]
+    )
+    # Validation priors come from a fixed sample of training images (spread over the set).
+    prior_images = train_images[:: max(1, len(train_images) // 64)][:64]
+    run.train(sampler, val_images, prior_images, args.val_every, args.ckpt_every, args.stop_at)
+    if args.export and run.step == cfg["steps"]:
+        export_run(out, args.export)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m l3ic.train`` and ``l3ic train``; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["export"]:
+            args = build_export_parser().parse_args(argv[1:])
+            export_run(args.run_dir, args.name, args.models_dir)
+            return 0
+        return train_main(build_parser().parse_args(argv))
+    except L3ICError as e:
+        print(f"l3ic train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

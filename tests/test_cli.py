@@ -1,0 +1,125 @@
+"""The l3ic command: outputs, --force, exit codes 0 / 1 / 2, one line per error."""
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import smooth_image
+
+from l3ic.cli import main
+
+
+@pytest.fixture
+def png(tmp_path):
+    path = tmp_path / "photo.png"
+    iio.imwrite(path, smooth_image(30, 44))
+    return path
+
+
+def test_compress_decompress_info(presets, png, capsys):
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    out = png.with_suffix(".l3ic")
+    assert out.is_file() and "bpp" in capsys.readouterr().out
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["preset"] == "16c" and (info["width"], info["height"]) == (44, 30)
+    assert (
+        sum(info["channel_bytes"]) + info["header_bytes"] + 4 == info["bytes"] == out.stat().st_size
+    )
+    png.unlink()
+    assert main(["decompress", str(out)]) == 0
+    assert iio.imread(png).shape == (30, 44, 3)
+
+
+def test_existing_output_needs_force(presets, png, capsys):
+    target = png.with_name("x.l3ic")
+    target.write_bytes(b"keep me")
+    assert main(["compress", "-m", "16c", str(png), "-o", str(target)]) == 1
+    assert target.read_bytes() == b"keep me"
+    assert "exists" in capsys.readouterr().err
+    assert main(["compress", "-m", "16c", str(png), "-o", str(target), "--force"]) == 0
+    assert target.read_bytes()[:4] == b"L3IC"
+
+
+def test_outdir_many_files(presets, tmp_path, capsys):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"im{i}.png")
+        iio.imwrite(paths[-1], smooth_image(16, 16 + i))
+    assert main(["compress", "-m", "16c", *map(str, paths), "--outdir", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "im0.l3ic",
+        "im1.l3ic",
+        "im2.l3ic",
+    ]
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"L3IC\x01garbage", bytes(range(256))])
+def test_bad_input_one_line_exit_1_no_output(presets, tmp_path, capsys, content):
+    bad = tmp_path / "bad.l3ic"
+    bad.write_bytes(content)
+    assert main(["decompress", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("l3ic: error:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.l3ic"]
+    assert main(["info", str(bad)]) == 1
+    notimage = tmp_path / "bad.png"
+    notimage.write_bytes(content)
+    assert main(["compress", "-m", "16c", str(notimage)]) == 1
+    assert not (tmp_path / "bad.l3ic.tmp").exists() and len(list(tmp_path.iterdir())) == 2
+
+
+def test_truncated_file_leaves_no_output(presets, png, tmp_path):
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    data = png.with_suffix(".l3ic").read_bytes()
+    cut = tmp_path / "cut.l3ic"
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["decompress", str(cut)]) == 1
+    assert not (tmp_path / "cut.png").exists()
+
+
+def test_missing_weights_message(presets, png, capsys):
+    assert main(["compress", "-m", "64c", str(png)]) == 1
+    assert "64c.npz" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(png):
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "-m", "99c", str(png)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert main(["compress", str(png), str(png), "-o", "x.l3ic"]) == 2
+
+
+def test_help_shows_examples():
+    result = subprocess.run(
+        [sys.executable, "-m", "l3ic", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "examples:" in result.stdout and "l3ic compress" in result.stdout
+
+
+def test_console_script_bad_file_exit_1(tmp_path):
+    bad = tmp_path / "x.l3ic"
+    bad.write_bytes(b"nonsense")
+    result = subprocess.run(
+        [sys.executable, "-m", "l3ic", "decompress", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"l3ic: error: {bad}: not an .l3ic file (wrong magic bytes)"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_grayscale_png_roundtrip(presets, tmp_path):
+    src = tmp_path / "g.png"
+    iio.imwrite(src, smooth_image(20, 20)[..., 1])
+    assert main(["compress", "-m", "16c", str(src)]) == 0
+    assert main(["decompress", str(src.with_suffix(".l3ic")), "-o", str(tmp_path / "h.png")]) == 0
+    assert iio.imread(tmp_path / "h.png").shape == (20, 20)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "h.png").shape, (20, 20))

@@ -1,0 +1,104 @@
+"""The network: layer counts from architecture.md, serialisation, quantiser gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from l3ic.layers import ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from l3ic.model import L3ICModel
+from l3ic.quantizer import Quantizer, channel_entropy, pooled_entropy, soft_assignment
+
+# Parameter counts derived from the layer list in architecture.md (encoder, decoder).
+COUNTS = {16: (1_146_513, 1_261_836), 32: (1_197_729, 1_335_564), 64: (1_300_161, 1_483_020)}
+
+
+@pytest.mark.parametrize("channels", [16, 32, 64])
+def test_parameter_counts(channels):
+    m = L3ICModel(channels)
+    assert (m.encoder.count_params(), m.decoder.count_params()) == COUNTS[channels]
+
+
+def test_shapes():
+    m = L3ICModel(16)
+    out = m(np.zeros((2, 24, 40, 3), np.float32))
+    assert tuple(out["z"].shape) == (2, 3, 5, 16) and tuple(out["y"].shape) == (2, 24, 40, 3)
+
+
+def test_depth_to_space_matches_tensorflow():
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 12)).astype(np.float32)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(DepthToSpace(2)(x)), tf.nn.depth_to_space(x, 2).numpy()
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ResidualBlock(32, pre_activation=True),
+        DepthToSpace(2),
+        LatentScale(),
+        ClipToUnit(),
+        Quantizer("noise", seed=3),
+    ],
+)
+def test_layer_config_roundtrip(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_model_config_roundtrip():
+    m = L3ICModel(16, backward="soft-t", rate="pooled", lmbda=1e-3)
+    clone = L3ICModel.from_config(m.get_config())
+    assert (clone.channels, clone.backward, clone.rate, clone.lmbda) == (
+        16,
+        "soft-t",
+        "pooled",
+        1e-3,
+    )
+
+
+def _grad(backward, z):
+    q = Quantizer(backward, seed=0)
+    z = tf.Variable(z)
+    with tf.GradientTape() as tape:
+        out = q(z, training=True)
+    return out.numpy(), tape.gradient(out, z).numpy()
+
+
+def test_quantizer_forward_hard_backward_soft():
+    z = np.array([-20.0, -0.3, 0.49, 2.51, 40.0], np.float32)
+    hard = np.array([-15, 0, 0, 3, 16], np.float32)
+    for backward in ("ste", "soft-t"):
+        out, grad = _grad(backward, z)
+        np.testing.assert_array_equal(out, hard)
+    assert _grad("ste", z)[1][1:4].tolist() == [1.0, 1.0, 1.0]
+    soft_grad = _grad("soft-t", np.array([0.5, 0.0], np.float32))[1]
+    assert soft_grad[0] > 1 and abs(soft_grad[1]) < 1e-3  # peaked at bin midpoints
+    noisy, _ = _grad("noise", np.zeros(1000, np.float32))
+    assert 0 < np.abs(noisy).max() <= 0.5
+    np.testing.assert_array_equal(Quantizer("noise")(z), hard)  # inference is hard
+
+
+def test_rate_estimates():
+    w = ops.convert_to_numpy(soft_assignment(np.array([0.0, 3.0, 100.0], np.float32)))
+    np.testing.assert_allclose(w.sum(-1), 1, atol=1e-6)
+    assert w[0].argmax() == 15 and w[1].argmax() == 18 and w[2].argmax() == 31
+    rng = np.random.default_rng(0)
+    z = np.zeros((2, 4, 4, 2), np.float32)
+    z[..., 1] = rng.integers(-15, 17, (2, 4, 4))
+    per_channel = float(channel_entropy(z))
+    pooled = float(pooled_entropy(z))
+    assert per_channel < pooled  # a constant channel costs nothing to a per-channel coder
+
+
+def test_training_step_reduces_loss():
+    keras.utils.set_random_seed(0)
+    m = L3ICModel(16, lmbda=1e-3)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3))
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype(np.float32) * 0.5 + 0.25
+    first = m.train_on_batch(x, return_dict=True)["loss"]
+    for _ in range(15):
+        last = m.train_on_batch(x, return_dict=True)
+    assert last["loss"] < first and {"mse", "bpp_est"} <= set(last)

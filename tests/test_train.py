@@ -1,0 +1,130 @@
+"""Training smoke tests (tiny images made here) and quality floors of the shipped presets."""
+
+import csv
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import l3ic
+from l3ic import metrics, train, train_data
+from l3ic.codec import Codec
+from l3ic.presets import models_dir
+
+TRAIN_IMAGES = 6
+ARGS = ["--channels", "8", "--batch", "4", "--patch", "32", "--lr", "1e-3", "--steps", "24"]
+
+
+def _smooth_image(rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A (size, size, 3) uint8 image of smooth random colour gradients and a bright square."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    planes = [rng.uniform(0.2, 0.8) + rng.uniform(-0.3, 0.3) * (xx + yy * c) for c in (1, -1, 0.5)]
+    x = np.stack(planes, axis=-1)
+    top, left = rng.integers(0, size // 2, 2)
+    x[top : top + size // 3, left : left + size // 3] = rng.uniform(0.7, 1.0)
+    return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """6 training images and 1 validation image (by the sha1 rule of their names)."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    train_names, val_names, i = [], [], 0
+    while len(train_names) < TRAIN_IMAGES or not val_names:
+        name = f"img{i:03d}.png"
+        (val_names if train_data.is_validation(name) else train_names).append(name)
+        i += 1
+    for name in train_names[:TRAIN_IMAGES] + val_names[:1]:
+        iio.imwrite(folder / name, _smooth_image(rng))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory) -> Path:
+    """An uninterrupted 24-step run, validated every 8 steps."""
+    out = tmp_path_factory.mktemp("full")
+    argv = [*ARGS, "--data", str(data_dir), "--out", str(out), "--val-every", "8"]
+    assert train.main(argv) == 0
+    return out
+
+
+def _log(run: Path) -> list[dict]:
+    with open(run / train.LOG_NAME) as f:
+        return list(csv.DictReader(f))
+
+
+def test_patch_batches_depend_only_on_seed_and_step(data_dir):
+    images = train_data.load_images(train_data.list_images(data_dir))
+    a = train_data.PatchSampler(images, 4, 32, seed=3)
+    b = train_data.PatchSampler(images, 4, 32, seed=3)
+    assert np.array_equal(a(5), b(5))
+    assert not np.array_equal(a(5), a(6))
+    # Every image is visited once per epoch.
+    seen = np.concatenate([a.indices(s) for s in range(len(images) // 2)])
+    assert sorted(seen[: len(images)]) == list(range(len(images)))
+
+
+def test_loss_goes_down_and_log_is_complete(full_run):
+    rows = _log(full_run)
+    assert [int(r["step"]) for r in rows] == [8, 16, 24]
+    assert float(rows[-1]["loss"]) < 0.7 * float(rows[0]["loss"])
+    assert float(rows[-1]["val_psnr"]) > float(rows[0]["val_psnr"])
+    assert float(rows[-1]["val_bpp"]) > 0
+
+
+def test_resume_equals_uninterrupted_run(data_dir, full_run, tmp_path):
+    base = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "100"]
+    assert train.main([*base, "--ckpt-every", "5", "--stop-at", "10"]) == 0
+    with np.load(tmp_path / train.CKPT_NAME) as f:
+        assert int(f["step"]) == 10
+    assert train.main(["--out", str(tmp_path), "--resume"]) == 0
+    with np.load(full_run / train.CKPT_NAME) as f, np.load(tmp_path / train.CKPT_NAME) as g:
+        assert int(g["step"]) == 24
+        assert f.files == g.files
+        for key in f.files:
+            np.testing.assert_allclose(g[key], f[key], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_resume_refuses_a_missing_run(tmp_path, capsys):
+    assert train.main(["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir):
+    assert train.main(["export", str(full_run), "--name", "t8", "--models-dir", str(tmp_path)]) == 0
+    sidecar = json.loads((tmp_path / "t8.json").read_text())
+    assert sidecar["status"] == "cpu-short-schedule"
+    assert sidecar["steps"] == 24
+    assert sidecar["training_data"]["files"] == TRAIN_IMAGES
+    assert sorted(sidecar["channel_order"]) == list(range(8))
+    assert all(sum(p) == 4096 and min(p) >= 1 for p in sidecar["priors"])
+    assert abs(sidecar["float16_psnr_delta_db"]) < 0.05
+    # The exported weights code an image through the codec's own path.
+    run = train.Run(full_run, json.loads((full_run / train.CONFIG_NAME).read_text()))
+    l3ic.presets.load_weights(run.net, tmp_path / "t8.npz")
+    codec = Codec.from_model(run.net, "t8", sidecar)
+    image = iio.imread(next(data_dir.glob("*.png")))
+    assert codec.decompress(codec.compress(image)).shape == image.shape
+
+
+# ----- quality floors of the shipped presets (measured values in docs/training.md) ----------
+
+# preset: (PSNR floor in dB, bpp ceiling) on skimage's astronaut at 256x256.
+FLOORS = {"16c": (24.0, 0.6), "32c": (25.0, 1.0), "64c": (26.0, 1.6)}
+
+
+@pytest.mark.parametrize("preset", sorted(FLOORS))
+def test_preset_quality_floor(preset):
+    path = models_dir() / f"{preset}.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: train and export it first (docs/training.md)")
+    data = pytest.importorskip("skimage.data")
+    image = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    coded = l3ic.compress(image, model=preset)
+    decoded = l3ic.decompress(coded)
+    floor, ceiling = FLOORS[preset]
+    assert metrics.psnr(image, decoded) > floor
+    assert metrics.bpp(len(coded), 256, 256) < ceiling
