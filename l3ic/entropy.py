@@ -21,6 +21,7 @@ from .errors import L3ICError
 __all__ = [
     "ALPHABET",
     "TABLE_TOTAL",
+    "MIN_TABLE_BITS",
     "CONSTANT",
     "PRIOR",
     "TABLE",
@@ -36,7 +37,8 @@ __all__ = [
 ]
 
 TABLE_BITS = 12
-TABLE_TOTAL = 1 << TABLE_BITS  # quantised tables sum to 4096
+TABLE_TOTAL = 1 << TABLE_BITS  # priors sum to 4096
+MIN_TABLE_BITS = 6  # a stored table sums to 2**bits, bits in 6..12, chosen per channel
 CONSTANT, PRIOR, TABLE = 0, 1, 2
 
 _AnsCoder = constriction.stream.stack.AnsCoder
@@ -49,7 +51,7 @@ class ChannelCode:
     Attributes:
         mode: CONSTANT, PRIOR or TABLE.
         symbol: the constant symbol (CONSTANT mode), else 0.
-        table: (32,) int64 counts summing to TABLE_TOTAL (TABLE mode), else None.
+        table: (32,) int64 counts summing to 2**bits (TABLE mode), else None.
         stream: the ANS words as little-endian bytes (empty for CONSTANT).
     """
 
@@ -59,22 +61,24 @@ class ChannelCode:
         self.mode, self.symbol, self.table, self.stream = mode, symbol, table, stream
 
 
-def quantize_counts(hist: np.ndarray) -> np.ndarray:
-    """Scales a histogram to integers summing to TABLE_TOTAL, keeping every present symbol >= 1.
+def quantize_counts(hist: np.ndarray, bits: int = TABLE_BITS) -> np.ndarray:
+    """Scales a histogram to integers summing to 2**bits, keeping every present symbol >= 1.
 
     Args:
         hist: (32,) non-negative counts, not all zero.
+        bits: precision of the table, MIN_TABLE_BITS..TABLE_BITS.
 
     Returns:
-        (32,) int64 counts, sum == TABLE_TOTAL, zero exactly where ``hist`` is zero.
+        (32,) int64 counts, sum == 2**bits, zero exactly where ``hist`` is zero.
     """
     hist = np.asarray(hist, dtype=np.float64)
+    total = 1 << bits
     present = hist > 0
-    counts = np.where(present, np.maximum(1, np.floor(hist / hist.sum() * TABLE_TOTAL)), 0)
+    counts = np.where(present, np.maximum(1, np.floor(hist / hist.sum() * total)), 0)
     counts = counts.astype(np.int64)
     # Give the rounding error to (or take it from) the most frequent symbols, keeping each >= 1.
     order = np.argsort(-hist, kind="stable")
-    diff = TABLE_TOTAL - int(counts.sum())
+    diff = total - int(counts.sum())
     i = 0
     while diff != 0:
         k = order[i % int(present.sum())]
@@ -101,14 +105,19 @@ def _model(table: np.ndarray):
 
 
 def pack_table(table: np.ndarray) -> bytes:
-    """Compact table: first symbol, span n, then n-1 counts as LEB128 varints (the last is implied).
+    """Compact table: one byte (first symbol | (12 - bits) << 5), span n, n-1 varint counts.
+
+    The last count is implied by the total 2**bits. See docs/format.md.
 
     Args:
-        table: (32,) int counts summing to TABLE_TOTAL.
+        table: (32,) int counts summing to 2**bits, MIN_TABLE_BITS <= bits <= TABLE_BITS.
     """
+    bits = int(table.sum()).bit_length() - 1
+    if table.sum() != 1 << bits or not MIN_TABLE_BITS <= bits <= TABLE_BITS:
+        raise ValueError(f"table must sum to a power of two 2**6..2**12, got {table.sum()}")
     nz = np.flatnonzero(table)
     lo, hi = int(nz[0]), int(nz[-1])
-    out = bytearray([lo, hi - lo + 1])
+    out = bytearray([lo | (TABLE_BITS - bits) << 5, hi - lo + 1])
     for c in table[lo:hi]:
         out += write_varint(int(c))
     return bytes(out)
@@ -118,15 +127,16 @@ def unpack_table(buf: bytes, pos: int) -> tuple[np.ndarray, int]:
     """Inverse of ``pack_table``: returns ((32,) int64 table, position after it)."""
     if pos + 2 > len(buf):
         raise L3ICError("truncated frequency table")
-    lo, n = buf[pos], buf[pos + 1]
+    lo, bits, n = buf[pos] & 31, TABLE_BITS - (buf[pos] >> 5), buf[pos + 1]
     pos += 2
-    if n < 1 or lo + n > ALPHABET:
-        raise L3ICError(f"bad frequency table: first symbol {lo}, span {n}")
+    if n < 1 or lo + n > ALPHABET or bits < MIN_TABLE_BITS:
+        raise L3ICError(f"bad frequency table: first symbol {lo}, span {n}, {bits} bits")
+    total = 1 << bits
     table = np.zeros(ALPHABET, dtype=np.int64)
     for k in range(lo, lo + n - 1):
         table[k], pos = read_varint(buf, pos)
-    table[lo + n - 1] = TABLE_TOTAL - table.sum()
-    if table[lo + n - 1] < 1 or (table > TABLE_TOTAL).any():
+    table[lo + n - 1] = total - table.sum()
+    if table[lo + n - 1] < 1 or (table > total).any():
         raise L3ICError("bad frequency table: counts do not add up")
     return table, pos
 
@@ -164,8 +174,14 @@ def _ans_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
+def _stream_bytes(hist: np.ndarray, table: np.ndarray) -> float:
+    """Estimated ANS stream size: the cross-entropy of ``hist`` under ``table`` plus one word."""
+    p = np.maximum(table / table.sum(), 2.0**-24)
+    return 4 * np.ceil((float(-(hist * np.log2(p)).sum()) + 32) / 32)
+
+
 def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
-    """Codes one channel in the cheapest of the three modes.
+    """Codes one channel in the cheapest mode and table precision (estimated, then coded once).
 
     Args:
         symbols: (n,) uint8 codebook indices 0..31.
@@ -174,12 +190,15 @@ def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
     hist = np.bincount(symbols, minlength=ALPHABET)
     if np.count_nonzero(hist) == 1:
         return ChannelCode(CONSTANT, symbol=int(symbols[0]))
-    by_prior = _ans_encode(symbols, prior)
-    table = quantize_counts(hist)
-    by_table = _ans_encode(symbols, table)
-    if len(by_prior) <= len(by_table) + len(pack_table(table)):
-        return ChannelCode(PRIOR, stream=by_prior)
-    return ChannelCode(TABLE, table=table, stream=by_table)
+    best_cost, best_table = _stream_bytes(hist, prior), None
+    for bits in range(MIN_TABLE_BITS, TABLE_BITS + 1):
+        table = quantize_counts(hist, bits)
+        cost = _stream_bytes(hist, table) + len(pack_table(table))
+        if cost < best_cost:
+            best_cost, best_table = cost, table
+    if best_table is None:
+        return ChannelCode(PRIOR, stream=_ans_encode(symbols, prior))
+    return ChannelCode(TABLE, table=best_table, stream=_ans_encode(symbols, best_table))
 
 
 def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:

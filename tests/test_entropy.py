@@ -38,24 +38,29 @@ def _cost(code):
     )
 
 
-def test_mode_choice_takes_the_cheaper():
+def test_mode_and_precision_choice_is_near_the_cheapest():
     rng = np.random.default_rng(1)
     near_prior = np.clip(np.round(rng.laplace(15, 1.5, 4000)), 0, 31).astype(np.uint8)
     far = np.clip(np.round(rng.normal(28, 1, 4000)), 0, 31).astype(np.uint8)
     for symbols in (near_prior, far):
-        table = entropy.quantize_counts(np.bincount(symbols, minlength=32))
-        by_table = len(entropy._ans_encode(symbols, table)) + len(entropy.pack_table(table))
-        by_prior = len(entropy._ans_encode(symbols, PRIOR))
-        assert _cost(entropy.encode_channel(symbols, PRIOR)) == min(by_table, by_prior)
+        hist = np.bincount(symbols, minlength=32)
+        costs = [len(entropy._ans_encode(symbols, PRIOR))]
+        for bits in range(entropy.MIN_TABLE_BITS, entropy.TABLE_BITS + 1):
+            table = entropy.quantize_counts(hist, bits)
+            costs.append(len(entropy._ans_encode(symbols, table)) + len(entropy.pack_table(table)))
+        assert _cost(entropy.encode_channel(symbols, PRIOR)) <= min(costs) + 4  # one ANS word
     assert entropy.encode_channel(near_prior, PRIOR).mode == entropy.PRIOR
     assert entropy.encode_channel(far, PRIOR).mode == entropy.TABLE
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 100_000), min_size=32, max_size=32).filter(lambda h: sum(h) > 0))
-def test_quantize_counts(hist):
-    counts = entropy.quantize_counts(np.array(hist))
-    assert counts.sum() == entropy.TABLE_TOTAL
+@given(
+    st.lists(st.integers(0, 100_000), min_size=32, max_size=32).filter(lambda h: sum(h) > 0),
+    st.integers(entropy.MIN_TABLE_BITS, entropy.TABLE_BITS),
+)
+def test_quantize_counts(hist, bits):
+    counts = entropy.quantize_counts(np.array(hist), bits)
+    assert counts.sum() == 1 << bits
     assert ((counts > 0) == (np.array(hist) > 0)).all()
     table, pos = entropy.unpack_table(entropy.pack_table(counts), 0)
     np.testing.assert_array_equal(table, counts)
