@@ -139,9 +139,14 @@ class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 def _hardware() -> tuple[str, bool]:
     """(description, whether a GPU is used) of this machine for the current Keras backend."""
-    gpus = [d for d in keras.distribution.list_devices() if "gpu" in d.lower()]
+    if keras.backend.backend() == "torch":  # keras.distribution does not cover torch
+        import torch
+
+        gpus = torch.cuda.device_count()
+    else:
+        gpus = sum("gpu" in d.lower() for d in keras.distribution.list_devices())
     if gpus:
-        return f"{len(gpus)} GPU ({keras.backend.backend()})", True
+        return f"{gpus} GPU ({keras.backend.backend()})", True
     return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})", False
 
 
@@ -179,7 +184,7 @@ class Run:
     # ----- checkpoint -------------------------------------------------------------------------
 
     def _variables(self) -> list:
-        return [*self.net.weights, *self.net.optimizer.variables]
+        return [*self.net.variables, *self.net.optimizer.variables]
 
     def save(self) -> Path:
         """Writes RUN_DIR/ckpt.npz (float32 weights + optimizer variables + step) atomically."""
@@ -286,6 +291,27 @@ class Run:
 # ----- validation and export ---------------------------------------------------------------
 
 
+CHUNK = 64  # images per network call in validation and export
+
+
+def _encode_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
+    """int8 latents of uint8 images, ``CHUNK`` images per network call."""
+    return [
+        q
+        for i in range(0, len(images), CHUNK)
+        for q in codec.encode_latent_batch(images[i : i + CHUNK])
+    ]
+
+
+def _decode_all(codec: Codec, latents: list[np.ndarray], sizes: list) -> list[np.ndarray]:
+    """uint8 images of int8 latents, ``CHUNK`` latents per network call."""
+    return [
+        y
+        for i in range(0, len(latents), CHUNK)
+        for y in codec.decode_latent_batch(latents[i : i + CHUNK], sizes[i : i + CHUNK])
+    ]
+
+
 def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
     """Per-channel prior tables from the latents of ``images``.
 
@@ -297,7 +323,7 @@ def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
     """
     codec = Codec.from_model(net, "train", {})
     hist = np.ones((net.channels, entropy.ALPHABET), dtype=np.int64)
-    for q in codec.encode_latent_batch(images):
+    for q in _encode_all(codec, images):
         idx = q.reshape(-1, net.channels).astype(np.int64) - QMIN
         for k in range(net.channels):
             hist[k] += np.bincount(idx[:, k], minlength=entropy.ALPHABET)
@@ -325,8 +351,8 @@ def validate(
     if priors is None:
         priors = learn_priors(net, prior_images)
     codec = Codec.from_model(net, "val", {"priors": priors.tolist()})
-    latents = codec.encode_latent_batch(images)
-    decoded = codec.decode_latent_batch(latents, [x.shape[:2] for x in images])
+    latents = _encode_all(codec, images)
+    decoded = _decode_all(codec, latents, [x.shape[:2] for x in images])
     rows = []
     for x, q, y in zip(images, latents, decoded, strict=True):
         pixels = x.shape[0] * x.shape[1]
@@ -358,11 +384,11 @@ def channel_order(
         (channel indices, biggest loss first; mean PSNR loss in dB of every channel, by index).
     """
     codec = Codec.from_model(net, "order", {"priors": priors.tolist()})
-    latents = codec.encode_latent_batch(images)
+    latents = _encode_all(codec, images)
     sizes = [x.shape[:2] for x in images]
 
     def mean_psnr(qs: list[np.ndarray]) -> float:
-        decoded = codec.decode_latent_batch(qs, sizes)
+        decoded = _decode_all(codec, qs, sizes)
         return float(np.mean([metrics.psnr(x, y) for x, y in zip(images, decoded, strict=True)]))
 
     base = mean_psnr(latents)
@@ -383,7 +409,7 @@ def _load_run(run_dir: Path) -> tuple[dict, "Run"]:
     if not config_path.is_file():
         raise L3ICError(f"{run_dir} is not a training run: {config_path} not found")
     cfg = json.loads(config_path.read_text())
-    run = Run(run_dir, cfg)
+    run = Run(run_dir, {**cfg, "mixed_precision": False})
     run.restore()
     return cfg, run
 
@@ -456,6 +482,15 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None) -> Path:
 # ----- command line -------------------------------------------------------------------------
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows the options' defaults (but not None/False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m l3ic.train`` (training; ``export`` has its own)."""
     p = argparse.ArgumentParser(
@@ -463,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an l3ic model (Adam; constant lr, then cosine decay). "
         "Use `l3ic train export RUN_DIR --name NAME` to write models/NAME.npz + .json.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="32c", help="model size")
     p.add_argument("--channels", type=int, help="latent channels (overrides --preset)")
@@ -476,16 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
     p.add_argument("--batch", type=int, default=16, help="patches per step")
     p.add_argument("--patch", type=int, default=128, help="patch side in pixels (multiple of 8)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, held constant")
+    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate, held at first")
     p.add_argument(
         "--decay-start",
         type=float,
         default=0.5,
-        help="fraction of --steps after which the lr decays (cosine) (default 0.5)",
+        help="fraction of --steps after which the lr decays (cosine)",
     )
-    p.add_argument(
-        "--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr (default 0.1)"
-    )
+    p.add_argument("--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr")
     p.add_argument(
         "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
     )
