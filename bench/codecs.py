@@ -4,7 +4,7 @@ pillow-heif, pillow-jxl-plugin) and l3ic.
 A codec turns an (H, W, 3) uint8 RGB image into bytes at one point of its quality sweep and
 back. Metrics are never computed here: ``bench.rd`` scores every codec with ``l3ic.metrics``.
 
-    codec = CODECS["avif"](threads=1)
+    codec = CODECS["avif420"](threads=1)
     data = codec.encode(image, 60)
     recon = codec.decode(data)
 
@@ -15,6 +15,7 @@ no thread setting (``threaded = False``) reject any other value.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -27,7 +28,8 @@ import PIL
 from PIL import Image, features
 
 __all__ = [
-    "AVIF",
+    "AVIF420",
+    "AVIF444",
     "CODECS",
     "HEVC444",
     "JPEG420",
@@ -151,7 +153,30 @@ class _JPEG(_PillowCodec):
 
     pillow_format = "JPEG"
     subsampling: ClassVar[str]
-    qualities = (2, 5, 8, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 85, 90, 93, 95)
+    qualities = (
+        2,
+        5,
+        8,
+        10,
+        15,
+        20,
+        25,
+        30,
+        35,
+        40,
+        45,
+        50,
+        55,
+        60,
+        65,
+        70,
+        75,
+        80,
+        85,
+        90,
+        93,
+        95,
+    )
     quality_unit = "JPEG quality 1-95"
 
     @classmethod
@@ -163,8 +188,10 @@ class _JPEG(_PillowCodec):
     @property
     def description(self) -> str:
         turbo = "libjpeg-turbo" if features.check_feature("libjpeg_turbo") else "libjpeg"
-        return (f"JPEG {self.subsampling}, Pillow {PIL.__version__} "
-                f"({turbo} {features.version_feature('libjpeg_turbo') or features.version('jpg')})")
+        return (
+            f"JPEG {self.subsampling}, Pillow {PIL.__version__} "
+            f"({turbo} {features.version_feature('libjpeg_turbo') or features.version('jpg')})"
+        )
 
     def _save_options(self, quality: Quality) -> dict[str, Any]:
         return {"quality": int(quality), "subsampling": self.subsampling}
@@ -192,7 +219,7 @@ class WebP(_PillowCodec):
     name = "webp"
     label = "WebP"
     pillow_format = "WEBP"
-    qualities = (0, 5, 10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 93, 95, 97)
+    qualities = (0, 5, 10, 20, 30, 40, 50, 60, 65, 70, 75, 80, 85, 88, 90, 93, 95, 97)
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -202,20 +229,21 @@ class WebP(_PillowCodec):
 
     @property
     def description(self) -> str:
-        return f"WebP lossy, method 4, Pillow {PIL.__version__} (libwebp {features.version('webp')})"
+        return (
+            f"WebP lossy, method 4, Pillow {PIL.__version__} (libwebp {features.version('webp')})"
+        )
 
     def _save_options(self, quality: Quality) -> dict[str, Any]:
         return {"quality": int(quality), "method": 4, "lossless": False}
 
 
-class AVIF(_PillowCodec):
-    """AVIF through Pillow's libavif with the aom encoder: speed 6, 4:4:4, full range."""
+class _AVIF(_PillowCodec):
+    """AVIF through Pillow's libavif, aom encoder, speed 6 (Pillow's default), full range."""
 
-    name = "avif"
-    label = "AVIF 4:4:4"
     pillow_format = "AVIF"
+    subsampling: ClassVar[str]
     threaded = True
-    qualities = (5, 10, 20, 30, 40, 50, 55, 60, 65, 70, 75, 80, 85, 90)
+    qualities = (10, 20, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85, 90, 92)
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -231,13 +259,19 @@ class AVIF(_PillowCodec):
     def description(self) -> str:
         from PIL import AvifImagePlugin
 
-        return (f"AVIF 4:4:4, aom {AvifImagePlugin.get_codec_version('aom')} speed 6, dav1d "
-                f"{AvifImagePlugin.get_codec_version('dav1d')} decode, Pillow {PIL.__version__} "
-                f"(libavif {features.version('avif')})")
+        return (
+            f"AVIF {self.subsampling}, aom {AvifImagePlugin.get_codec_version('aom')} speed 6, "
+            f"dav1d {AvifImagePlugin.get_codec_version('dav1d')} decode, Pillow {PIL.__version__} "
+            f"(libavif {features.version('avif')})"
+        )
 
     def _save_options(self, quality: Quality) -> dict[str, Any]:
-        opts: dict[str, Any] = {"quality": int(quality), "speed": 6, "subsampling": "4:4:4",
-                                "codec": "aom"}
+        opts: dict[str, Any] = {
+            "quality": int(quality),
+            "speed": 6,
+            "subsampling": self.subsampling,
+            "codec": "aom",
+        }
         if self.threads is not None:
             opts["max_threads"] = self.threads
         return opts
@@ -247,6 +281,22 @@ class AVIF(_PillowCodec):
 
         with _module_setting(AvifImagePlugin, "DEFAULT_MAX_THREADS", self.threads):
             return _pillow_decode(data)
+
+
+class AVIF420(_AVIF):
+    """AVIF with 4:2:0 chroma subsampling (Pillow's default)."""
+
+    name = "avif420"
+    label = "AVIF 4:2:0"
+    subsampling = "4:2:0"
+
+
+class AVIF444(_AVIF):
+    """AVIF without chroma subsampling."""
+
+    name = "avif444"
+    label = "AVIF 4:4:4"
+    subsampling = "4:4:4"
 
 
 @contextlib.contextmanager
@@ -274,7 +324,7 @@ class JPEG2000(Codec):
     label = "JPEG 2000"
     quality_unit = "target PSNR dB (OpenJPEG fixed quality)"
     threaded = True
-    qualities = (24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 40, 42)
+    qualities = (25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 40, 42, 44, 46)
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -290,15 +340,20 @@ class JPEG2000(Codec):
     def description(self) -> str:
         import imagecodecs
 
-        return (f"JPEG 2000 (J2K codestream, irreversible 9/7, MCT), fixed-quality dB target, "
-                f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpeg2k_version()})")
+        return (
+            f"JPEG 2000 (J2K codestream, irreversible 9/7, MCT), fixed-quality dB target, "
+            f"imagecodecs {imagecodecs.__version__} ({imagecodecs.jpeg2k_version()})"
+        )
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         import imagecodecs
 
         _check_image(image)
-        return bytes(imagecodecs.jpeg2k_encode(image, level=float(quality), codecformat="J2K",
-                                               numthreads=self.threads))
+        return bytes(
+            imagecodecs.jpeg2k_encode(
+                image, level=float(quality), codecformat="J2K", numthreads=self.threads
+            )
+        )
 
     def decode(self, data: bytes) -> np.ndarray:
         import imagecodecs
@@ -312,7 +367,7 @@ class JPEGXL(Codec):
     name = "jxl"
     label = "JPEG XL"
     threaded = True
-    qualities = (5, 10, 20, 30, 40, 50, 60, 65, 70, 75, 80, 85, 88, 90, 93, 95)
+    qualities = (1, 5, 10, 20, 30, 40, 50, 60, 65, 70, 75, 80, 85, 88, 90, 93, 95)
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -326,16 +381,25 @@ class JPEGXL(Codec):
     def description(self) -> str:
         from importlib.metadata import version
 
-        return (f"JPEG XL, effort 7, pillow-jxl-plugin {version('pillow-jxl-plugin')} "
-                "(libjxl 0.12 vendored by jpegxl-rs 0.15)")
+        return (
+            f"JPEG XL, effort 7, pillow-jxl-plugin {version('pillow-jxl-plugin')} "
+            "(libjxl 0.12 vendored by jpegxl-rs 0.15)"
+        )
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         from pillow_jxl import Encoder
 
         _check_image(image)
-        encoder = Encoder(mode="RGB", lossless=False, quality=float(quality), decoding_speed=0,
-                          effort=7, use_container=False, use_original_profile=False,
-                          num_threads=-1 if self.threads is None else self.threads)
+        encoder = Encoder(
+            mode="RGB",
+            lossless=False,
+            quality=float(quality),
+            decoding_speed=0,
+            effort=7,
+            use_container=False,
+            use_original_profile=False,
+            num_threads=-1 if self.threads is None else self.threads,
+        )
         h, w = image.shape[:2]
         return bytes(encoder(np.ascontiguousarray(image).tobytes(), w, h, jpeg_encode=False))
 
@@ -359,7 +423,7 @@ class HEVC444(Codec):
     name = "hevc444"
     label = "HEVC intra 4:4:4 (HEIF)"
     threaded = True
-    qualities = (5, 10, 20, 30, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85)
+    qualities = (10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70)
 
     @classmethod
     def is_available(cls) -> Availability:
@@ -376,9 +440,11 @@ class HEVC444(Codec):
         import pillow_heif
 
         info = pillow_heif.libheif_info()
-        return (f"HEVC intra 4:4:4 in HEIF, {info['encoders']['x265']} preset slow tune ssim, "
-                f"{info['decoders'].get('libde265', 'libde265')}, libheif {info['libheif']}, "
-                f"pillow-heif {pillow_heif.__version__}")
+        return (
+            f"HEVC intra 4:4:4 in HEIF, {info['encoders']['x265']} preset slow tune ssim, "
+            f"{info['decoders'].get('libde265', 'libde265')}, libheif {info['libheif']}, "
+            f"pillow-heif {pillow_heif.__version__}"
+        )
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         import pillow_heif
@@ -386,8 +452,11 @@ class HEVC444(Codec):
         _check_image(image)
         h, w = image.shape[:2]
         heif = pillow_heif.from_bytes("RGB", (w, h), np.ascontiguousarray(image).tobytes())
-        params = {} if self.threads is None else {"x265:pools": str(self.threads),
-                                                  "x265:frame-threads": "1"}
+        params = (
+            {}
+            if self.threads is None
+            else {"x265:pools": str(self.threads), "x265:frame-threads": "1"}
+        )
         buf = io.BytesIO()
         heif.save(buf, quality=int(quality), chroma=444, enc_params=params)
         return buf.getvalue()
@@ -465,8 +534,23 @@ class L3IC(Codec):
         import keras
 
         lib = self._import()
-        return (f"l3ic {getattr(lib, '__version__', '?')} (Keras {keras.__version__}, "
-                f"backend {keras.backend.backend()})")
+        presets = " ".join(f"{p}:{self._identity(self.model(p))}" for p in self.sweep())
+        return (
+            f"l3ic {getattr(lib, '__version__', '?')} (Keras {keras.__version__}, "
+            f"backend {keras.backend.backend()}), weights+priors {presets}"
+        )
+
+    @staticmethod
+    def _identity(model: Any) -> str:
+        """8 hex digits identifying a preset's weights and entropy-coding priors.
+
+        Part of the description, hence of the cache identity: retrained weights or new priors
+        invalidate cached l3ic results. Changes to the l3ic code itself need ``--refresh``.
+        """
+        h = hashlib.sha256(bytes(getattr(model, "fingerprint", b"")))
+        for attr in ("priors", "channel_order"):
+            h.update(np.ascontiguousarray(getattr(model, attr, np.zeros(0))).tobytes())
+        return h.hexdigest()[:8]
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         _check_image(image)
@@ -477,7 +561,8 @@ class L3IC(Codec):
 
 
 CODECS: dict[str, type[Codec]] = {
-    cls.name: cls for cls in (JPEG420, JPEG444, WebP, JPEG2000, AVIF, JPEGXL, HEVC444, L3IC)
+    cls.name: cls
+    for cls in (JPEG420, JPEG444, WebP, JPEG2000, AVIF420, AVIF444, JPEGXL, HEVC444, L3IC)
 }
 
 

@@ -1,0 +1,238 @@
+"""Tables and plots of one results folder, rebuilt from every ``<codec>.json`` in it.
+
+Writes ``average.csv``, ``rd_<metric>.png`` and ``summary.md`` (codecs and versions, bpp needed
+at the published l3ic SSIMs, BD-rates of l3ic against each classic codec, and of every codec
+against JPEG 4:2:0 for reference).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from bench.bd import bd_rate
+from bench.plot import METRIC_LABELS, Series, load_published, plot_rd, series_from_results
+
+__all__ = ["bpp_at", "machine", "write_report"]
+
+TARGET_SSIMS = (0.879, 0.922, 0.956)
+PUBLISHED_L3IC_BPP = (0.50, 0.81, 1.41)
+BD_METRICS = {"psnr": "PSNR", "ms-ssim-db": "MS-SSIM (dB)", "ssim": "SSIM (skimage)"}
+ANCHOR = "jpeg420"
+
+
+def machine() -> str:
+    """CPU model name (as ``lscpu`` shows it) and logical core count."""
+    model = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} logical cores"
+
+
+def load_results(folder: Path) -> list[dict[str, Any]]:
+    """Our codec result documents in ``folder``, classic codecs first, in name order."""
+    docs = []
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text())
+        if "results" in doc and "meta" in doc:
+            docs.append(doc)
+    return sorted(docs, key=lambda d: (bool(d["meta"].get("learned")), d["name"]))
+
+
+def bpp_at(bpps: list[float], values: list[float], target: float) -> float | None:
+    """bpp where a curve reaches ``target`` quality, or None outside its quality range.
+
+    ln(bpp) is interpolated as a monotone piecewise cubic (PCHIP) in quality, which follows
+    a concave RD curve better than straight chords between sparse points.
+
+    Args:
+        bpps: (n,) rates of the curve.
+        values: (n,) quality values (higher is better), n >= 2.
+        target: quality to reach.
+
+    Returns:
+        Interpolated bpp.
+    """
+    v, idx = np.unique(np.asarray(values, dtype=np.float64), return_index=True)
+    lb = np.log(np.asarray(bpps, dtype=np.float64)[idx])
+    if len(v) < 2 or not v[0] <= target <= v[-1]:
+        return None
+    return float(np.exp(PchipInterpolator(v, lb)(target)))
+
+
+def _bd_cell(anchor: Series, test: Series, metric: str) -> str:
+    """One BD-rate table cell: percent, or why there is none."""
+    if metric not in anchor.curves or metric not in test.curves:
+        return "n/a"
+    try:
+        value = bd_rate(*anchor.curves[metric], *test.curves[metric])
+    except ValueError as exc:
+        return "no overlap" if "overlap" in str(exc) else "n/a"
+    return f"{value:+.1f} %"
+
+
+def _bd_table(anchors: list[Series], tests: list[Series]) -> list[str]:
+    """Markdown rows: one per (test, anchor), one column per BD metric."""
+    rows = [
+        "| test | anchor | " + " | ".join(BD_METRICS.values()) + " |",
+        "|---|---|" + "---|" * len(BD_METRICS),
+    ]
+    for test in tests:
+        n_points = len(next(iter(test.curves.values()))[0])
+        for anchor in anchors:
+            cells = [_bd_cell(anchor, test, m) for m in BD_METRICS]
+            rows.append(
+                f"| {test.label} ({n_points} pts) | {anchor.label} | " + " | ".join(cells) + " |"
+            )
+    return rows
+
+
+def _codec_rows(docs: list[dict[str, Any]]) -> list[str]:
+    """Markdown table of the codecs in the folder."""
+    rows = ["| codec | description | quality axis | sweep | bpp range |", "|---|---|---|---|---|"]
+    for d in docs:
+        res = d["results"]
+        sweep = ", ".join(str(q) for q in res["quality"])
+        rows.append(
+            f"| {d['name']} | {d['description']} | {d['meta']['quality_unit']} | "
+            f"{sweep} | {min(res['bpp']):.3f}-{max(res['bpp']):.3f} |"
+        )
+    return rows
+
+
+def _target_rows(series: list[Series], dataset: str) -> list[str]:
+    """Markdown table: bpp each codec needs at the published l3ic SSIMs."""
+    head = " | ".join(f"SSIM {t}" for t in TARGET_SSIMS)
+    rows = [f"| codec | {head} |", "|---|" + "---|" * len(TARGET_SSIMS)]
+    for s in series:
+        if s.kind == "published-curve" or "ssim" not in s.curves:
+            continue
+        if s.kind == "published-points":
+            cells = [f"{b:.2f}" for b in PUBLISHED_L3IC_BPP]
+        else:
+            found = [bpp_at(*s.curves["ssim"], t) for t in TARGET_SSIMS]
+            cells = ["out of range" if b is None else f"{b:.3f}" for b in found]
+        rows.append(f"| {s.label} | " + " | ".join(cells) + " |")
+    if dataset != "kodak-crop512":
+        rows.append("")
+        rows.append("The targets come from the 512 crops; on this set they are only indicative.")
+    return rows
+
+
+def write_report(out: Path) -> list[Path]:
+    """Rebuild ``average.csv``, the RD plots and ``summary.md`` of a results folder.
+
+    Args:
+        out: a folder written by ``bench.rd`` (holding ``<codec>.json`` files).
+
+    Returns:
+        The paths written.
+    """
+    docs = load_results(out)
+    if not docs:
+        return []
+    dataset = docs[0]["meta"]["dataset"]
+    n_images = docs[0]["meta"]["images"]
+    written = [_write_average_csv(out / "average.csv", docs)]
+    ours = series_from_results(docs)
+    published = load_published(dataset)
+    everything = ours + published
+    title = f"{dataset} ({n_images} images)"
+    for metric in METRIC_LABELS:
+        written.append(plot_rd(everything, metric, out / f"rd_{metric}.png", title))
+
+    classic = [s for s in ours if s.kind == "classic"]
+    learned = [s for s in ours if s.kind == "learned"]
+    lines = [
+        f"# RD benchmark: {dataset} ({n_images} images)",
+        "",
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d')} by `python -m bench.rd` on "
+        f"{machine()}, {platform.python_implementation()} {platform.python_version()}. "
+        "Means over the images of per-image values; bpp from the complete coded file.",
+        "",
+        "## Codecs",
+        "",
+        *_codec_rows(docs),
+        "",
+        "## bpp needed at the published l3ic SSIMs",
+        "",
+        "ln(bpp) interpolated in SSIM along each averaged curve (monotone piecewise cubic, "
+        "PCHIP). SSIM = skimage default (7x7 uniform window), as in the published figures.",
+        "",
+        *_target_rows(everything, dataset),
+        "",
+        "## BD-rate of l3ic against each classic codec",
+        "",
+        "Bjøntegaard (`bench.bd`, method `cubic`): per curve a polynomial of degree "
+        "min(3, points - 1) in ln(bpp) over the quality range both curves cover (3 presets give "
+        "a quadratic). Negative = l3ic needs fewer bits.",
+        "",
+    ]
+    tests = learned + [s for s in published if s.kind == "published-points"]
+    if tests:
+        lines += _bd_table(classic, tests)
+        if any(s.kind == "published-points" for s in tests):
+            lines += [
+                "",
+                "The published l3ic MS-SSIM is sewar's implementation, not ours; "
+                "its MS-SSIM BD-rates are indicative only.",
+            ]
+    else:
+        lines.append("No l3ic results in this folder yet (`python -m bench.rd DIR --codecs l3ic`).")
+    anchor = [s for s in classic if s.name == ANCHOR]
+    others = [s for s in classic + learned if s.name != ANCHOR]
+    if anchor and others:
+        lines += [
+            "",
+            "## BD-rate of every codec against JPEG 4:2:0 (reference)",
+            "",
+            *_bd_table(anchor, others),
+        ]
+    lines += ["", "## Plots", ""]
+    lines += [f"- `{p.name}`: {METRIC_LABELS[p.stem[3:]]}" for p in written if p.suffix == ".png"]
+    summary = out / "summary.md"
+    summary.write_text("\n".join(lines) + "\n")
+    written.append(summary)
+    return written
+
+
+def _write_average_csv(path: Path, docs: list[dict[str, Any]]) -> Path:
+    """One row per (codec, quality) with every averaged metric."""
+    fields = [
+        "bpp",
+        "psnr",
+        "ssim",
+        "ssim-gaussian",
+        "ms-ssim",
+        "ms-ssim-db",
+        "encoding_time",
+        "decoding_time",
+    ]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["codec", "quality", *fields])
+        for d in docs:
+            res = d["results"]
+            for i, q in enumerate(res["quality"]):
+                writer.writerow([d["name"], q, *(_fmt(res[k][i]) for k in fields)])
+    return path
+
+
+def _fmt(value: float | None) -> str:
+    """Six significant digits; empty for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.6g}"
