@@ -5,6 +5,8 @@ Public API::
     data = l3ic.compress("photo.png", model="32c")      # -> bytes
     image = l3ic.decompress(data)                         # -> (H, W, 3) uint8
     latent, meta = l3ic.read_latent(data, channels=[0])  # -> (H/8, W/8, 1) int8
+    f = l3ic.open("photo.l3ic")                           # header only: f.size, f.preset
+    f.latent(channels=[0, 3]); f.image(channels=8)        # streams decoded on demand
     codec = l3ic.Codec("32c"); codec.encode_latent(image)
 
 Names are imported on first use, so ``import l3ic`` stays cheap until the model is needed.
@@ -25,6 +27,7 @@ _LAZY = {
     "read_latent": "api",
     "imread": "api",
     "imwrite": "api",
+    "open": "lazy",
     "Codec": "codec",
 }
 

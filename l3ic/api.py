@@ -40,9 +40,15 @@ def _codec_for(data: bytes) -> Codec:
     return get_codec(container.parse(data).preset)
 
 
-def decompress(data: bytes) -> np.ndarray:
-    """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files)."""
-    return _codec_for(data).decompress(data)
+def decompress(data: bytes, channels: int | None = None) -> np.ndarray:
+    """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files).
+
+    Args:
+        data: the .l3ic file.
+        channels: progressive preview from the first ``channels`` latent channels in the
+            model's importance order only (``Codec.decompress``); default all.
+    """
+    return _codec_for(data).decompress(data, channels=channels)
 
 
 def read_latent(data: bytes, channels: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:

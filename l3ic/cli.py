@@ -1,4 +1,4 @@
-"""The ``l3ic`` command: compress, decompress, info (and train, see docs/training.md).
+"""The ``l3ic`` command: compress, decompress, info, convert (and train, see docs/training.md).
 
 Exit codes: 0 success, 1 bad input (one line on stderr per failed file), 2 bad usage.
 """
@@ -22,7 +22,9 @@ EXAMPLES = """examples:
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
   l3ic decompress photo.l3ic                   # -> photo.png
   l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
+  l3ic decompress photo.l3ic --channels 8      # preview from the 8 most important channels
   l3ic info photo.l3ic --json
+  l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
   l3ic train --help                            # train a preset (docs/training.md)
 """
 
@@ -63,11 +65,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("inputs", nargs="+", metavar="INPUT", help=".l3ic files")
     d.add_argument("--format", default="png", help="output extension with --outdir (default png)")
+    d.add_argument(
+        "--channels",
+        type=int,
+        metavar="K",
+        help="progressive preview: decode only the first K latent channels in importance order",
+    )
     _add_outputs(d)
 
     i = add("info", "show what an .l3ic file holds", "example:\n  l3ic info photo.l3ic --json")
     i.add_argument("file", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print JSON")
+
+    v = add(
+        "convert",
+        "convert a folder tree of images to .l3ic files and an index (DST/index.json)",
+        "Class sub-folders are kept (ImageFolder layout). Existing outputs are skipped, so a\n"
+        "second run resumes an interrupted one. Exit 1 if any image failed (the others are\n"
+        "converted).\n\nexample:\n  l3ic convert photos/ latents/ -m 32c --workers 2",
+    )
+    v.add_argument("src", metavar="SRC", help="folder of images, e.g. SRC/<class>/<image>.png")
+    v.add_argument("dst", metavar="DST", help="output folder (created if needed)")
+    v.add_argument("-m", "--model", default="32c", choices=["16c", "32c", "64c"])
+    v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
+    v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
 
     sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
     return p
@@ -123,7 +144,7 @@ def _decompress_one(path: Path, args) -> str:
     if not path.is_file():
         raise L3ICError(f"no such file: {path}")
     t0 = time.perf_counter()
-    image = decompress(path.read_bytes())
+    image = decompress(path.read_bytes(), channels=args.channels)
     try:
         encoded = iio.imwrite("<bytes>", image, extension=out.suffix.lower())
     except Exception as e:  # imageio raises many types for unknown formats
@@ -152,6 +173,20 @@ def _run_many(args, one) -> int:
     if failed and len(paths) > 1:
         print(f"l3ic: {failed} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _convert(args) -> int:
+    from .convert import convert
+
+    try:
+        report = convert(args.src, args.dst, args.model, args.workers, args.drop_alpha)
+    except (L3ICError, OSError) as e:
+        print(f"l3ic: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    for rel, why in report.failed:
+        print(f"l3ic: error: {Path(args.src) / rel}: {' '.join(why.split())}", file=sys.stderr)
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def _one_line(e: Exception) -> str:
@@ -227,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "info":
             return _info(args)
         _import_keras_quietly()
+        if args.command == "convert":
+            return _convert(args)
         one = _compress_one if args.command == "compress" else _decompress_one
         return _run_many(args, one)
     except KeyboardInterrupt:

@@ -197,34 +197,63 @@ class Codec:
             ((h, w, len(channels)) int8 latent, metadata dict with preset, width, height,
             grayscale, latent_shape, channels).
         """
+        c = self._parse(data)
+        picked = self._pick(channels, c.latent_shape[2])
+        return self._decode_streams(c, picked), _meta(c, picked)
+
+    def partial_latent(self, data: bytes, channels: Sequence[int]):
+        """The (h, w, C) latent with only ``channels`` decoded, the others at their likeliest value.
+
+        A skipped channel gets the value its header makes most likely, without touching its
+        stream: a constant channel its constant, a table-coded channel the argmax of its stored
+        table, a prior-coded channel the argmax of its prior.
+
+        Returns:
+            ((h, w, C) int8 latent, metadata dict as ``unpack_latent``'s).
+        """
+        c = self._parse(data)
+        h, w, nc = c.latent_shape
+        picked = self._pick(channels, nc)
+        q = np.empty((h, w, nc), dtype=np.int8)
+        for k, code in enumerate(c.codes):
+            if code.mode == entropy.CONSTANT:
+                symbol = code.symbol
+            else:
+                symbol = np.argmax(code.table if code.mode == entropy.TABLE else self.priors[k])
+            q[..., k] = int(symbol) + QMIN
+        q[..., picked] = self._decode_streams(c, picked)
+        return q, _meta(c, picked)
+
+    def _parse(self, data: bytes) -> container.Container:
+        """Parses .l3ic bytes and checks that this model wrote them."""
         c = container.parse(data)
         if c.preset != self.name or c.fingerprint != self.fingerprint:
             raise L3ICError(
                 f"file was written by model {c.preset!r} (weights {c.fingerprint.hex()}), "
                 f"not by this model {self.name!r} (weights {self.fingerprint.hex()})"
             )
-        h, w, nc = c.latent_shape
-        if nc != self.channels:
+        if c.latent_shape[2] != self.channels:
             raise L3ICError(
-                f"file has {nc} latent channels, model {self.name!r} has {self.channels}"
+                f"file has {c.latent_shape[2]} latent channels, "
+                f"model {self.name!r} has {self.channels}"
             )
-        picked = list(range(nc)) if channels is None else [int(k) for k in channels]
-        if any(not 0 <= k < nc for k in picked):
-            raise L3ICError(f"channels must lie in 0..{nc - 1}, got {list(channels)}")
+        return c
+
+    def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
+        """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""
+        h, w, _ = c.latent_shape
         q = np.empty((h, w, len(picked)), dtype=np.int8)
         for i, k in enumerate(picked):
             symbols = entropy.decode_channel(c.codes[k], h * w, self.priors[k])
             q[..., i] = (symbols.astype(np.int16) + QMIN).reshape(h, w)
-        meta = {
-            "preset": c.preset,
-            "width": c.width,
-            "height": c.height,
-            "grayscale": c.grayscale,
-            "latent_shape": (h, w, nc),
-            "channels": picked,
-            "fingerprint": c.fingerprint.hex(),
-        }
-        return q, meta
+        return q
+
+    @staticmethod
+    def _pick(channels: Sequence[int] | None, nc: int) -> list[int]:
+        picked = list(range(nc)) if channels is None else [int(k) for k in channels]
+        if any(not 0 <= k < nc for k in picked):
+            raise L3ICError(f"channels must lie in 0..{nc - 1}, got {list(channels)}")
+        return picked
 
     # ----- whole images <-> bytes ------------------------------------------------------------
 
@@ -235,13 +264,37 @@ class Codec:
         x, gray = to_rgb8(image, drop_alpha=drop_alpha)
         return self.pack_latent(self._encode(x[None])[0], x.shape[:2], gray)
 
-    def decompress(self, data: bytes) -> np.ndarray:
-        """Decodes .l3ic bytes to (H, W, 3) uint8, or (H, W) uint8 for grayscale files."""
-        q, meta = self.unpack_latent(data)
+    def decompress(self, data: bytes, channels: int | None = None) -> np.ndarray:
+        """Decodes .l3ic bytes to (H, W, 3) uint8, or (H, W) uint8 for grayscale files.
+
+        Args:
+            data: the .l3ic file.
+            channels: progressive preview: decode only the first ``channels`` latent channels
+                in importance order (``channel_order``), the others at their likeliest value
+                (see ``partial_latent``); 0..C, default all.
+        """
+        if channels is None:
+            q, meta = self.unpack_latent(data)
+        else:
+            if not 0 <= channels <= self.channels:
+                raise L3ICError(f"channels must lie in 0..{self.channels}, got {channels}")
+            q, meta = self.partial_latent(data, self.channel_order[:channels].tolist())
         y = self._decode(q[None], (meta["height"], meta["width"]))[0]
         if meta["grayscale"]:
             return np.round(y.mean(axis=2)).astype(np.uint8)
         return y
+
+
+def _meta(c: container.Container, picked: list[int]) -> dict:
+    return {
+        "preset": c.preset,
+        "width": c.width,
+        "height": c.height,
+        "grayscale": c.grayscale,
+        "latent_shape": c.latent_shape,
+        "channels": picked,
+        "fingerprint": c.fingerprint.hex(),
+    }
 
 
 def _group_by_shape(arrays: Sequence[np.ndarray], keys: Sequence | None = None) -> list[list[int]]:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import smooth_image
+from support import smooth_image
 
 import l3ic
 

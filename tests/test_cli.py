@@ -7,7 +7,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import smooth_image
+from support import smooth_image
 
 from l3ic.cli import main
 

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import _untrained, smooth_image
+from support import smooth_image, untrained_codec
 
 import l3ic
 from l3ic.errors import L3ICError
@@ -76,7 +76,7 @@ def test_bad_arrays(codec16, bad):
 
 def test_tiled_equals_untiled():
     x = smooth_image(200, 264, seed=4)  # 25 x 33 latent cells: many 8-cell tiles
-    whole, tiled = _untrained(16, tile=64), _untrained(16, tile=8)
+    whole, tiled = untrained_codec(16, tile=64), untrained_codec(16, tile=8)
     z = whole.encode_latent(x)
     assert np.unique(z).size > 8  # a spread-out latent, not all zeros
     np.testing.assert_array_equal(tiled.encode_latent(x), z)

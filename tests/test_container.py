@@ -149,9 +149,9 @@ def test_absurd_dimensions_fail_before_allocating(codec16, width, height):
 
 
 def test_file_from_other_weights_is_refused(codec16, valid_file):
-    from conftest import _untrained
+    from support import untrained_codec
 
-    other = _untrained(16, seed=7)
+    other = untrained_codec(16, seed=7)
     with pytest.raises(L3ICError, match="weights"):
         other.unpack_latent(valid_file)
 

@@ -8,7 +8,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from conftest import smooth_image
+from support import smooth_image
 
 from l3ic.imageio_plugin import register
 
@@ -24,7 +24,7 @@ def test_roundtrip_through_imageio(presets, tmp_path):
     assert props.shape == (24, 40, 3)
     assert iio.immeta(tmp_path / "a.l3ic")["preset"] == "16c"
     data = iio.imwrite("<bytes>", x, extension=".l3ic", model="16c")
-    np.testing.assert_array_equal(iio.imread(data), y)
+    np.testing.assert_array_equal(iio.imread(data, extension=".l3ic"), y)
 
 
 installed = importlib.util.find_spec("_l3ic_imageio_autoload") is not None

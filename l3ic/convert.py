@@ -1,0 +1,277 @@
+"""Dataset conversion: a folder tree of images -> the same tree of .l3ic files and an index.
+
+``SRC/cat/001.png`` becomes ``DST/cat/001.l3ic`` (ImageFolder layout: the class sub-folders are
+kept). Files whose suffix is not an image suffix (``IMAGE_SUFFIXES``) and hidden files are
+ignored. Work runs in ``workers`` processes (the entropy coder and the network hold the GIL), each
+loading the model once; with one worker it runs in this process. Outputs that already exist are
+skipped, so an interrupted run resumes where it stopped; every output is written whole or not
+at all. Unreadable inputs are reported and skipped.
+
+``DST/index.json`` (``INDEX_NAME``) lists every converted image, so a loader needs no directory
+listing::
+
+    {"format": "l3ic-index", "version": 1, "model": "32c", "fingerprint": "0123...",
+     "classes": ["cat", "dog"],
+     "items": [{"path": "cat/001.l3ic", "source": "cat/001.png", "label": "cat",
+                "label_index": 0, "width": 768, "height": 512, "bytes": 41234}, ...]}
+
+Paths are relative to DST (``/``-separated); ``label`` is the first folder of the path (null,
+with ``label_index`` -1, for images directly in SRC); ``classes`` are the sorted labels, and
+``label_index`` indexes them; ``bytes`` is the .l3ic file size.
+"""
+
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import container
+from .errors import L3ICError
+from .image import read_image, write_atomic
+from .presets import load_sidecar, preset_channels, weights_path
+
+__all__ = ["IMAGE_SUFFIXES", "INDEX_NAME", "Report", "convert", "find_images", "read_index"]
+
+IMAGE_SUFFIXES = frozenset(".png .jpg .jpeg .bmp .gif .tif .tiff .webp .ppm .pgm .pnm .pbm".split())
+INDEX_NAME = "index.json"
+INDEX_FORMAT, INDEX_VERSION = "l3ic-index", 1
+
+_worker_codec = None  # the Codec of a worker process
+
+
+@dataclass
+class Report:
+    """What a conversion did.
+
+    Attributes:
+        converted: images converted by this run.
+        skipped: images whose output already existed (kept as they are).
+        failed: (source path relative to SRC, one-line reason) of every image not converted.
+        bytes_in: total size of the source files converted by this run.
+        bytes_out: total size of the .l3ic files written by this run.
+        seconds: wall time of the conversion.
+        index: path of the index file written.
+        indexed: images listed in the index (converted now or before).
+    """
+
+    converted: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+    index: Path | None = None
+    indexed: int = 0
+
+    def summary(self) -> str:
+        """One line: counts, bytes in/out, throughput."""
+        secs = max(self.seconds, 1e-9)
+        ratio = self.bytes_in / self.bytes_out if self.bytes_out else 0.0
+        return (
+            f"converted {self.converted} images ({self.bytes_in / 1e6:.3g} MB -> "
+            f"{self.bytes_out / 1e6:.3g} MB, {ratio:.1f}x) in {self.seconds:.1f} s: "
+            f"{self.converted / secs:.3g} img/s, {self.bytes_in / 1e6 / secs:.3g} MB/s; "
+            f"skipped {self.skipped} existing, {len(self.failed)} failed; "
+            f"index {self.index} lists {self.indexed} images"
+        )
+
+
+def find_images(src: Path) -> list[Path]:
+    """Image files under ``src`` (recursively, hidden files and folders left out), sorted.
+
+    Returns:
+        Paths relative to ``src``.
+    """
+    found = []
+    for folder, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(Path(folder, name).relative_to(src))
+    return sorted(found)
+
+
+def _label(rel: Path) -> str | None:
+    return rel.parts[0] if len(rel.parts) > 1 else None
+
+
+def _init_worker(model: str) -> None:
+    global _worker_codec
+    from .cli import _import_keras_quietly  # TensorFlow's C++ start-up notes, once per worker
+
+    _import_keras_quietly()
+    from .api import get_codec
+
+    _worker_codec = get_codec(model)
+
+
+def _convert_file(source: Path, out: Path, drop_alpha: bool) -> tuple[int, int, int, int] | str:
+    """Converts one image with this process's codec.
+
+    Returns:
+        (width, height, source bytes, output bytes), or a one-line reason for failing.
+    """
+    try:
+        image = read_image(source)
+        data = _worker_codec.compress(image, drop_alpha=drop_alpha)
+        write_atomic(out, data)
+        return image.shape[1], image.shape[0], source.stat().st_size, len(data)
+    except (L3ICError, OSError) as e:
+        text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        return " ".join(text.split())
+
+
+def _results(jobs: list, model: str, workers: int, drop_alpha: bool) -> Iterator[tuple]:
+    """Yields (job, result of ``_convert_file``) as conversions finish."""
+    if workers == 1:
+        _init_worker(model)
+        for job in jobs:
+            yield job, _convert_file(*job[1:], drop_alpha)
+        return
+    pool = ProcessPoolExecutor(
+        workers, multiprocessing.get_context("spawn"), _init_worker, (model,)
+    )
+    try:
+        todo, pending = iter(jobs), {}
+        while True:
+            for job in itertools.islice(todo, 4 * workers - len(pending)):
+                pending[pool.submit(_convert_file, *job[1:], drop_alpha)] = job
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _existing(path: Path, model: str, fp: str | None) -> tuple[int, int] | str:
+    """(width, height) of an existing output written by this model, else why it cannot be kept."""
+    try:
+        c = container.parse(path.read_bytes())
+    except (L3ICError, OSError) as e:
+        return f"output {path} exists but is unreadable ({e}); delete it to convert again"
+    if c.preset != model or (fp is not None and c.fingerprint.hex() != fp):
+        return f"output {path} exists, written by model {c.preset} {c.fingerprint.hex()}"
+    return c.width, c.height
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: str = "32c",
+    workers: int = 1,
+    drop_alpha: bool = False,
+    progress: bool = True,
+) -> Report:
+    """Converts the image tree ``src`` to .l3ic files under ``dst`` and writes ``dst/index.json``.
+
+    Args:
+        src: folder of images, e.g. ImageFolder layout ``src/<class>/<image>``.
+        dst: output folder (created if needed); may already hold a previous run's outputs.
+        model: preset to compress with.
+        workers: processes to convert with (1: in this process).
+        drop_alpha: discard alpha channels instead of failing on RGBA images.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The Report; failed images are listed there, not raised.
+
+    Raises:
+        L3ICError: ``src`` is not a folder, unknown model or missing weights, workers < 1.
+    """
+    from tqdm import tqdm
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise L3ICError(f"no such folder: {src}")
+    if workers < 1:
+        raise L3ICError(f"workers must be at least 1, got {workers}")
+    preset_channels(model)
+    weights_path(model)
+    fp = load_sidecar(model).get("fingerprint")
+    dst.mkdir(parents=True, exist_ok=True)
+    report, done, jobs, outputs = Report(), {}, [], {}
+    sources = find_images(src)
+    for rel in sources:
+        out_rel = rel.with_suffix(".l3ic")
+        out = dst / out_rel
+        if out_rel in outputs:
+            report.failed.append((str(rel), f"same output {out_rel} as {outputs[out_rel]}"))
+            continue
+        outputs[out_rel] = rel
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append((rel, src / rel, out))
+            continue
+        kept = _existing(out, model, fp)
+        if isinstance(kept, str):
+            report.failed.append((str(rel), kept))
+        else:
+            report.skipped += 1
+            done[rel] = (*kept, out.stat().st_size)
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(jobs), unit="img", file=sys.stderr, disable=not progress, leave=False)
+    with bar:
+        for (rel, _, _), result in _results(jobs, model, workers, drop_alpha):
+            bar.update()
+            if isinstance(result, str):
+                report.failed.append((str(rel), result))
+                bar.set_postfix(failed=len(report.failed))
+                continue
+            width, height, n_in, n_out = result
+            report.converted += 1
+            report.bytes_in += n_in
+            report.bytes_out += n_out
+            done[rel] = (width, height, n_out)
+    report.seconds = time.perf_counter() - t0
+    classes = sorted({label for rel in sources if (label := _label(rel)) is not None})
+    items = [
+        {
+            "path": rel.with_suffix(".l3ic").as_posix(),
+            "source": rel.as_posix(),
+            "label": _label(rel),
+            "label_index": classes.index(_label(rel)) if _label(rel) is not None else -1,
+            "width": width,
+            "height": height,
+            "bytes": n_out,
+        }
+        for rel, (width, height, n_out) in sorted(done.items())
+    ]
+    index = {
+        "format": INDEX_FORMAT,
+        "version": INDEX_VERSION,
+        "model": model,
+        "fingerprint": fp,
+        "classes": classes,
+        "items": items,
+    }
+    report.index = dst / INDEX_NAME
+    report.indexed = len(items)
+    write_atomic(report.index, (json.dumps(index, indent=1) + "\n").encode(), force=True)
+    report.failed.sort()
+    return report
+
+
+def read_index(root: str | os.PathLike) -> dict:
+    """Reads and checks ``root/index.json`` (the format in this module's docstring).
+
+    Raises:
+        L3ICError: missing, not JSON, or not an l3ic index of a known version.
+    """
+    path = Path(root) / INDEX_NAME
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise L3ICError(f"cannot read index {path}: {e} (make one with `l3ic convert`)") from None
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        raise L3ICError(f"{path} is not an l3ic index")
+    if index.get("version") != INDEX_VERSION:
+        raise L3ICError(f"{path}: unsupported index version {index.get('version')}")
+    return index

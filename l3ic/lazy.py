@@ -1,0 +1,94 @@
+"""``l3ic.open``: an .l3ic file whose streams are decoded only when asked for.
+
+Opening reads the file (a few tens of kilobytes) and checks its header and checksums; nothing is
+entropy-decoded and no model is loaded. ``latent(channels)`` decodes only those channels'
+streams; ``image(channels=k)`` decodes the first k channels in importance order (progressive
+preview) or all of them.
+"""
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import container
+from .errors import L3ICError
+
+__all__ = ["L3ICFile", "open"]
+
+
+class L3ICFile:
+    """A parsed .l3ic file; streams are decoded on demand by the preset named in the file.
+
+    Args:
+        data: the whole .l3ic file.
+        path: where it came from (for messages), if anywhere.
+
+    Attributes:
+        path: the file's path or None.
+        preset: the model name stored in the file, e.g. ``"32c"``.
+        size: (W, H) of the image in pixels.
+        latent_shape: (h, w, C) with h = ceil(H / 8), w = ceil(W / 8).
+        grayscale: whether ``image()`` returns (H, W) instead of (H, W, 3).
+        nbytes: file size in bytes.
+        channel_bytes: (C,) stream bytes of each channel (0 for a constant channel).
+    """
+
+    def __init__(self, data: bytes, path: Path | None = None):
+        self._data = bytes(data)
+        c = container.parse(self._data)
+        self.path = path
+        self.preset = c.preset
+        self.size = (c.width, c.height)
+        self.latent_shape = c.latent_shape
+        self.grayscale = c.grayscale
+        self.nbytes = len(self._data)
+        self.channel_bytes = [len(code.stream) for code in c.codes]
+
+    def latent(self, channels: Sequence[int] | None = None) -> np.ndarray:
+        """Decodes the streams of ``channels`` only (default all), no network.
+
+        Returns:
+            (h, w, len(channels)) int8 latent, values -15..16, in the order asked for.
+        """
+        return self._codec().unpack_latent(self._data, channels)[0]
+
+    def image(self, channels: int | None = None) -> np.ndarray:
+        """Decodes the image (all channels, or a progressive preview).
+
+        Args:
+            channels: decode only the first ``channels`` latent channels in the model's
+                importance order, the others at their likeliest value; default all.
+
+        Returns:
+            (H, W, 3) uint8 image ((H, W) for grayscale files).
+        """
+        return self._codec().decompress(self._data, channels=channels)
+
+    def _codec(self):
+        from .api import get_codec
+
+        return get_codec(self.preset)
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        where = f" {str(self.path)!r}" if self.path else ""
+        return f"<L3ICFile{where} {self.preset} {w}x{h} latent {self.latent_shape} {self.nbytes} B>"
+
+
+def open(path: str | os.PathLike) -> L3ICFile:
+    """Opens an .l3ic file lazily: header parsed and checked now, streams decoded on demand.
+
+    Raises:
+        L3ICError: the file is missing, unreadable, not an .l3ic file or damaged.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise L3ICError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return L3ICFile(data, path)
+    except L3ICError as e:
+        raise L3ICError(f"{path}: {e}") from None
