@@ -26,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -310,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (default: %(default)s)",
     )
     parser.add_argument(
+        "--every-preset",
+        action="store_true",
+        help="time every l3ic preset, not only the one nearest --target-bpp",
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("CODEC", "SIZE", "QUALITY", "THREADS"), help=argparse.SUPPRESS
     )
     parser.add_argument("--gpu-worker", nargs=2, metavar=("SIZE", "PRESET"), help=argparse.SUPPRESS)
@@ -353,9 +359,13 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"{name} ({availability.reason})")
             continue
         for size in SIZES:
-            quality, rate = nearest_quality(cls(), images[size], args.target_bpp)
-            print(f"{name} {size}: quality {quality} ({rate:.3f} bpp)", file=sys.stderr)
-            for threads in _thread_settings(cls):
+            if cls.is_learned and args.every_preset:
+                settings = list(cls.qualities)
+            else:
+                quality, rate = nearest_quality(cls(), images[size], args.target_bpp)
+                print(f"{name} {size}: quality {quality} ({rate:.3f} bpp)", file=sys.stderr)
+                settings = [quality]
+            for quality, threads in itertools.product(settings, _thread_settings(cls)):
                 argv_w = ["--worker", name, size, str(quality), str(threads).lower(), *common]
                 row = _spawn(argv_w)
                 results.append(
