@@ -3,7 +3,8 @@
 A run lives in one folder RUN_DIR:
 
 - ``config.json``: the recipe (all arguments), the training data identity and the hardware;
-- ``ckpt.npz``: the latest checkpoint (model weights, optimizer variables, step, seconds), float32,
+- ``ckpt.npz`` + ``ckpt-STEP-K.npz``: the latest checkpoint (step, seconds, the list of shards;
+  the shards hold the float32 model weights and optimizer variables, at most 12 MiB each),
   replaced atomically, so ``--resume`` continues exactly where it stopped;
 - ``log.csv``: one row per validation.
 
@@ -41,11 +42,13 @@ __all__ = [
     "channel_order",
     "validate",
     "export_run",
+    "read_checkpoint",
 ]
 
 DATA_ENV = "L3IC_TRAIN_DATA"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CKPT_NAME, CONFIG_NAME, LOG_NAME = "ckpt.npz", "config.json", "log.csv"
+SHARD_BYTES = 12 << 20  # checkpoint shards stay under the 16 MiB a GPU machine returns per file
 LOG_FIELDS = (
     "step",
     "seconds",
@@ -168,6 +171,34 @@ def build_model(cfg: dict) -> L3ICModel:
     return net
 
 
+def _save_npz_atomic(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _shard_names(head: Path) -> list[str]:
+    with np.load(head) as f:
+        return [str(n) for n in f["shards"]]
+
+
+def read_checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
+    """All arrays of RUN_DIR's checkpoint: "step", "seconds" and the variables "v0000", ...
+
+    Raises:
+        L3ICError: a shard named by ckpt.npz is missing.
+    """
+    head = Path(run_dir) / CKPT_NAME
+    with np.load(head) as f:
+        arrays = {"step": f["step"], "seconds": f["seconds"]}
+    for name in _shard_names(head):
+        if not (Path(run_dir) / name).is_file():
+            raise L3ICError(f"checkpoint shard {Path(run_dir) / name} is missing")
+        with np.load(Path(run_dir) / name) as f:
+            arrays.update({k: f[k] for k in f.files})
+    return arrays
+
+
 class Run:
     """A training run in a folder: its recipe, checkpoint and log.
 
@@ -187,31 +218,51 @@ class Run:
         return [*self.net.variables, *self.net.optimizer.variables]
 
     def save(self) -> Path:
-        """Writes RUN_DIR/ckpt.npz (float32 weights + optimizer variables + step) atomically."""
-        arrays = {f"v{i:04d}": ops.convert_to_numpy(v) for i, v in enumerate(self._variables())}
-        arrays["step"] = np.int64(self.step)
-        arrays["seconds"] = np.float64(self.seconds)
-        path = self.out / CKPT_NAME
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        return path
+        """Writes the checkpoint: RUN_DIR/ckpt.npz (step, seconds, shard list) + its shards.
+
+        Variables (float32 weights and optimizer variables, in order) go to shard files of at
+        most SHARD_BYTES each, named by step, so each fits the 16 MiB a GPU machine returns per
+        file. The shards are written first and ckpt.npz last (atomically), then the previous
+        step's shards are removed, so an interruption never leaves a mixed checkpoint.
+        """
+        shards, current, size = [], {}, 0
+        for i, v in enumerate(self._variables()):
+            a = ops.convert_to_numpy(v)
+            if current and size + a.nbytes > SHARD_BYTES:
+                shards.append(current)
+                current, size = {}, 0
+            current[f"v{i:04d}"] = a
+            size += a.nbytes
+        shards.append(current)
+        names = []
+        for k, arrays in enumerate(shards):
+            names.append(f"ckpt-{self.step:08d}-{k:02d}.npz")
+            _save_npz_atomic(self.out / names[-1], arrays)
+        head = self.out / CKPT_NAME
+        old = _shard_names(head) if head.is_file() else []
+        _save_npz_atomic(
+            head,
+            {"step": np.int64(self.step), "seconds": np.float64(self.seconds), "shards": names},
+        )
+        for name in set(old) - set(names):
+            (self.out / name).unlink(missing_ok=True)
+        return head
 
     def restore(self) -> None:
-        """Loads RUN_DIR/ckpt.npz into the model and optimizer; raises L3ICError on mismatch."""
+        """Loads the checkpoint into the model and optimizer; raises L3ICError on mismatch."""
         path = self.out / CKPT_NAME
         if not path.is_file():
             raise L3ICError(f"no checkpoint to resume from: {path} not found")
+        arrays = read_checkpoint(self.out)
         variables = self._variables()
-        with np.load(path) as f:
-            if len(f.files) != len(variables) + 2:
-                raise L3ICError(f"checkpoint {path} does not fit this recipe")
-            for i, v in enumerate(variables):
-                a = f[f"v{i:04d}"]
-                if a.shape != tuple(v.shape):
-                    raise L3ICError(f"checkpoint {path} does not fit this recipe (at {v.path})")
-                v.assign(a)
-            self.step, self.seconds = int(f["step"]), float(f["seconds"])
+        if len(arrays) != len(variables) + 2:
+            raise L3ICError(f"checkpoint {path} does not fit this recipe")
+        for i, v in enumerate(variables):
+            a = arrays[f"v{i:04d}"]
+            if a.shape != tuple(v.shape):
+                raise L3ICError(f"checkpoint {path} does not fit this recipe (at {v.path})")
+            v.assign(a)
+        self.step, self.seconds = int(arrays["step"]), float(arrays["seconds"])
 
     # ----- training ---------------------------------------------------------------------------
 
