@@ -286,15 +286,7 @@ class Codec:
 
 
 def _meta(c: container.Container, picked: list[int]) -> dict:
-    return {
-        "preset": c.preset,
-        "width": c.width,
-        "height": c.height,
-        "grayscale": c.grayscale,
-        "latent_shape": c.latent_shape,
-        "channels": picked,
-        "fingerprint": c.fingerprint.hex(),
-    }
+    return {**c.metadata(), "channels": picked}
 
 
 def _group_by_shape(arrays: Sequence[np.ndarray], keys: Sequence | None = None) -> list[list[int]]:

@@ -64,6 +64,17 @@ class Container:
     codes: list[ChannelCode] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
 
+    def metadata(self) -> dict:
+        """The header as a dict: preset, width, height, grayscale, latent_shape, fingerprint."""
+        return {
+            "preset": self.preset,
+            "width": self.width,
+            "height": self.height,
+            "grayscale": self.grayscale,
+            "latent_shape": self.latent_shape,
+            "fingerprint": self.fingerprint.hex(),
+        }
+
 
 def _check_sizes(width: int, height: int, latent_shape: tuple[int, int, int]) -> None:
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):

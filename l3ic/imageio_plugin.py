@@ -69,12 +69,4 @@ class L3ICPlugin(PluginV3):
 
     def metadata(self, index: int | None = 0, exclude_applied: bool = True) -> dict:
         """Preset, sizes, latent shape and weights fingerprint from the header."""
-        c = container.parse(self._bytes())
-        return {
-            "preset": c.preset,
-            "width": c.width,
-            "height": c.height,
-            "grayscale": c.grayscale,
-            "latent_shape": c.latent_shape,
-            "fingerprint": c.fingerprint.hex(),
-        }
+        return container.parse(self._bytes()).metadata()
