@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "train":
+        if argv[1:2] == ["gpu-run"]:  # the GPU run is written for JAX
+            os.environ.setdefault("KERAS_BACKEND", "jax")
         _import_keras_quietly()
         from .train import main as train_main
 

@@ -16,14 +16,23 @@ from keras import ops
 from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
 from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
 
-__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES"]
+__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES", "default_lmbda"]
 
 RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
 
 
-def _conv(filters: int, size: int, name: str, stride: int = 1, activation=None):
+def default_lmbda(channels: int) -> float:
+    """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / channels.
+
+    (architecture.md, section 3: 250 on a summed L2 loss over 50 x 128 x 128 x 3 values and bits
+    per latent value, restated for mean MSE and bits per pixel.)
+    """
+    return 2.03e-4 * 64 / channels
+
+
+def _conv(filters: int, size: int, name: str, stride: int = 1, activation=None, dtype=None):
     return keras.layers.Conv2D(
-        filters, size, strides=stride, padding="same", activation=activation, name=name
+        filters, size, strides=stride, padding="same", activation=activation, name=name, dtype=dtype
     )
 
 
@@ -40,8 +49,10 @@ def build_encoder(channels: int) -> keras.Model:
     a = ResidualBlock(128, pre_activation=True, name="r1")(a)
     a = ResidualBlock(128, name="r2")(a)
     a = ResidualBlock(128, name="r3")(a)
-    a = _conv(channels, 5, "e3", stride=2)(a)
-    z = LatentScale(name="scale")(a)
+    # The latent is computed in float32 even under bf16 mixed precision: bf16 would put steps of
+    # up to 0.125 into values that the quantiser rounds and the rate kernel (width 1/25) reads.
+    a = _conv(channels, 5, "e3", stride=2, dtype="float32")(a)
+    z = LatentScale(name="scale", dtype="float32")(a)
     return keras.Model(x, z, name="encoder")
 
 
@@ -71,7 +82,9 @@ class L3ICModel(keras.Model):
         rate: ``"channel"`` (mean of per-channel soft entropies, what the coder pays) or
             ``"pooled"`` (one histogram over all channels, the published estimate).
         rate_gamma: width of the soft histogram's Student-t kernel (25 as published).
-        lmbda: weight of the estimated bits per pixel against the MSE of images in [0, 1].
+        lmbda: initial weight of the estimated bits per pixel against the MSE of images in
+            [0, 1]. It lives in the non-trainable float32 variable ``rate_weight``, so training
+            can steer it toward a target rate (``l3ic.train --target-bpp``) without retracing.
         seed: seed of the quantiser's noise (``backward="noise"``).
 
     ``call(x)`` takes x (B, H, W, 3) float in [0, 1] and returns ``{"y": (B, H, W, 3),
@@ -97,8 +110,15 @@ class L3ICModel(keras.Model):
         self.rate_gamma = rate_gamma
         self.lmbda = lmbda
         self.seed = seed
+        self.rate_weight = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(lmbda),
+            trainable=False,
+            dtype="float32",
+            name="rate_weight",
+        )
         self.encoder = build_encoder(channels)
-        self.quantizer = Quantizer(backward, seed=seed, name="quantizer")
+        self.quantizer = Quantizer(backward, seed=seed, name="quantizer", dtype="float32")
         self.decoder = build_decoder(channels)
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.bpp_tracker = keras.metrics.Mean(name="bpp_est")
@@ -120,7 +140,7 @@ class L3ICModel(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mse, bpp = self._terms(x, y_pred)
-        return mse + self.lmbda * bpp
+        return mse + ops.cast(self.rate_weight, "float32") * bpp
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         mse, bpp = self._terms(x, y_pred)

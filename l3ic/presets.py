@@ -24,6 +24,7 @@ __all__ = [
     "model_arrays",
     "save_weights",
     "load_weights",
+    "lineage",
 ]
 
 PRESETS = {"16c": 16, "32c": 32, "64c": 64}
@@ -104,3 +105,22 @@ def load_weights(model, path: str | Path) -> bytes:
                 raise L3ICError(f"weights {path} do not fit this model (at {key})")
             v.assign(arrays[key].astype(np.float32))
     return fingerprint(arrays)
+
+
+def lineage(init: str | Path | None) -> dict | None:
+    """What a run started from: the fingerprint and patches trained of weights ``init``.
+
+    Reads the sidecar next to the .npz (``NAME.json``); patches trained = its ``patches_total``
+    or, for older sidecars, ``steps`` x recipe ``batch``. None when ``init`` is None.
+    """
+    if init is None:
+        return None
+    path = Path(init)
+    with np.load(path) as f:
+        fp = fingerprint({k: f[k] for k in f.files})
+    sidecar_path = path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    patches = sidecar.get("patches_total")
+    if patches is None and "steps" in sidecar:
+        patches = sidecar["steps"] * sidecar.get("recipe", {}).get("batch", 0)
+    return {"file": path.name, "fingerprint": fp.hex(), "patches_total": patches or 0}

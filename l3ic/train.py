@@ -25,28 +25,29 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import entropy, metrics, train_data
+from . import entropy, gpu_run, metrics, train_data
 from .codec import Codec
 from .errors import L3ICError
-from .model import RATES, L3ICModel
-from .presets import PRESETS, load_weights, models_dir, save_weights
+from .model import RATES, L3ICModel, default_lmbda
+from .presets import PRESETS, lineage, load_weights, models_dir, save_weights
 from .quantizer import BACKWARDS, QMIN
+from .train_data import DATA_ENV, default_data_dir
 
 __all__ = [
     "build_parser",
     "main",
     "HoldCosine",
     "default_lmbda",
+    "steer_lmbda",
     "Run",
     "learn_priors",
     "channel_order",
     "validate",
     "export_run",
+    "ship",
     "read_checkpoint",
 ]
 
-DATA_ENV = "L3IC_TRAIN_DATA"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CKPT_NAME, CONFIG_NAME, LOG_NAME = "ckpt.npz", "config.json", "log.csv"
 SHARD_BYTES = 12 << 20  # checkpoint shards stay under the 16 MiB a GPU machine returns per file
 LOG_FIELDS = (
@@ -57,6 +58,7 @@ LOG_FIELDS = (
     "mse",
     "bpp_est",
     "bits_per_value",
+    "lmbda",
     "val_psnr",
     "val_ssim",
     "val_bpp",
@@ -73,6 +75,7 @@ RECIPE = (
     "decay_start",
     "lr_final",
     "lmbda",
+    "target_bpp",
     "backward",
     "rate",
     "mixed_precision",
@@ -80,6 +83,23 @@ RECIPE = (
     "flips",
     "init",
 )
+TERMS = (
+    "Trained on photos of research benchmark sets (BSDS500, one ImageNet image per class, "
+    "Sun-Hays 80, Urban100; sources in shared/data/README.md) whose sources state no licence: "
+    "they are available for research use, and so are these weights. The l3ic code is MIT."
+)
+STEER_GAIN, STEER_CLAMP = 2.0, 2.0  # lmbda *= clip((bpp / target) ** GAIN, 1 / CLAMP, CLAMP)
+
+
+def steer_lmbda(lmbda: float, bpp: float, target: float) -> float:
+    """The rate weight after one steering step toward ``target`` bits per pixel.
+
+    Rate falls slowly as lmbda grows (roughly as a low power of it), so the correction is the
+    squared ratio of measured to target rate, clamped to a factor of 2 either way.
+    """
+    ratio = (bpp / target) ** STEER_GAIN
+    return lmbda * min(max(ratio, 1.0 / STEER_CLAMP), STEER_CLAMP)
+
 
 EXAMPLES = """
 examples:
@@ -92,22 +112,16 @@ examples:
   # fine-tune shipped weights with a fresh optimizer at a lower rate weight
   python -m l3ic.train --preset 32c --init models/32c.npz --lmbda 3e-4 --lr 1e-4 --out runs/ft
 
-  # export a finished (or partly trained) run later
-  python -m l3ic.train export runs/32c --name 32c
+  # hold the validation rate near 0.81 bpp: lmbda is steered after every validation
+  python -m l3ic.train --preset 32c --init models/32c.npz --target-bpp 0.81 --out runs/32c-steer
+
+  # export a finished (or partly trained) run later, then ship it if better on validation
+  python -m l3ic.train export runs/32c --name 32c --models-dir runs/candidates
+  python -m l3ic.train ship runs/candidates --name 32c
 
   # on a GPU machine (bf16 mixed precision is switched on automatically there)
   KERAS_BACKEND=jax python -m l3ic.train --preset 64c --steps 200000 --batch 50 --out runs/64c
 """
-
-
-def default_lmbda(channels: int) -> float:
-    """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / channels."""
-    return 2.03e-4 * 64 / channels
-
-
-def default_data_dir() -> Path:
-    """$L3IC_TRAIN_DATA, else ../shared/data/train-gpu next to the repository root."""
-    return Path(os.environ.get(DATA_ENV, REPO_ROOT.parent / "shared" / "data" / "train-gpu"))
 
 
 @keras.saving.register_keras_serializable(package="l3ic")
@@ -320,6 +334,7 @@ class Run:
             if self.step % val_every == 0 or done:
                 rate = (self.step - step_mark) / (time.perf_counter() - t_mark)
                 loss, mse, bpp = sums / max(count, 1)
+                lmbda = float(ops.convert_to_numpy(self.net.rate_weight))
                 row = {
                     "step": self.step,
                     "seconds": round(self.seconds, 1),
@@ -328,11 +343,15 @@ class Run:
                     "mse": f"{mse:.6f}",
                     "bpp_est": f"{bpp:.4f}",
                     "bits_per_value": f"{bpp * 64 / self.cfg['channels']:.4f}",
+                    "lmbda": f"{lmbda:.4g}",
                     "steps_per_s": f"{rate:.3f}",
                 }
                 if val_images:
                     val = validate(self.net, val_images, prior_images)
                     row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
+                    target = self.cfg.get("target_bpp")
+                    if target and not done:
+                        self.net.rate_weight.assign(steer_lmbda(lmbda, val["bpp"], target))
                 self.log_row(row)
                 print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
                 sums[:] = 0
@@ -455,44 +474,57 @@ def channel_order(
     return order, losses
 
 
-def _load_run(run_dir: Path) -> tuple[dict, "Run"]:
+def _load_source(run_dir: Path, name: str, data: Path | None) -> tuple[dict, L3ICModel, int, float]:
+    """(export config, float32 model, steps, training seconds) of a run or gpu-run folder."""
+    if (run_dir / gpu_run.RUN_JSON).is_file():
+        return gpu_run.load_for_export(run_dir, name, data or default_data_dir())
     config_path = run_dir / CONFIG_NAME
     if not config_path.is_file():
         raise L3ICError(f"{run_dir} is not a training run: {config_path} not found")
     cfg = json.loads(config_path.read_text())
     run = Run(run_dir, {**cfg, "mixed_precision": False})
     run.restore()
-    return cfg, run
+    if data is not None:
+        cfg["data"] = str(data)
+    cfg["recipe"] = {k: cfg.get(k) for k in RECIPE}
+    cfg["patches"] = run.step * cfg["batch"]
+    if "lineage" not in cfg:  # runs begun before lineage was recorded at the start
+        cfg["lineage"] = lineage(cfg["init"]) if cfg.get("init") else None
+    return cfg, run.net, run.step, run.seconds
 
 
-def export_run(run_dir: Path, name: str, out_dir: Path | None = None) -> Path:
-    """Writes ``out_dir/NAME.npz`` (float16 weights) and ``NAME.json`` from a run's checkpoint.
+def export_run(
+    run_dir: Path, name: str, out_dir: Path | None = None, data: Path | None = None
+) -> Path:
+    """Writes ``out_dir/NAME.npz`` (float16 weights) and ``NAME.json`` from a run.
 
-    The sidecar holds the recipe, training data identity, steps, hardware and status, the
-    per-channel priors (all training images), the channel order (validation images), the
+    ``run_dir`` is a training run (its latest checkpoint) or the folder of ``l3ic train gpu-run``
+    (its weights of preset ``name``). The sidecar holds the recipe, training data identity, steps,
+    patches (this run's and in all, through the weights it started from), hardware and status,
+    the per-channel priors (all training images), the channel order (validation images), the
     fingerprint, validation figures and the PSNR change caused by float16 storage.
 
     Returns:
         The path of the .npz file.
     """
     run_dir = Path(run_dir)
-    cfg, run = _load_run(run_dir)
+    cfg, net, steps, seconds = _load_source(run_dir, name, data)
     out_dir = Path(out_dir) if out_dir is not None else models_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = train_data.list_images(cfg["data"])
     train_files, val_files = train_data.split_files(files)
     t0 = time.perf_counter()
-    priors = learn_priors(run.net, train_data.load_images(train_files))
+    priors = learn_priors(net, train_data.load_images(train_files))
     val_images = train_data.load_images(val_files)
     if not val_images:
         raise L3ICError("no validation images: the channel order cannot be measured")
     print(f"priors from {len(train_files)} images in {time.perf_counter() - t0:.0f} s", flush=True)
-    val32 = validate(run.net, val_images, [], priors)
-    order, losses = channel_order(run.net, val_images, priors)
+    val32 = validate(net, val_images, [], priors)
+    order, losses = channel_order(net, val_images, priors)
     print(f"channel order in {time.perf_counter() - t0:.0f} s", flush=True)
 
     npz = out_dir / f"{name}.npz"
-    fp = save_weights(run.net, npz)
+    fp = save_weights(net, npz)
     half = L3ICModel(cfg["channels"])
     half(np.zeros((1, 16, 16, 3), dtype=np.float32))
     load_weights(half, npz)
@@ -502,12 +534,17 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None) -> Path:
         "channels": cfg["channels"],
         "status": "trained" if cfg["gpu"] else "cpu-short-schedule",
         "hardware": cfg["hardware"] + ("" if cfg["gpu"] else ", short schedule"),
-        "recipe": {k: cfg[k] for k in RECIPE},
+        "recipe": cfg["recipe"],
+        "lmbda_final": float(ops.convert_to_numpy(net.rate_weight)),
         "backend": cfg["backend"],
         "training_data": cfg["training_data"],
         "validation_data": {**cfg["validation_data"], "rule": "sha1(file name) % 20 == 0"},
-        "steps": run.step,
-        "train_seconds": round(run.seconds),
+        "terms": TERMS,
+        "steps": steps,
+        "patches": cfg["patches"],
+        "patches_total": cfg["patches"] + ((cfg["lineage"] or {}).get("patches_total") or 0),
+        "init": cfg["lineage"],
+        "train_seconds": round(seconds),
         "fingerprint": fp.hex(),
         "validation": {k: round(v, 4) for k, v in val16.items()},
         "float16_psnr_delta_db": round(val16["psnr"] - val32["psnr"], 5),
@@ -530,6 +567,74 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None) -> Path:
     return npz
 
 
+def ship(
+    candidate_dir: Path, name: str, models: Path | None = None, data: Path | None = None
+) -> bool:
+    """Replaces the shipped preset ``name`` by an exported candidate only if it is better.
+
+    Both are coded for real on the validation split (each with its own priors); the candidate is
+    better when its mean SSIM is higher at an equal or lower mean bpp. Kodak is not looked at.
+    The shipped sidecar of a replaced preset is kept in the new one under ``replaced``.
+
+    Args:
+        candidate_dir: a folder with ``NAME.npz`` and ``NAME.json`` from ``export``.
+        name: the preset.
+        models: the models folder (default: l3ic's).
+        data: the training images (default: ``default_data_dir()``).
+
+    Returns:
+        Whether the candidate was shipped.
+    """
+    models = Path(models) if models is not None else models_dir()
+    _, val_files = train_data.split_files(train_data.list_images(data or default_data_dir()))
+    val_images = train_data.load_images(val_files)
+    if not val_images:
+        raise L3ICError("no validation images to compare on")
+    figures, sidecars = {}, {}
+    for label, folder in (("shipped", models), ("candidate", Path(candidate_dir))):
+        npz = folder / f"{name}.npz"
+        if not npz.is_file():
+            if label == "candidate":
+                raise L3ICError(f"no candidate {npz}")
+            continue
+        sidecars[label] = json.loads(npz.with_suffix(".json").read_text())
+        keras.config.set_dtype_policy("float32")
+        net = L3ICModel(sidecars[label].get("channels") or PRESETS[name])
+        net(np.zeros((1, 16, 16, 3), dtype=np.float32))
+        load_weights(net, npz)
+        figures[label] = validate(net, val_images, [], np.array(sidecars[label]["priors"]))
+        f = figures[label]
+        print(
+            f"{name} {label:9s}: val bpp {f['bpp']:.4f}, PSNR {f['psnr']:.3f} dB, "
+            f"SSIM {f['ssim']:.4f} ({len(val_images)} images)",
+            flush=True,
+        )
+    cand, old = figures["candidate"], figures.get("shipped")
+    better = old is None or (cand["ssim"] > old["ssim"] and cand["bpp"] <= old["bpp"])
+    if not better:
+        print(f"{name}: not shipped (needs higher SSIM at equal or lower bpp)", flush=True)
+        return False
+    sidecar = {**sidecars["candidate"], "validation": {k: round(v, 4) for k, v in cand.items()}}
+    if old is not None:
+        prev = sidecars["shipped"]
+        sidecar["replaced"] = {
+            "fingerprint": prev.get("fingerprint"),
+            "status": prev.get("status"),
+            "validation_now": {k: round(v, 4) for k, v in old.items()},
+            **{k: prev[k] for k in ("kodak", "kodak_crop512") if k in prev},
+        }
+    src = Path(candidate_dir) / f"{name}.npz"
+    models.mkdir(parents=True, exist_ok=True)
+    tmp = models / f".{name}.npz.tmp"
+    tmp.write_bytes(src.read_bytes())
+    os.replace(tmp, models / f"{name}.npz")
+    tmp = models / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(sidecar, indent=1) + "\n")
+    os.replace(tmp, models / f"{name}.json")
+    print(f"{name}: shipped to {models}", flush=True)
+    return True
+
+
 # ----- command line -------------------------------------------------------------------------
 
 
@@ -546,8 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m l3ic.train`` (training; ``export`` has its own)."""
     p = argparse.ArgumentParser(
         prog="l3ic train",
-        description="Train an l3ic model (Adam; constant lr, then cosine decay). "
-        "Use `l3ic train export RUN_DIR --name NAME` to write models/NAME.npz + .json.",
+        description="Train an l3ic model (Adam; constant lr, then cosine decay). Subcommands: "
+        "`l3ic train export RUN_DIR --name NAME` writes models/NAME.npz + .json; "
+        "`l3ic train ship DIR --name NAME` ships an export if better on the validation split; "
+        "`l3ic train gpu-run --help` trains all presets in one GPU call.",
         epilog=EXAMPLES,
         formatter_class=_Formatter,
     )
@@ -572,6 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr")
     p.add_argument(
         "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
+    )
+    p.add_argument(
+        "--target-bpp",
+        type=float,
+        help="steer lmbda after each validation so the real validation bpp nears this",
     )
     p.add_argument("--backward", choices=BACKWARDS, default="ste", help="quantiser gradient")
     p.add_argument("--rate", choices=sorted(RATES), default="channel", help="rate estimate")
@@ -602,6 +714,23 @@ def build_export_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, help="the run folder (--out of the training)")
     p.add_argument("--name", required=True, help="model name, e.g. 32c")
     p.add_argument("--models-dir", type=Path, help="where to write (default: l3ic's models/)")
+    p.add_argument(
+        "--data", type=Path, help="the training images here, if not where the run found them"
+    )
+    return p
+
+
+def build_ship_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m l3ic.train ship``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train ship",
+        description="Replace a shipped preset by an exported candidate if it is better on the "
+        "validation split (higher SSIM at equal or lower bpp, real files).",
+    )
+    p.add_argument("candidate_dir", type=Path, help="folder with NAME.npz + NAME.json (export)")
+    p.add_argument("--name", required=True, help="preset, e.g. 32c")
+    p.add_argument("--models-dir", type=Path, help="the shipped models (default: l3ic's models/)")
+    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
     return p
 
 
@@ -622,12 +751,14 @@ def _recipe(args: argparse.Namespace) -> dict:
         "decay_start": args.decay_start,
         "lr_final": args.lr_final,
         "lmbda": args.lmbda if args.lmbda is not None else default_lmbda(channels),
+        "target_bpp": args.target_bpp,
         "backward": args.backward,
         "rate": args.rate,
         "mixed_precision": mp,
         "seed": args.seed,
         "flips": not args.no_flips,
         "init": str(args.init) if args.init else None,
+        "lineage": lineage(args.init) if args.init else None,
         "data": str((args.data or default_data_dir()).resolve()),
         "backend": keras.backend.backend(),
         "hardware": hardware,
@@ -684,9 +815,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m l3ic.train`` and ``l3ic train``; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["gpu-run"]:
+            from .gpu_run import main as gpu_run_main
+
+            return gpu_run_main(argv[1:])
+        if argv[:1] == ["ship"]:
+            args = build_ship_parser().parse_args(argv[1:])
+            ship(args.candidate_dir, args.name, args.models_dir, args.data)
+            return 0
         if argv[:1] == ["export"]:
             args = build_export_parser().parse_args(argv[1:])
-            export_run(args.run_dir, args.name, args.models_dir)
+            export_run(args.run_dir, args.name, args.models_dir, args.data)
             return 0
         return train_main(build_parser().parse_args(argv))
     except L3ICError as e:

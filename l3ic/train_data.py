@@ -7,6 +7,7 @@ horizontal and vertical flip (p = 0.5 each).
 """
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from .errors import L3ICError
 from .image import read_image, to_rgb8
 
 __all__ = [
+    "DATA_ENV",
+    "default_data_dir",
     "IMAGE_SUFFIXES",
     "VALIDATION_MODULUS",
     "list_images",
@@ -27,6 +30,13 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VALIDATION_MODULUS = 20
+DATA_ENV = "L3IC_TRAIN_DATA"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """$L3IC_TRAIN_DATA, else ../shared/data/train-gpu next to the repository root."""
+    return Path(os.environ.get(DATA_ENV, _REPO_ROOT.parent / "shared" / "data" / "train-gpu"))
 
 
 def list_images(data_dir: str | Path) -> list[Path]:
