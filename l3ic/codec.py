@@ -83,6 +83,7 @@ class Codec:
         if tile < 1:
             raise L3ICError(f"tile must be at least 1 latent cell, got {tile}")
         self.name, self.net, self.fingerprint, self.tile = name, net, fp, tile
+        self.earlier = {e["fingerprint"]: e for e in sidecar.get("earlier", [])}
         self.channels = net.channels
         c = self.channels
         self.priors = np.asarray(sidecar.get("priors", entropy.default_prior(c)), dtype=np.int64)
@@ -227,7 +228,9 @@ class Codec:
     def _parse(self, data: bytes) -> container.Container:
         """Parses .l3ic bytes and checks that this model wrote them."""
         c = container.parse(data)
-        if c.preset != self.name or c.fingerprint != self.fingerprint:
+        if c.preset == self.name and c.fingerprint != self.fingerprint:
+            raise L3ICError(self._other_weights(c.fingerprint.hex()))
+        if c.preset != self.name:
             raise L3ICError(
                 f"file was written by model {c.preset!r} (weights {c.fingerprint.hex()}), "
                 f"not by this model {self.name!r} (weights {self.fingerprint.hex()})"
@@ -238,6 +241,22 @@ class Codec:
                 f"model {self.name!r} has {self.channels}"
             )
         return c
+
+    def _other_weights(self, fp: str) -> str:
+        """The message for a file of this preset written with weights other than these."""
+        old = self.earlier.get(fp)
+        if old is None:
+            return (
+                f"file was written by weights {fp} of model {self.name!r}, which this l3ic does not "
+                f"know (it has {self.fingerprint.hex()}): it comes from a newer l3ic or from "
+                "custom weights; decode it with the l3ic that wrote it"
+            )
+        return (
+            f"file was written by earlier weights of model {self.name!r} ({fp}, shipped with "
+            f"l3ic {old.get('l3ic_version', '?')}, commit {old.get('commit') or '?'}), replaced "
+            f"by {self.fingerprint.hex()} in this l3ic: decode it with l3ic "
+            f"{old.get('l3ic_version', '?')} (the preset policy in the README says why)"
+        )
 
     def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
         """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""

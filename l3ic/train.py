@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import entropy, gpu_run, metrics, train_data
+from . import __version__, entropy, gpu_run, metrics, train_data
 from .codec import Codec
 from .errors import L3ICError
 from .model import RATES, L3ICModel, default_lmbda
@@ -567,6 +568,21 @@ def export_run(
     return npz
 
 
+def _last_commit(path: Path) -> str | None:
+    """Short hash of the last git commit that changed ``path``, or None outside a checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
 def ship(
     candidate_dir: Path, name: str, models: Path | None = None, data: Path | None = None
 ) -> bool:
@@ -590,7 +606,7 @@ def ship(
     val_images = train_data.load_images(val_files)
     if not val_images:
         raise L3ICError("no validation images to compare on")
-    figures, sidecars = {}, {}
+    figures, sidecars, fingerprints = {}, {}, {}
     for label, folder in (("shipped", models), ("candidate", Path(candidate_dir))):
         npz = folder / f"{name}.npz"
         if not npz.is_file():
@@ -601,7 +617,7 @@ def ship(
         keras.config.set_dtype_policy("float32")
         net = L3ICModel(sidecars[label].get("channels") or PRESETS[name])
         net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-        load_weights(net, npz)
+        fingerprints[label] = load_weights(net, npz).hex()
         figures[label] = validate(net, val_images, [], np.array(sidecars[label]["priors"]))
         f = figures[label]
         print(
@@ -618,11 +634,20 @@ def ship(
     if old is not None:
         prev = sidecars["shipped"]
         sidecar["replaced"] = {
-            "fingerprint": prev.get("fingerprint"),
+            "fingerprint": fingerprints["shipped"],
             "status": prev.get("status"),
             "validation_now": {k: round(v, 4) for k, v in old.items()},
             **{k: prev[k] for k in ("kodak", "kodak_crop512") if k in prev},
         }
+        sidecar["earlier"] = [
+            *prev.get("earlier", []),
+            {
+                "fingerprint": fingerprints["shipped"],
+                "l3ic_version": __version__,
+                "commit": _last_commit(models / f"{name}.npz"),
+                "status": prev.get("status"),
+            },
+        ]
     src = Path(candidate_dir) / f"{name}.npz"
     models.mkdir(parents=True, exist_ok=True)
     tmp = models / f".{name}.npz.tmp"
@@ -816,9 +841,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv[:1] == ["gpu-run"]:
-            from .gpu_run import main as gpu_run_main
-
-            return gpu_run_main(argv[1:])
+            return gpu_run.main(argv[1:])
         if argv[:1] == ["ship"]:
             args = build_ship_parser().parse_args(argv[1:])
             ship(args.candidate_dir, args.name, args.models_dir, args.data)

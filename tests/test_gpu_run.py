@@ -22,7 +22,7 @@ from support import smooth_image
 from l3ic import entropy, gpu_run, metrics, train, train_data
 from l3ic.codec import Codec
 from l3ic.model import L3ICModel
-from l3ic.presets import PRESETS, load_weights, models_dir
+from l3ic.presets import PRESETS, fingerprint, load_weights, models_dir
 
 MIB = 1 << 20
 EXPECTED = {"16c.npz", "32c.npz", "64c.npz", gpu_run.LOG_NAME, gpu_run.RUN_JSON}
@@ -126,6 +126,19 @@ def test_gpu_run_exports_and_ship_decides_on_validation(dry_run, data_dir, tmp_p
     capsys.readouterr()
     assert train.ship(candidates, "16c", shipped, data_dir) is False
     assert "not shipped" in capsys.readouterr().out
+    # Over worse weights (same encoder and priors, so the same bpp; a perturbed decoder) it ships,
+    # and the replaced weights go to the history the decoder quotes for their old files.
+    with np.load(candidates / "16c.npz") as f:
+        worse = {k: f[k] for k in f.files}
+    rng = np.random.default_rng(0)
+    for k in worse:
+        if k.startswith("decoder/"):
+            worse[k] = (worse[k] + rng.normal(0, 0.05, worse[k].shape)).astype(np.float16)
+    np.savez(shipped / "16c.npz", **worse)
+    worse_fp = fingerprint(worse).hex()
+    assert train.ship(candidates, "16c", shipped, data_dir) is True
+    history = json.loads((shipped / "16c.json").read_text())["earlier"]
+    assert [e["fingerprint"] for e in history] == [worse_fp]
 
 
 def test_export_refuses_another_training_set(dry_run, tmp_path):
