@@ -247,9 +247,9 @@ class Codec:
         old = self.earlier.get(fp)
         if old is None:
             return (
-                f"file was written by weights {fp} of model {self.name!r}, which this l3ic does not "
-                f"know (it has {self.fingerprint.hex()}): it comes from a newer l3ic or from "
-                "custom weights; decode it with the l3ic that wrote it"
+                f"file was written by weights {fp} of model {self.name!r}, which this l3ic does "
+                f"not know (it has {self.fingerprint.hex()}): it comes from a newer l3ic or "
+                "from custom weights; decode it with the l3ic that wrote it"
             )
         return (
             f"file was written by earlier weights of model {self.name!r} ({fp}, shipped with "

@@ -174,13 +174,13 @@ class PresetRun:
     (4,) float32 array of running sums of loss, MSE, estimated bpp and steps since the last log.
     """
 
-    def __init__(self, name, init, lmbda, target_est, patch, seed):
+    def __init__(self, name, init, lmbda, target_est, patch, seed, ssim_weight=0.0):
         import jax
         import jax.numpy as jnp
 
         self.name, self.channels = name, PRESETS[name]
         self.lmbda0, self.target_est = lmbda, target_est
-        self.net = L3ICModel(self.channels, lmbda=lmbda, seed=seed)
+        self.net = L3ICModel(self.channels, lmbda=lmbda, seed=seed, ssim_weight=ssim_weight)
         self.net(np.zeros((1, patch, patch, 3), dtype=np.float32))
         if init == "shipped":
             load_weights(self.net, weights_path(name))
@@ -209,9 +209,9 @@ class PresetRun:
 
         def loss_fn(tv):
             out, new_ntv = self.net.stateless_call(tv, ntv, x, training=True)
-            mse = jnp.mean(jnp.square(x - out["y"].astype(jnp.float32)))
+            distortion, mse = self.net.distortion(x, out["y"])
             bpp = self.net.estimated_bpp(out["z"])
-            return mse + ntv[self.rw] * bpp, (mse, bpp, new_ntv)
+            return distortion + ntv[self.rw] * bpp, (mse, bpp, new_ntv)
 
         (loss, (mse, bpp, ntv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv)
         ov = list(ov)
@@ -355,7 +355,17 @@ class GpuRun:
             channels = PRESETS[name]
             lmbda = self.args.lmbda or default_lmbda(channels)
             target = TARGET_BPP[name] * EST_PER_REAL
-            runs.append(PresetRun(name, self.args.init, lmbda, target, self.patch, self.args.seed))
+            runs.append(
+                PresetRun(
+                    name,
+                    self.args.init,
+                    lmbda,
+                    target,
+                    self.patch,
+                    self.args.seed,
+                    self.args.ssim_weight,
+                )
+            )
             shipped = weights_path(name) if self.args.init == "shipped" else None
             self.figures["presets"][name] = {
                 "channels": channels,
@@ -372,6 +382,7 @@ class GpuRun:
                     "target_bpp": TARGET_BPP[name],
                     "target_bpp_est": round(target, 4),
                     "steer_gain": STEER_GAIN,
+                    "ssim_weight": self.args.ssim_weight,
                     "backward": "ste",
                     "rate": "channel",
                     "mixed_precision": True,
@@ -653,6 +664,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch", type=int, help="patch side (default 128; dry run 32)")
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
     p.add_argument("--lmbda", type=float, help="initial rate weight (default 2.03e-4 * 64 / C)")
+    p.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="distortion = MSE + W * (1 - SSIM) (default 0: MSE)",
+    )
     p.add_argument("--no-flips", action="store_true", help="no random flips")
     p.add_argument("--seed", type=int, default=0, help="seed of the batches and fresh weights")
     p.add_argument("--check-steps", type=int, default=3, help="steps per preset before training")

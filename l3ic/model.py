@@ -16,7 +16,7 @@ from keras import ops
 from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
 from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
 
-__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES", "default_lmbda"]
+__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES", "default_lmbda", "mean_ssim"]
 
 RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
 
@@ -28,6 +28,32 @@ def default_lmbda(channels: int) -> float:
     per latent value, restated for mean MSE and bits per pixel.)
     """
     return 2.03e-4 * 64 / channels
+
+
+def mean_ssim(x, y, window: int = 7):
+    """Differentiable mean SSIM of two image batches, as scikit-image's default computes it.
+
+    A ``window`` x ``window`` uniform window, sample covariances, K1 = 0.01, K2 = 0.03, data
+    range 1, each colour channel on its own, averaged over the valid windows and the channels.
+
+    Args:
+        x, y: (B, H, W, 3) float32 images in [0, 1], H and W at least ``window``.
+
+    Returns:
+        scalar float32.
+    """
+    c1, c2 = 0.01**2, 0.03**2
+    cov = window * window / (window * window - 1.0)
+
+    def pool(t):
+        return ops.average_pool(t, window, strides=1, padding="valid")
+
+    mx, my = pool(x), pool(y)
+    vx = cov * (pool(x * x) - mx * mx)
+    vy = cov * (pool(y * y) - my * my)
+    vxy = cov * (pool(x * y) - mx * my)
+    s = (2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return ops.mean(s)
 
 
 def _conv(filters: int, size: int, name: str, stride: int = 1, activation=None, dtype=None):
@@ -82,6 +108,8 @@ class L3ICModel(keras.Model):
         rate: ``"channel"`` (mean of per-channel soft entropies, what the coder pays) or
             ``"pooled"`` (one histogram over all channels, the published estimate).
         rate_gamma: width of the soft histogram's Student-t kernel (25 as published).
+        ssim_weight: weight w of an SSIM term in the distortion, ``MSE + w * (1 - SSIM)``
+            (``mean_ssim``; 0 = plain MSE, the default).
         lmbda: initial weight of the estimated bits per pixel against the MSE of images in
             [0, 1]. It lives in the non-trainable float32 variable ``rate_weight``, so training
             can steer it toward a target rate (``l3ic.train --target-bpp``) without retracing.
@@ -99,6 +127,7 @@ class L3ICModel(keras.Model):
         rate_gamma: float = GAMMA,
         lmbda: float = 4e-4,
         seed: int | None = None,
+        ssim_weight: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -110,6 +139,7 @@ class L3ICModel(keras.Model):
         self.rate_gamma = rate_gamma
         self.lmbda = lmbda
         self.seed = seed
+        self.ssim_weight = ssim_weight
         self.rate_weight = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(lmbda),
@@ -133,17 +163,27 @@ class L3ICModel(keras.Model):
         bits = RATES[self.rate](z, self.rate_gamma)
         return bits * (self.channels / 64.0)
 
+    def distortion(self, x, y):
+        """(training distortion, MSE) of images x and decoded y (B, H, W, 3): float32 scalars.
+
+        The distortion is the MSE, plus ``ssim_weight * (1 - mean_ssim)`` when that weight is set.
+        """
+        x, y = ops.cast(x, "float32"), ops.cast(y, "float32")
+        mse = ops.mean(ops.square(x - y))
+        if not self.ssim_weight:
+            return mse, mse
+        return mse + self.ssim_weight * (1.0 - mean_ssim(x, y)), mse
+
     def _terms(self, x, y_pred):
-        x = ops.cast(x, "float32")
-        mse = ops.mean(ops.square(x - ops.cast(y_pred["y"], "float32")))
-        return mse, self.estimated_bpp(y_pred["z"])
+        distortion, mse = self.distortion(x, y_pred["y"])
+        return distortion, mse, self.estimated_bpp(y_pred["z"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        mse, bpp = self._terms(x, y_pred)
-        return mse + ops.cast(self.rate_weight, "float32") * bpp
+        distortion, _, bpp = self._terms(x, y_pred)
+        return distortion + ops.cast(self.rate_weight, "float32") * bpp
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        mse, bpp = self._terms(x, y_pred)
+        _, mse, bpp = self._terms(x, y_pred)
         self.mse_tracker.update_state(mse)
         self.bpp_tracker.update_state(bpp)
         return self.get_metrics_result()
@@ -161,4 +201,5 @@ class L3ICModel(keras.Model):
             "rate_gamma": self.rate_gamma,
             "lmbda": self.lmbda,
             "seed": self.seed,
+            "ssim_weight": self.ssim_weight,
         }

@@ -77,6 +77,7 @@ RECIPE = (
     "lr_final",
     "lmbda",
     "target_bpp",
+    "ssim_weight",
     "backward",
     "rate",
     "mixed_precision",
@@ -177,6 +178,7 @@ def build_model(cfg: dict) -> L3ICModel:
         backward=cfg["backward"],
         rate=cfg["rate"],
         lmbda=cfg["lmbda"],
+        ssim_weight=cfg.get("ssim_weight", 0.0),
         seed=cfg["seed"],
     )
     net(np.zeros((1, cfg["patch"], cfg["patch"], 3), dtype=np.float32))
@@ -710,6 +712,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="steer lmbda after each validation so the real validation bpp nears this",
     )
+    p.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="distortion = MSE + W * (1 - SSIM) (7x7 uniform window, as the targets' metric)",
+    )
     p.add_argument("--backward", choices=BACKWARDS, default="ste", help="quantiser gradient")
     p.add_argument("--rate", choices=sorted(RATES), default="channel", help="rate estimate")
     p.add_argument(
@@ -777,6 +785,7 @@ def _recipe(args: argparse.Namespace) -> dict:
         "lr_final": args.lr_final,
         "lmbda": args.lmbda if args.lmbda is not None else default_lmbda(channels),
         "target_bpp": args.target_bpp,
+        "ssim_weight": args.ssim_weight,
         "backward": args.backward,
         "rate": args.rate,
         "mixed_precision": mp,

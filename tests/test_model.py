@@ -102,3 +102,34 @@ def test_training_step_reduces_loss():
     for _ in range(15):
         last = m.train_on_batch(x, return_dict=True)
     assert last["loss"] < first and {"mse", "bpp_est"} <= set(last)
+
+
+def test_mean_ssim_is_scikit_image_default_ssim():
+    """The training SSIM term is the metric of the targets (7x7 uniform window, per channel)."""
+    from skimage.metrics import structural_similarity
+
+    from l3ic.model import mean_ssim
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 40, 48, 3)).astype(np.float32)
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1).astype(np.float32)
+    expected = np.mean(
+        [
+            structural_similarity(a, b, channel_axis=-1, data_range=1.0)
+            for a, b in zip(x, y, strict=True)
+        ]
+    )
+    assert float(mean_ssim(x, y)) == pytest.approx(expected, abs=1e-5)
+
+
+def test_ssim_weight_adds_the_ssim_term_to_the_loss():
+    from l3ic.model import mean_ssim
+
+    rng = np.random.default_rng(1)
+    x = rng.random((1, 32, 32, 3)).astype(np.float32)
+    y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1).astype(np.float32)
+    plain, with_ssim = L3ICModel(8), L3ICModel(8, ssim_weight=0.5)
+    d0, mse0 = (float(v) for v in plain.distortion(x, y))
+    d1, mse1 = (float(v) for v in with_ssim.distortion(x, y))
+    assert d0 == mse0 == pytest.approx(mse1)
+    assert d1 == pytest.approx(mse1 + 0.5 * (1 - float(mean_ssim(x, y))), rel=1e-5)
