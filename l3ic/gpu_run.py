@@ -487,6 +487,13 @@ class GpuRun:
         self.figures["train_s"] = round(seconds, 1)
         self.figures["train_patches_per_s_all_presets"] = round(total / seconds)
         self.figures["lr"] = {"peak": self.args.lr, "final": lr}
+        # Interleaving costs nothing when a round takes as long as its presets' steps measured
+        # alone (model step, fixed batch); a ratio well under 1 would favour other set-ups.
+        alone = sum(
+            self.batch / self.figures["presets"][r.name]["model_patches_per_s"] for r in runs
+        )
+        self.figures["rounds"] = rounds
+        self.figures["interleave_efficiency"] = round(alone / (seconds / max(rounds, 1)), 3)
         for r in runs:
             self.figures["presets"][r.name]["train_patches_per_s"] = round(
                 r.step * self.batch / seconds
