@@ -191,10 +191,11 @@ class PresetRun:
         )
         self.lr_i = next(i for i, v in enumerate(self.opt.variables) if v.name == "learning_rate")
         self.params = int(sum(np.prod(v.shape) for v in self.net.trainable_variables))
+        # Copies: the step donates its state's buffers, the Keras variables keep their own.
         self.state = (
-            [v.value for v in self.net.trainable_variables],
-            [v.value for v in self.net.non_trainable_variables],
-            [v.value for v in self.opt.variables],
+            [jnp.copy(v.value) for v in self.net.trainable_variables],
+            [jnp.copy(v.value) for v in self.net.non_trainable_variables],
+            [jnp.copy(v.value) for v in self.opt.variables],
             jnp.zeros(4, jnp.float32),
         )
         self.step = 0
