@@ -123,6 +123,9 @@ examples:
 
   # on a GPU machine (bf16 mixed precision is switched on automatically there)
   KERAS_BACKEND=jax python -m l3ic.train --preset 64c --steps 200000 --batch 50 --out runs/64c
+
+  # all three presets in one timed GPU call (docs/training.md, "The GPU run")
+  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 7 --data .data/train-gpu --out $OUT
 """
 
 
