@@ -81,6 +81,7 @@ EST_PER_REAL = 0.922
 STEER_GAIN = 2e-3  # per step: lmbda *= exp(gain * (bpp_est - target) / target)
 STEER_RANGE = 20.0  # lmbda stays within [lmbda0 / range, lmbda0 * range]
 WARMUP, DECAY_START, LR_FINAL = 0.02, 0.5, 0.1  # fractions of the budget; last lr / first lr
+DIVERGED, SAVE_WITHIN = 3.0, 1.5  # interval loss over the best one: roll back; or do not save
 RESERVE_S = 60.0  # kept after training for the last save and the decode timing
 DECODE_SIZE, DECODE_BATCHES = (512, 768), (1, 16, 64)
 
@@ -200,6 +201,8 @@ class PresetRun:
             jnp.zeros(4, jnp.float32),
         )
         self.step = 0
+        self.best_loss, self.last_loss, self.lr_scale, self.rollbacks = math.inf, math.inf, 1.0, 0
+        self.good = self._copies(self.state[:3])
         self._jit = jax.jit(self._step, donate_argnums=(0,))
         self._run = self._jit
 
@@ -235,8 +238,11 @@ class PresetRun:
         return (tv, ntv, ov, sums), loss
 
     def __call__(self, x, lr: float):
-        """Dispatches one step (asynchronously); returns its loss as a device scalar."""
-        self.state, loss = self._run(self.state, x, np.float32(lr))
+        """Dispatches one step (asynchronously) at ``lr`` x this preset's rate scale.
+
+        Returns the step's loss as a device scalar.
+        """
+        self.state, loss = self._run(self.state, x, np.float32(lr * self.lr_scale))
         self.step += 1
         return loss
 
@@ -250,13 +256,46 @@ class PresetRun:
         n = max(int(s[3]), 1)
         return s[0] / n, s[1] / n, s[2] / n, int(s[3]), self.lmbda()
 
+    @staticmethod
+    def _copies(parts) -> tuple:
+        """Device copies of lists of arrays (the step donates the buffers it is given)."""
+        import jax.numpy as jnp
+
+        return tuple([jnp.copy(a) for a in part] for part in parts)
+
+    def judge(self, loss: float) -> str:
+        """Takes an interval's mean loss; rolls back to the last good state if it diverged.
+
+        A loss that is not finite or over ``DIVERGED`` x the best interval's restores the state of
+        the last ``keep()`` (weights, optimizer, rate weight) and halves this preset's learning
+        rate from then on. Returns "" or a note for the log.
+        """
+        import jax.numpy as jnp
+
+        self.last_loss = loss
+        if math.isfinite(loss) and loss <= DIVERGED * self.best_loss:
+            self.best_loss = min(self.best_loss, loss)
+            return ""
+        tv, ntv, ov = (list(part) for part in self._copies(self.good))
+        self.state = (tv, ntv, ov, jnp.zeros(4, jnp.float32))
+        self.lr_scale /= 2
+        self.rollbacks += 1
+        return f"diverged (loss {loss:.4g}): rolled back, lr x {self.lr_scale:g}"
+
+    def keep(self) -> bool:
+        """Remembers the current state as good if the last interval was near the best one."""
+        if not (math.isfinite(self.last_loss) and self.last_loss <= SAVE_WITHIN * self.best_loss):
+            return False
+        self.good = self._copies(self.state[:3])
+        return True
+
     def lmbda(self) -> float:
         """The current (steered) rate weight."""
         return float(np.asarray(self.state[1][self.rw]))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The current weights as {"encoder/e1/kernel": float32 array} (l3ic.presets format)."""
-        tv, ntv, _, _ = self.state
+        """The last good weights (``keep``) as {"encoder/e1/kernel": float32 array}."""
+        tv, ntv, _ = self.good
         for v, value in zip(self.net.trainable_variables, tv, strict=True):
             v.assign(value)
         for v, value in zip(self.net.non_trainable_variables, ntv, strict=True):
@@ -305,11 +344,20 @@ class GpuRun:
         _save_atomic(self.out / RUN_JSON, lambda f: f.write(body))
 
     def save_weights(self, runs: list[PresetRun]) -> None:
+        """Writes each preset's weights, unless its last interval was far above its best."""
         for r in runs:
-            arrays = r.arrays()
-            _save_atomic(self.out / f"{r.name}.npz", lambda f, a=arrays: np.savez(f, **a))
+            path = self.out / f"{r.name}.npz"
+            if r.keep() or not path.is_file():
+                arrays = r.arrays()
+                _save_atomic(path, lambda f, a=arrays: np.savez(f, **a))
+            else:
+                self.say(f"{r.name}: last interval's loss far above its best: weights not saved")
             self.figures["presets"][r.name].update(
-                steps=r.step, patches=r.step * self.batch, lmbda_final=r.lmbda()
+                steps=r.step,
+                patches=r.step * self.batch,
+                lmbda_final=float(np.asarray(r.good[1][r.rw])),
+                rollbacks=r.rollbacks,
+                lr_scale=r.lr_scale,
             )
         self.write_json()
 
@@ -329,7 +377,7 @@ class GpuRun:
                     "preset": r.name,
                     "step": r.step,
                     "seconds": f"{train_s:.1f}",
-                    "lr": f"{lr:.3g}",
+                    "lr": f"{lr * r.lr_scale:.3g}",
                     "loss": f"{loss:.6f}",
                     "mse": f"{mse:.6f}",
                     "bpp_est": f"{bpp:.4f}",
@@ -337,9 +385,10 @@ class GpuRun:
                     "patches_per_s": f"{steps * self.batch / since:.0f}" if since > 0 else "",
                 }
                 writer.writerow(row)
-                if not math.isfinite(loss):
-                    raise L3ICError(f"{r.name}: loss is {loss} at step {r.step}")
-                self.say(" ".join(f"{k}={v}" for k, v in row.items()))
+                note = r.judge(loss) if steps else ""
+                self.say(
+                    " ".join(f"{k}={v}" for k, v in row.items()) + (f": {note}" if note else "")
+                )
 
     # ----- phases -----------------------------------------------------------------------------
 
@@ -435,9 +484,10 @@ class GpuRun:
             except Exception as e:
                 raise L3ICError(f"preset {r.name} failed its first steps: {e!r}") from e
             seconds = time.perf_counter() - t0
+            r.judge(r.take_sums()[0])  # the starting weights' loss is the first best
+            r.keep()
             self.figures["presets"][r.name]["check_s"] = round(seconds, 1)
             self.say(f"{r.name}: ran {self.args.check_steps} steps in {seconds:.1f} s")
-            r.take_sums()
 
     def measure(self, runs: list[PresetRun], sample, images, key) -> None:
         """Patches/s of the sampler alone, of the model step alone and of the whole step.

@@ -174,3 +174,17 @@ def test_steering_moves_lmbda_toward_the_target():
     assert train.steer_lmbda(1e-3, 0.6, 0.8) < 1e-3
     assert train.steer_lmbda(1e-3, 0.8, 0.8) == pytest.approx(1e-3)
     assert train.steer_lmbda(1e-3, 10.0, 0.8) == pytest.approx(2e-3)  # clamped
+
+
+def test_a_diverging_preset_is_rolled_back_and_never_saved_broken(data_dir, tmp_path):
+    """At lr 10 every interval diverges: each is rolled back (lr halved) and the weights written
+    are the last good ones, here the shipped weights the run started from."""
+    args = ["--dry-run", "--presets", "16c", "--lr", "10"]
+    result = _gpu_run([*args, "--data", str(data_dir), "--out", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rolled back" in result.stdout
+    entry = json.loads((tmp_path / gpu_run.RUN_JSON).read_text())["presets"]["16c"]
+    assert entry["rollbacks"] >= 1 and entry["lr_scale"] == 0.5 ** entry["rollbacks"]
+    with np.load(tmp_path / "16c.npz") as f:
+        written = fingerprint({k: f[k] for k in f.files}).hex()
+    assert written == load_sidecar_fingerprint("16c")
