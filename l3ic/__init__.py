@@ -19,7 +19,7 @@ from .errors import L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "compress": "api",
