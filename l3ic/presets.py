@@ -25,6 +25,7 @@ __all__ = [
     "save_weights",
     "load_weights",
     "lineage",
+    "load_matching",
 ]
 
 PRESETS = {"16c": 16, "32c": 32, "64c": 64}
@@ -124,3 +125,22 @@ def lineage(init: str | Path | None) -> dict | None:
     if patches is None and "steps" in sidecar:
         patches = sidecar["steps"] * sidecar.get("recipe", {}).get("batch", 0)
     return {"file": path.name, "fingerprint": fp.hex(), "patches_total": patches or 0}
+
+
+def load_matching(model, path: str | Path) -> list[str]:
+    """Loads the weights of ``path`` whose name and shape fit ``model``; returns the others' names.
+
+    For starting one preset from another's trunk: every layer but the last encoder convolution
+    (e3) and the first decoder convolution (d1) has the same shape in all presets.
+    """
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    skipped = []
+    for part in (model.encoder, model.decoder):
+        for v in part.weights:
+            key = f"{part.name}/{v.path}"
+            if key in arrays and arrays[key].shape == tuple(v.shape):
+                v.assign(arrays[key].astype(np.float32))
+            else:
+                skipped.append(key)
+    return skipped

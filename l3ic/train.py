@@ -30,7 +30,7 @@ from . import __version__, entropy, gpu_run, metrics, train_data
 from .codec import Codec
 from .errors import L3ICError
 from .model import RATES, L3ICModel, default_lmbda
-from .presets import PRESETS, lineage, load_weights, models_dir, save_weights
+from .presets import PRESETS, lineage, load_matching, load_weights, models_dir, save_weights
 from .quantizer import BACKWARDS, QMIN
 from .train_data import DATA_ENV, default_data_dir
 
@@ -84,6 +84,7 @@ RECIPE = (
     "seed",
     "flips",
     "init",
+    "init_trunk",
 )
 TERMS = (
     "Trained on photos of research benchmark sets (BSDS500, one ImageNet image per class, "
@@ -735,6 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run folder RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--init", type=Path, help="start from these .npz weights (fresh optimizer)")
+    p.add_argument(
+        "--init-trunk",
+        type=Path,
+        help="start from the layers of these .npz weights that fit (another preset's trunk)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
     p.add_argument("--export", metavar="NAME", help="at the end, export to models/NAME.npz")
     p.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)
@@ -795,7 +801,10 @@ def _recipe(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "flips": not args.no_flips,
         "init": str(args.init) if args.init else None,
-        "lineage": lineage(args.init) if args.init else None,
+        "init_trunk": str(args.init_trunk) if args.init_trunk else None,
+        "lineage": lineage(args.init or args.init_trunk)
+        if (args.init or args.init_trunk)
+        else None,
         "data": str((args.data or default_data_dir()).resolve()),
         "backend": keras.backend.backend(),
         "hardware": hardware,
@@ -837,6 +846,9 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"resumed at step {run.step}", flush=True)
     elif cfg["init"]:
         load_weights(run.net, cfg["init"])
+    elif cfg.get("init_trunk"):
+        skipped = load_matching(run.net, cfg["init_trunk"])
+        print(f"trunk from {cfg['init_trunk']}; fresh: {', '.join(skipped)}", flush=True)
     sampler = train_data.PatchSampler(
         train_images, cfg["batch"], cfg["patch"], cfg["seed"], cfg["flips"]
     )

@@ -132,3 +132,19 @@ def test_preset_quality_floor(preset):
     floor, ceiling = FLOORS[preset]
     assert metrics.psnr(image, decoded) > floor
     assert metrics.bpp(len(coded), 256, 256) < ceiling
+
+
+def test_trunk_of_another_preset_loads_all_but_e3_and_d1(tmp_path):
+    """--init-trunk: every layer that fits comes from the other preset; e3 and d1's kernel don't."""
+    from l3ic.model import L3ICModel
+    from l3ic.presets import load_matching, model_arrays, save_weights
+
+    wide, narrow = L3ICModel(16), L3ICModel(8)
+    for net in (wide, narrow):
+        net(np.zeros((1, 16, 16, 3), dtype=np.float32))
+    save_weights(wide, tmp_path / "wide.npz")
+    skipped = load_matching(narrow, tmp_path / "wide.npz")
+    assert sorted(skipped) == ["decoder/d1/kernel", "encoder/e3/bias", "encoder/e3/kernel"]
+    a, b = model_arrays(wide), model_arrays(narrow)
+    for key in set(a) - set(skipped):
+        np.testing.assert_array_equal(b[key], a[key].astype(np.float16).astype(np.float32))
