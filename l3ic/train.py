@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import __version__, entropy, gpu_run, metrics, train_data
+from . import entropy, gpu_run, metrics, train_data
 from .codec import Codec
 from .errors import L3ICError
 from .model import RATES, L3ICModel, default_lmbda
@@ -574,19 +575,27 @@ def export_run(
     return npz
 
 
-def _last_commit(path: Path) -> str | None:
-    """Short hash of the last git commit that changed ``path``, or None outside a checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", path.name],
-            cwd=path.parent,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
+def _shipped_in(path: Path) -> tuple[str | None, str | None]:
+    """(short hash, l3ic version) of the last git commit that changed ``path``.
+
+    The version is read from ``l3ic/__init__.py`` at that commit; (None, None) outside a checkout.
+    """
+
+    def git(*args: str) -> str:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%h", "--", path.name) or None
+    if commit is None:
+        return None, None
+    source = git("show", f"{commit}:l3ic/__init__.py")
+    match = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)
+    return commit, match.group(1) if match else None
 
 
 def ship(
@@ -639,6 +648,7 @@ def ship(
     sidecar = {**sidecars["candidate"], "validation": {k: round(v, 4) for k, v in cand.items()}}
     if old is not None:
         prev = sidecars["shipped"]
+        commit, version = _shipped_in(models / f"{name}.npz")
         sidecar["replaced"] = {
             "fingerprint": fingerprints["shipped"],
             "status": prev.get("status"),
@@ -649,8 +659,8 @@ def ship(
             *prev.get("earlier", []),
             {
                 "fingerprint": fingerprints["shipped"],
-                "l3ic_version": __version__,
-                "commit": _last_commit(models / f"{name}.npz"),
+                "l3ic_version": version,
+                "commit": commit,
                 "status": prev.get("status"),
             },
         ]
