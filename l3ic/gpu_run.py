@@ -47,7 +47,14 @@ import numpy as np
 from . import train_data
 from .errors import L3ICError
 from .model import L3ICModel, default_lmbda
-from .presets import PRESETS, lineage, load_weights, model_arrays, weights_path
+from .presets import (
+    PRESETS,
+    assign_arrays,
+    lineage,
+    load_weights,
+    model_arrays,
+    weights_path,
+)
 
 __all__ = [
     "build_parser",
@@ -586,9 +593,7 @@ class GpuRun:
         keras.config.set_dtype_policy("float32")
         net = L3ICModel(source.channels)
         net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-        for part in (net.encoder, net.decoder):
-            for v in part.weights:
-                v.assign(arrays[f"{part.name}/{v.path}"])
+        assign_arrays(net, arrays, f"preset {source.name} of this run")
         dec = net.decoder
         tv = [v.value for v in dec.trainable_variables]
         ntv = [v.value for v in dec.non_trainable_variables]

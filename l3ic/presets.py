@@ -24,6 +24,7 @@ __all__ = [
     "model_arrays",
     "save_weights",
     "load_weights",
+    "assign_arrays",
     "lineage",
     "load_matching",
 ]
@@ -92,19 +93,44 @@ def save_weights(model, path: str | Path) -> bytes:
     return fingerprint(arrays)
 
 
-def load_weights(model, path: str | Path) -> bytes:
-    """Loads float16 .npz weights into an L3ICModel (as float32); returns their fingerprint."""
+def _read_arrays(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
     except (OSError, ValueError) as e:
         raise L3ICError(f"cannot read weights {path}: {e}") from None
+
+
+def assign_arrays(model, arrays: dict[str, np.ndarray], source, strict: bool = True) -> list[str]:
+    """Assigns {"encoder/e1/kernel": array} to an L3ICModel's encoder and decoder (as float32).
+
+    Args:
+        model: the L3ICModel.
+        arrays: weights by variable path.
+        source: where they come from, for the error message.
+        strict: every variable must be found with its shape (else L3ICError); when false,
+            variables without a fitting array are left as they are.
+
+    Returns:
+        The paths of the variables left as they were (empty when ``strict``).
+    """
+    skipped = []
     for part in (model.encoder, model.decoder):
         for v in part.weights:
             key = f"{part.name}/{v.path}"
-            if key not in arrays or arrays[key].shape != tuple(v.shape):
-                raise L3ICError(f"weights {path} do not fit this model (at {key})")
-            v.assign(arrays[key].astype(np.float32))
+            if key in arrays and arrays[key].shape == tuple(v.shape):
+                v.assign(arrays[key].astype(np.float32))
+            elif strict:
+                raise L3ICError(f"weights {source} do not fit this model (at {key})")
+            else:
+                skipped.append(key)
+    return skipped
+
+
+def load_weights(model, path: str | Path) -> bytes:
+    """Loads float16 .npz weights into an L3ICModel (as float32); returns their fingerprint."""
+    arrays = _read_arrays(path)
+    assign_arrays(model, arrays, path)
     return fingerprint(arrays)
 
 
@@ -117,8 +143,7 @@ def lineage(init: str | Path | None) -> dict | None:
     if init is None:
         return None
     path = Path(init)
-    with np.load(path) as f:
-        fp = fingerprint({k: f[k] for k in f.files})
+    fp = fingerprint(_read_arrays(path))
     sidecar_path = path.with_suffix(".json")
     sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
     patches = sidecar.get("patches_total")
@@ -133,14 +158,4 @@ def load_matching(model, path: str | Path) -> list[str]:
     For starting one preset from another's trunk: every layer but the last encoder convolution
     (e3) and the first decoder convolution (d1) has the same shape in all presets.
     """
-    with np.load(path) as f:
-        arrays = {k: f[k] for k in f.files}
-    skipped = []
-    for part in (model.encoder, model.decoder):
-        for v in part.weights:
-            key = f"{part.name}/{v.path}"
-            if key in arrays and arrays[key].shape == tuple(v.shape):
-                v.assign(arrays[key].astype(np.float32))
-            else:
-                skipped.append(key)
-    return skipped
+    return assign_arrays(model, _read_arrays(path), path, strict=False)

@@ -497,7 +497,7 @@ def _load_source(run_dir: Path, name: str, data: Path | None) -> tuple[dict, L3I
     cfg["recipe"] = {k: cfg.get(k) for k in RECIPE}
     cfg["patches"] = run.step * cfg["batch"]
     if "lineage" not in cfg:  # runs begun before lineage was recorded at the start
-        cfg["lineage"] = lineage(cfg["init"]) if cfg.get("init") else None
+        cfg["lineage"] = lineage(cfg.get("init"))
     return cfg, run.net, run.step, run.seconds
 
 
@@ -812,9 +812,7 @@ def _recipe(args: argparse.Namespace) -> dict:
         "flips": not args.no_flips,
         "init": str(args.init) if args.init else None,
         "init_trunk": str(args.init_trunk) if args.init_trunk else None,
-        "lineage": lineage(args.init or args.init_trunk)
-        if (args.init or args.init_trunk)
-        else None,
+        "lineage": lineage(args.init or args.init_trunk),
         "data": str((args.data or default_data_dir()).resolve()),
         "backend": keras.backend.backend(),
         "hardware": hardware,
