@@ -46,6 +46,7 @@ import numpy as np
 
 from . import train_data
 from .errors import L3ICError
+from .image import write_atomic
 from .model import L3ICModel, default_lmbda
 from .presets import (
     PRESETS,
@@ -53,6 +54,7 @@ from .presets import (
     lineage,
     load_weights,
     model_arrays,
+    save_npz_atomic,
     weights_path,
 )
 
@@ -117,13 +119,6 @@ def lr_at(fraction: float, lr: float) -> float:
         return lr * max(f / WARMUP, 0.01)
     t = max(f - DECAY_START, 0.0) / (1.0 - DECAY_START)
     return lr * (LR_FINAL + (1.0 - LR_FINAL) * 0.5 * (1.0 + math.cos(math.pi * t)))
-
-
-def _save_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 def _stack_images(images: list[np.ndarray], patch: int) -> np.ndarray:
@@ -348,15 +343,14 @@ class GpuRun:
     def write_json(self) -> None:
         self.figures["elapsed_s"] = round(self.elapsed(), 1)
         body = (json.dumps(self.figures, indent=1) + "\n").encode()
-        _save_atomic(self.out / RUN_JSON, lambda f: f.write(body))
+        write_atomic(self.out / RUN_JSON, body, force=True)
 
     def save_weights(self, runs: list[PresetRun]) -> None:
         """Writes each preset's weights, unless its last interval was far above its best."""
         for r in runs:
             path = self.out / f"{r.name}.npz"
             if r.keep() or not path.is_file():
-                arrays = r.arrays()
-                _save_atomic(path, lambda f, a=arrays: np.savez(f, **a))
+                save_npz_atomic(path, r.arrays())
             else:
                 self.say(f"{r.name}: last interval's loss far above its best: weights not saved")
             self.figures["presets"][r.name].update(

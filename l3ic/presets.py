@@ -6,6 +6,7 @@ importance order; see docs/training.md).
 """
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import L3ICError
+from .image import write_atomic
 
 __all__ = [
     "PRESETS",
@@ -23,6 +25,7 @@ __all__ = [
     "fingerprint",
     "model_arrays",
     "save_weights",
+    "save_npz_atomic",
     "load_weights",
     "assign_arrays",
     "lineage",
@@ -84,6 +87,13 @@ def fingerprint(arrays: dict[str, np.ndarray]) -> bytes:
         a = np.ascontiguousarray(arrays[key], dtype="<f2")
         h.update(key.encode() + str(a.shape).encode() + a.tobytes())
     return h.digest()[:8]
+
+
+def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Writes ``arrays`` as an .npz file through a temporary file and a rename, replacing any."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue(), force=True)
 
 
 def save_weights(model, path: str | Path) -> bytes:

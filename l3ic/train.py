@@ -30,8 +30,17 @@ from keras import ops
 from . import entropy, gpu_run, metrics, train_data
 from .codec import Codec
 from .errors import L3ICError
+from .image import write_atomic
 from .model import RATES, L3ICModel, default_lmbda
-from .presets import PRESETS, lineage, load_matching, load_weights, models_dir, save_weights
+from .presets import (
+    PRESETS,
+    lineage,
+    load_matching,
+    load_weights,
+    models_dir,
+    save_npz_atomic,
+    save_weights,
+)
 from .quantizer import BACKWARDS, QMIN
 from .train_data import DATA_ENV, default_data_dir
 
@@ -193,12 +202,6 @@ def build_model(cfg: dict) -> L3ICModel:
     return net
 
 
-def _save_npz_atomic(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _shard_names(head: Path) -> list[str]:
     with np.load(head) as f:
         return [str(n) for n in f["shards"]]
@@ -259,10 +262,10 @@ class Run:
         names = []
         for k, arrays in enumerate(shards):
             names.append(f"ckpt-{self.step:08d}-{k:02d}.npz")
-            _save_npz_atomic(self.out / names[-1], arrays)
+            save_npz_atomic(self.out / names[-1], arrays)
         head = self.out / CKPT_NAME
         old = _shard_names(head) if head.is_file() else []
-        _save_npz_atomic(
+        save_npz_atomic(
             head,
             {"step": np.int64(self.step), "seconds": np.float64(self.seconds), "shards": names},
         )
@@ -664,14 +667,10 @@ def ship(
                 "status": prev.get("status"),
             },
         ]
-    src = Path(candidate_dir) / f"{name}.npz"
     models.mkdir(parents=True, exist_ok=True)
-    tmp = models / f".{name}.npz.tmp"
-    tmp.write_bytes(src.read_bytes())
-    os.replace(tmp, models / f"{name}.npz")
-    tmp = models / f".{name}.json.tmp"
-    tmp.write_text(json.dumps(sidecar, indent=1) + "\n")
-    os.replace(tmp, models / f"{name}.json")
+    weights = (Path(candidate_dir) / f"{name}.npz").read_bytes()
+    write_atomic(models / f"{name}.npz", weights, force=True)
+    write_atomic(models / f"{name}.json", (json.dumps(sidecar, indent=1) + "\n").encode(), True)
     print(f"{name}: shipped to {models}", flush=True)
     return True
 
