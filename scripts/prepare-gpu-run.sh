@@ -57,7 +57,7 @@ if [ "${1:-}" = "--rehearse" ]; then
     "$venv/bin/python3" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --upgrade --target /tmp/l3ic-site .whl/*.whl
     out=$(mktemp -d)
-    PYTHONPATH=/tmp/l3ic-site KERAS_BACKEND=jax PYTHONUNBUFFERED=1 "$venv/bin/python3" -m l3ic.train \
+    PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax PYTHONUNBUFFERED=1 "$venv/bin/python3" -m l3ic.train \
         gpu-run --dry-run --data .data/train-gpu --out "$out"
     ls -l "$out"
 fi

@@ -37,7 +37,6 @@ from .presets import (
     lineage,
     load_matching,
     load_weights,
-    models_dir,
     save_npz_atomic,
     save_weights,
 )
@@ -520,7 +519,7 @@ def export_run(
     """
     run_dir = Path(run_dir)
     cfg, net, steps, seconds = _load_source(run_dir, name, data)
-    out_dir = Path(out_dir) if out_dir is not None else models_dir()
+    out_dir = Path(out_dir) if out_dir is not None else checkout_models()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = train_data.list_images(cfg["data"])
     train_files, val_files = train_data.split_files(files)
@@ -578,10 +577,23 @@ def export_run(
     return npz
 
 
+def checkout_models() -> Path:
+    """``models/`` of the checkout in the current folder: where export and ship write by default.
+
+    Not ``presets.models_dir()``: an installed l3ic reads its weights from site-packages, and
+    new weights belong in the repository, from which the next install takes them.
+    """
+    path = Path("models")
+    if not path.is_dir():
+        raise L3ICError("no models/ here: run from the repository's root or give --models-dir")
+    return path
+
+
 def _shipped_in(path: Path) -> tuple[str | None, str | None]:
     """(short hash, l3ic version) of the last git commit that changed ``path``.
 
-    The version is read from ``l3ic/__init__.py`` at that commit; (None, None) outside a checkout.
+    The version is read from ``src/l3ic/__init__.py`` (``l3ic/__init__.py`` before the ``src/``
+    layout) at that commit; (None, None) outside a checkout.
     """
 
     def git(*args: str) -> str:
@@ -596,7 +608,9 @@ def _shipped_in(path: Path) -> tuple[str | None, str | None]:
     commit = git("log", "-1", "--format=%h", "--", path.name) or None
     if commit is None:
         return None, None
-    source = git("show", f"{commit}:l3ic/__init__.py")
+    source = git("show", f"{commit}:src/l3ic/__init__.py") or git(
+        "show", f"{commit}:l3ic/__init__.py"
+    )
     match = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)
     return commit, match.group(1) if match else None
 
@@ -613,13 +627,13 @@ def ship(
     Args:
         candidate_dir: a folder with ``NAME.npz`` and ``NAME.json`` from ``export``.
         name: the preset.
-        models: the models folder (default: l3ic's).
+        models: the models folder (default: ``models/`` of the checkout this runs in).
         data: the training images (default: ``default_data_dir()``).
 
     Returns:
         Whether the candidate was shipped.
     """
-    models = Path(models) if models is not None else models_dir()
+    models = Path(models) if models is not None else checkout_models()
     _, val_files = train_data.split_files(train_data.list_images(data or default_data_dir()))
     val_images = train_data.load_images(val_files)
     if not val_images:
@@ -764,7 +778,7 @@ def build_export_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, help="the run folder (--out of the training)")
     p.add_argument("--name", required=True, help="model name, e.g. 32c")
-    p.add_argument("--models-dir", type=Path, help="where to write (default: l3ic's models/)")
+    p.add_argument("--models-dir", type=Path, help="where to write (default: ./models)")
     p.add_argument(
         "--data", type=Path, help="the training images here, if not where the run found them"
     )
@@ -780,7 +794,7 @@ def build_ship_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("candidate_dir", type=Path, help="folder with NAME.npz + NAME.json (export)")
     p.add_argument("--name", required=True, help="preset, e.g. 32c")
-    p.add_argument("--models-dir", type=Path, help="the shipped models (default: l3ic's models/)")
+    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
     p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
     return p
 

@@ -1,10 +1,11 @@
 """imageio v3 plugin: ``imageio.v3.imread("photo.l3ic")`` and ``imwrite("photo.l3ic", image)``.
 
-Installing l3ic registers the plugin automatically (see ``l3ic/_imageio_autoload.py``); calling
-``register()`` does the same by hand and is idempotent.
+Installing l3ic registers the plugin automatically (see ``src/_l3ic_imageio_autoload.py``, which
+the wheel installs as a top-level module); calling ``register()`` does the same by hand and is
+idempotent.
 
-Methods: ``read(index=0)`` -> (H, W, 3) or (H, W) uint8; ``iter()``; ``write(image, model="32c")``;
-``properties()``; ``metadata()``.
+Methods: ``read(index=0)`` -> (H, W, 3) or (H, W) uint8; ``iter()``;
+``write(image, model="32c")``; ``properties()``; ``metadata()``.
 """
 
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ import numpy as np
 from imageio.core.request import URI_BYTES, InitializationError, IOMode, Request
 from imageio.core.v3_plugin_api import ImageProperties, PluginV3
 
+from _l3ic_imageio_autoload import register
+
 from . import container
-from ._imageio_autoload import register
 
 __all__ = ["L3ICPlugin", "register"]
 

@@ -37,11 +37,12 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def models_dir() -> Path:
-    """``$L3IC_MODELS_DIR`` if set, else installed ``l3ic/models``, else the checkout's."""
+    """``$L3IC_MODELS_DIR`` if set, else installed ``l3ic/models``, else the checkout's
+    ``models/`` (an editable install of the ``src/`` layout)."""
     if os.environ.get("L3IC_MODELS_DIR"):
         return Path(os.environ["L3IC_MODELS_DIR"])
     installed = _PACKAGE / "models"
-    return installed if installed.is_dir() else _PACKAGE.parent / "models"
+    return installed if installed.is_dir() else _PACKAGE.parent.parent / "models"
 
 
 def preset_channels(name: str) -> int:

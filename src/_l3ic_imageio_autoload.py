@@ -1,7 +1,8 @@
 """Registers the l3ic imageio plugin as soon as imageio is imported, in any program.
 
-The wheel installs a copy of this file as the top-level module ``_l3ic_imageio_autoload`` and
-``l3ic-imageio.pth`` imports it at start-up. It costs one finder object: nothing of imageio or l3ic
+The wheel installs this file as the top-level module ``_l3ic_imageio_autoload`` (beside the
+``l3ic`` package, which imports ``register`` from it) and ``l3ic-imageio.pth`` imports it at
+start-up. It costs one finder object: nothing of imageio or l3ic
 is imported until a program imports imageio itself, at which point
 ``register()`` runs once.
 """
