@@ -1,15 +1,36 @@
 """Image input and output: array conversion rules, reading from paths, atomic file writes."""
 
+import io
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from .errors import L3ICError
 
 __all__ = ["to_rgb8", "read_image", "write_atomic"]
+
+_NARROWED = "16-bit image converted to 8 bits"  # the warning
+
+# EXIF orientation -> the transposition that shows the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Pillow modes that read_image returns as arrays as they are; it converts the others to RGB(A).
+_ARRAY_MODES = {"1", "L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+# Every 15th level of each channel, 18**3 colours: an sRGB profile moves none by over a level.
+_LEVELS = np.arange(0, 256, 15, dtype=np.uint8)
+_PROBE = np.stack(np.meshgrid(_LEVELS, _LEVELS, _LEVELS, indexing="ij"), axis=-1).reshape(1, -1, 3)
 
 
 def to_rgb8(image, drop_alpha: bool = False) -> tuple[np.ndarray, bool]:
@@ -51,8 +72,8 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.uint8:
         return x
     if x.dtype == np.uint16:
-        warnings.warn("16-bit image converted to 8 bits", stacklevel=3)
-        return ((x.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        warnings.warn(_NARROWED, stacklevel=3)
+        return _round_to_8_bits(x)
     if x.dtype == np.bool_:
         return x.astype(np.uint8) * 255
     if np.issubdtype(x.dtype, np.floating):
@@ -62,17 +83,150 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     raise L3ICError(f"unsupported image dtype {x.dtype} (use uint8, uint16, bool or float)")
 
 
+def _round_to_8_bits(x: np.ndarray) -> np.ndarray:
+    """round(x / 257) of 16-bit samples, as uint8."""
+    return ((x.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file with imageio (first frame). Raises L3ICError if it is not an image."""
+    """Reads the first frame of an image file, as it is meant to be displayed.
+
+    Pillow decodes the file; formats it does not read (or fails on) go to imageio, and come as
+    imageio returns them. From Pillow: the EXIF orientation is applied; an embedded ICC colour
+    profile other than sRGB is converted to sRGB (with a warning, and the colours taken as sRGB,
+    if it cannot be); palettes are expanded and CMYK, YCbCr and the like become RGB; 16-bit colour
+    keeps the high byte of each sample (Pillow decodes it so), with a warning.
+
+    Returns:
+        A writable array: (H, W) grayscale, (H, W, 2) gray + alpha, (H, W, 3) RGB or
+        (H, W, 4) RGBA, of dtype uint8; or (H, W) of dtype uint16 (16-bit grayscale, converted
+        by ``to_rgb8``), bool (1-bit), int32 or float32 (32-bit grayscale).
+
+    Raises:
+        L3ICError: no such file, a folder, an empty file, not an image, a damaged image, or one
+            over Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``).
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        frame, orientation, narrowed = _decode(path)
+    except Image.DecompressionBombError as e:
+        raise L3ICError(
+            f"cannot read {path}: {e} (limit set by PIL.Image.MAX_IMAGE_PIXELS)"
+        ) from None
+    except UnidentifiedImageError:
+        return _read_imageio(path, "not a recognised image format")
+    except Exception as e:  # Pillow raises many types for damaged files
+        return _read_imageio(path, _one_line(e))
+    if narrowed:
+        warnings.warn(_NARROWED, stacklevel=2)
+    if frame.mode == "P":  # as imageio: a transparent index or colour key is not alpha
+        frame = frame.convert(frame.palette.mode)
+    elif frame.mode not in _ARRAY_MODES | {"CMYK"}:  # CMYK waits for its colour profile
+        frame = frame.convert("RGBA" if frame.has_transparency_data else "RGB")
+    frame = _to_srgb(frame, path)
+    if frame.mode == "CMYK":  # without a usable profile
+        frame = frame.convert("RGB")
+    if orientation in _UPRIGHT:
+        frame = frame.transpose(_UPRIGHT[orientation])
+    x = np.array(frame)
+    return x.astype(x.dtype.newbyteorder("="), copy=False)  # I;16B frames are big-endian
+
+
+def _check_file(path: Path) -> None:
+    """Raises L3ICError unless ``path`` is a regular file with some content."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise L3ICError(f"no such file: {path}") from None
+    except OSError as e:
+        raise L3ICError(f"cannot read {path}: {e.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise L3ICError(f"{path} is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise L3ICError(f"{path} is not a regular file")
+    if info.st_size == 0:
+        raise L3ICError(f"{path} is empty (0 bytes)")
+
+
+def _decode(path: Path) -> tuple[Image.Image, int | None, bool]:
+    """Decodes the first frame of ``path`` with Pillow.
+
+    Returns:
+        (the decoded frame, its EXIF orientation, whether its 16-bit samples became 8 bits).
+    """
+    with Image.open(path) as im:
+        rawmodes = [_rawmode(tile) for tile in im.tile]
+        im.load()
+        orientation = im.getexif().get(ExifTags.Base.Orientation)  # none left if load applied it
+    # Pillow decodes 16-bit colour samples (rawmode "RGB;16B" etc.) to their high byte
+    narrowed = im.mode in ("RGB", "RGBA", "CMYK") and any(";16" in r for r in rawmodes)
+    return im, orientation, narrowed
+
+
+def _rawmode(tile: ImageFile._Tile) -> str:
+    """The layout of the pixels in the file that a Pillow tile decodes ("RGB;16B"), or ""."""
+    first = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+    return first if isinstance(first, str) else ""
+
+
+def _to_srgb(frame: Image.Image, path: Path) -> Image.Image:
+    """Converts ``frame`` from its embedded ICC profile to sRGB (CMYK to RGB).
+
+    Returns ``frame`` itself when it has no profile, an sRGB one, or one that cannot be applied
+    (with a warning: its colours are then taken as sRGB).
+    """
+    icc = frame.info.get("icc_profile")
+    if not icc:
+        return frame
+    try:
+        return _convert_to_srgb(frame, ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImportError, OSError, ImageCms.PyCMSError) as e:
+        warnings.warn(
+            f"cannot convert the colour profile of {path} to sRGB ({_one_line(e)}); "
+            "its colours are taken as sRGB",
+            stacklevel=3,  # the caller of read_image
+        )
+        return frame
+
+
+def _convert_to_srgb(frame: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
+    colour_mode = frame.mode.removesuffix("A")  # the channels that the profile describes
+    if colour_mode not in ("L", "RGB", "CMYK"):
+        raise ImageCms.PyCMSError(f"{frame.mode} images are not colour-managed")
+    srgb = ImageCms.createProfile("sRGB")
+    transform = ImageCms.buildTransform(profile, srgb, colour_mode, "RGB")
+    if colour_mode == "RGB" and _moves_no_colour(transform):
+        return frame
+    converted = ImageCms.applyTransform(frame.convert(colour_mode), transform)
+    if colour_mode == "L":
+        converted = converted.convert("L")
+    if frame.mode != colour_mode:
+        converted.putalpha(frame.getchannel("A"))
+    return converted
+
+
+def _moves_no_colour(transform: ImageCms.ImageCmsTransform) -> bool:
+    """Whether an RGB -> sRGB ``transform`` keeps every colour within a level (an sRGB profile)."""
+    converted = ImageCms.applyTransform(Image.fromarray(_PROBE), transform)
+    return bool(np.abs(np.asarray(converted, np.int16) - _PROBE).max() <= 1)
+
+
+def _read_imageio(path: Path, reason: str) -> np.ndarray:
+    """Reads ``path`` with imageio; else raises L3ICError with ``reason``, why Pillow did not."""
     import imageio.v3 as iio
 
-    path = Path(path)
-    if not path.is_file():
-        raise L3ICError(f"no such file: {path}")
     try:
         return np.asarray(iio.imread(path, index=0))
-    except Exception as e:  # imageio raises many types for unreadable files
-        raise L3ICError(f"cannot read {path} as an image: {e}") from None
+    except L3ICError as e:  # l3ic's own imageio plugin: a damaged .l3ic file
+        reason = str(e)
+    except Exception:  # imageio's messages suggest installing plugins: Pillow's reason is better
+        pass
+    raise L3ICError(f"cannot read {path} as an image: {reason}") from None
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
