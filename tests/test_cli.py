@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from support import smooth_image
 
+import l3ic.api
 from l3ic.cli import main
 
 
@@ -123,3 +124,47 @@ def test_grayscale_png_roundtrip(presets, tmp_path):
     assert main(["decompress", str(src.with_suffix(".l3ic")), "-o", str(tmp_path / "h.png")]) == 0
     assert iio.imread(tmp_path / "h.png").shape == (20, 20)
     np.testing.assert_array_equal(iio.imread(tmp_path / "h.png").shape, (20, 20))
+
+
+def test_warnings_are_one_line(presets, tmp_path, capsys):
+    deep = tmp_path / "deep.png"
+    iio.imwrite(deep, smooth_image(20, 20)[..., 1].astype(np.uint16) * 257)
+    assert iio.imread(deep).dtype == np.uint16
+    assert main(["compress", "-m", "16c", str(deep)]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "warning" in line.lower()] == [
+        f"l3ic: warning: {deep}: 16-bit image converted to 8 bits"
+    ]
+    assert "UserWarning" not in err
+
+
+@pytest.mark.parametrize(
+    "name, shown", [("out.xyz", "unknown image format '.xyz'"), ("out", "extension")]
+)
+def test_unknown_output_format_refused_before_decoding(
+    presets, png, monkeypatch, capsys, name, shown
+):
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    capsys.readouterr()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded before checking the output format")
+
+    monkeypatch.setattr(l3ic.api, "decompress", no_decoding)
+    out = png.with_name(name)
+    assert main(["decompress", str(png.with_suffix(".l3ic")), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"l3ic: error: {png.with_suffix('.l3ic')}: ")
+    assert shown in err[0] and "use .png" in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["decompress", "info"])
+def test_folder_input_is_named_a_folder(presets, tmp_path, capsys, command):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    assert main([command, str(folder)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"l3ic: error: {folder}: is a folder, not an .l3ic file"
+    ]
+    assert list(tmp_path.iterdir()) == [folder]

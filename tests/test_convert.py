@@ -76,33 +76,99 @@ def test_convert_resume_and_report(presets, tmp_path, capsys):
 
 def test_convert_in_two_processes(presets, tmp_path):
     src = make_tree(tmp_path / "src", corrupt=False)
+    iio.imwrite(src / "deep.png", smooth_image(16, 16)[..., 1].astype(np.uint16) * 257)
     report = convert(src, tmp_path / "dst", model="16c", workers=2, progress=False)
-    assert (report.converted, report.skipped, report.failed) == (5, 0, [])
+    assert (report.converted, report.skipped, report.failed) == (6, 0, [])
+    assert report.warnings == [("deep.png", "16-bit image converted to 8 bits")]
     assert report.bytes_out == sum(p.stat().st_size for p in (tmp_path / "dst").rglob("*.l3ic"))
-    assert report.bytes_in > 0 and report.indexed == 5
+    assert report.bytes_in > 0 and report.indexed == 6
     latent, meta = l3ic.read_latent((tmp_path / "dst" / "cat" / "a.l3ic").read_bytes())
     assert latent.shape == (3, 4, 16) and meta["preset"] == "16c"
     assert not list((tmp_path / "dst").rglob("*.tmp"))
 
 
-def test_conflicts_are_reported_not_overwritten(presets, tmp_path):
+def test_unreadable_output_is_reported_not_overwritten(presets, tmp_path):
     src = make_tree(tmp_path / "src", corrupt=False)
-    iio.imwrite(src / "cat" / "a.bmp", smooth_image(8, 8))
     dst = tmp_path / "dst"
     (dst / "dog").mkdir(parents=True)
     (dst / "dog" / "c.l3ic").write_bytes(b"not an l3ic file")
-    (dst / "top.l3ic").write_bytes(l3ic.compress(np.zeros((16, 16, 3), np.uint8), model="32c"))
     report = convert(src, dst, model="16c", progress=False)
-    reasons = dict(report.failed)
-    assert sorted(reasons) == ["cat/a.png", "dog/c.png", "top.png"]
-    assert "same output" in reasons["cat/a.png"] and "unreadable" in reasons["dog/c.png"]
-    assert "written by model 32c" in reasons["top.png"]
+    assert len(report.failed) == 1 and report.failed[0][0] == "dog/c.png"
+    assert "unreadable" in report.failed[0][1]
     assert (dst / "dog" / "c.l3ic").read_bytes() == b"not an l3ic file"
     assert [item["path"] for item in read_index(dst)["items"]] == [
         "cat/a.l3ic",
         "cat/b.l3ic",
         "dog/d.l3ic",
+        "top.l3ic",
     ]
+
+
+def test_inputs_with_one_output_are_all_reported(presets, tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "a.jpg", "b.png"):
+        iio.imwrite(src / name, smooth_image(16, 16))
+    why = "a.jpg and a.png would both be written to"
+    report = convert(src, tmp_path / "dst", model="16c", progress=False)
+    assert [rel for rel, _ in report.failed] == ["a.jpg", "a.png"]
+    assert all(why in reason and "a.l3ic; rename one" in reason for _, reason in report.failed)
+    assert report.converted == 1 and not (tmp_path / "dst" / "a.l3ic").exists()
+    assert [item["path"] for item in read_index(tmp_path / "dst")["items"]] == ["b.l3ic"]
+
+    assert main(["convert", str(src), str(tmp_path / "dst2"), "-m", "16c"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    errors = [line for line in err if line.startswith("l3ic: error:")]
+    assert len(errors) == 2 and all(why in line for line in errors)
+    assert errors[0].startswith(f"l3ic: error: {src / 'a.jpg'}: ")
+    assert not (tmp_path / "dst2" / "a.l3ic").exists()
+
+
+def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
+    from l3ic.data import LatentDataset
+
+    src, dst = make_tree(tmp_path / "src", corrupt=False), tmp_path / "lat"
+    assert main(["convert", str(src), str(dst), "-m", "32c"]) == 0
+    files = {p: p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("l3ic: error:")
+    assert "model 32c" in err and str(dst) in err and "delete" in err
+    assert {p: p.read_bytes() for p in dst.rglob("*") if p.is_file()} == files
+    dataset = LatentDataset(dst, batch_size=2)
+    assert dataset.files.model == "32c" and len(dataset.files) == 5
+
+    index = json.loads((dst / "index.json").read_text())
+    (dst / "index.json").unlink()  # the files themselves tell which model wrote them
+    with pytest.raises(l3ic.L3ICError, match=r"model 32c \(e\.g\. .*cat/a\.l3ic\)"):
+        convert(src, dst, model="16c", progress=False)
+    assert {p for p in dst.rglob("*") if p.is_file()} == set(files) - {dst / "index.json"}
+    for text, model, match in [
+        (json.dumps(index | {"fingerprint": "00" * 8}), "32c", "other weights of model 32c"),
+        ("{}", "32c", "not an l3ic index"),
+    ]:
+        (dst / "index.json").write_text(text)
+        with pytest.raises(l3ic.L3ICError, match=match):
+            convert(src, dst, model=model, progress=False)
+        assert (dst / "index.json").read_text() == text
+
+    # An index listing nothing (as earlier l3ic left after refusing the files) holds nothing.
+    (dst / "index.json").write_text(json.dumps(index | {"model": "16c", "items": []}))
+    report = convert(src, dst, model="32c", progress=False)
+    assert (report.skipped, report.failed, read_index(dst)) == (5, [], index)
+
+
+def test_warnings_one_line_per_file(presets, tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    iio.imwrite(src / "deep.png", smooth_image(16, 16)[..., 1].astype(np.uint16) * 257)
+    assert main(["convert", str(src), str(tmp_path / "dst"), "-m", "16c"]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"l3ic: warning: {src / 'deep.png'}: 16-bit image converted to 8 bits"
+    ]
+    assert "UserWarning" not in err
 
 
 def test_convert_usage_errors(presets, tmp_path, capsys):

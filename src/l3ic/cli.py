@@ -1,13 +1,16 @@
 """The ``l3ic`` command: compress, decompress, info, convert (and train, see docs/training.md).
 
-Exit codes: 0 success, 1 bad input (one line on stderr per failed file), 2 bad usage.
+Exit codes: 0 success, 1 bad input (one line on stderr per failed file), 2 bad usage. Warnings
+raised while processing a file are shown as one line each, ``l3ic: warning: PATH: MESSAGE``.
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +144,8 @@ def _decompress_one(path: Path, args) -> str:
     out = _output_for(path, args, "." + args.format.lstrip("."))
     if out.exists() and not args.force:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
-    if not path.is_file():
-        raise L3ICError(f"no such file: {path}")
+    _check_input(path)
+    _check_writable(out)
     t0 = time.perf_counter()
     image = decompress(path.read_bytes(), channels=args.channels)
     try:
@@ -151,6 +154,44 @@ def _decompress_one(path: Path, args) -> str:
         raise L3ICError(f"cannot write {out}: {e}") from None
     write_atomic(out, encoded, force=args.force)
     return f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}, {time.perf_counter() - t0:.2f} s"
+
+
+def _check_input(path: Path) -> None:
+    """Raises L3ICError unless ``path`` is a file (a folder is named as such)."""
+    if path.is_dir():
+        raise L3ICError("is a folder, not an .l3ic file")
+    if not path.is_file():
+        raise L3ICError(f"no such file: {path}")
+
+
+def _check_writable(out: Path) -> None:
+    """Raises L3ICError unless imageio writes images in the format of ``out``'s extension."""
+    import imageio
+
+    suffix = out.suffix.lower()
+    if not suffix:
+        why = "no file extension to choose the image format by"
+    elif _writable(suffix):
+        return
+    elif suffix in imageio.config.known_extensions:
+        why = f"imageio cannot write '{suffix}' images here"
+    else:
+        why = f"unknown image format '{suffix}'"
+    raise L3ICError(f"cannot write {out}: {why} (use .png, .jpg, .webp, .tif, ...)")
+
+
+@functools.cache
+def _writable(suffix: str) -> bool:
+    """Whether imageio writes a 1x1 image in the format of file extension ``suffix``."""
+    import imageio.v3 as iio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            iio.imwrite("<bytes>", np.zeros((1, 1, 3), np.uint8), extension=suffix)
+    except Exception:  # imageio raises many types for unknown formats
+        return False
+    return True
 
 
 def _run_many(args, one) -> int:
@@ -165,11 +206,15 @@ def _run_many(args, one) -> int:
     failed = 0
     bar = tqdm(paths, unit="file", file=sys.stderr, disable=len(paths) < 3, leave=False)
     for path in bar:
-        try:
-            tqdm.write(one(path, args), file=sys.stdout)
-        except (L3ICError, OSError) as e:
-            failed += 1
-            tqdm.write(f"l3ic: error: {path}: {_one_line(e)}", file=sys.stderr)
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                line, stream = one(path, args), sys.stdout
+            except (L3ICError, OSError) as e:
+                failed += 1
+                line, stream = f"l3ic: error: {path}: {_one_line(e)}", sys.stderr
+        for w in caught:
+            tqdm.write(f"l3ic: warning: {path}: {_one_line(w.message)}", file=sys.stderr)
+        tqdm.write(line, file=stream)
     if failed and len(paths) > 1:
         print(f"l3ic: {failed} of {len(paths)} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -183,6 +228,8 @@ def _convert(args) -> int:
     except (L3ICError, OSError) as e:
         print(f"l3ic: error: {_one_line(e)}", file=sys.stderr)
         return 1
+    for rel, message in report.warnings:
+        print(f"l3ic: warning: {Path(args.src) / rel}: {message}", file=sys.stderr)
     for rel, why in report.failed:
         print(f"l3ic: error: {Path(args.src) / rel}: {' '.join(why.split())}", file=sys.stderr)
     print(report.summary())
@@ -199,8 +246,7 @@ def _info(args) -> int:
 
     path = Path(args.file)
     try:
-        if not path.is_file():
-            raise L3ICError(f"no such file: {path}")
+        _check_input(path)
         data = path.read_bytes()
         c = container.parse(data)
     except (L3ICError, OSError) as e:

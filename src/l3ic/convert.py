@@ -5,7 +5,9 @@ kept). Files whose suffix is not an image suffix (``IMAGE_SUFFIXES``) and hidden
 ignored. Work runs in ``workers`` processes (the entropy coder and the network hold the GIL), each
 loading the model once; with one worker it runs in this process. Outputs that already exist are
 skipped, so an interrupted run resumes where it stopped; every output is written whole or not
-at all. Unreadable inputs are reported and skipped.
+at all. Unreadable inputs are reported and skipped, and so are inputs that would share an output
+(``a.png`` and ``a.jpg``: neither is converted). A DST that holds a conversion by another model
+or other weights is refused before anything is written.
 
 ``DST/index.json`` (``INDEX_NAME``) lists every converted image, so a loader needs no directory
 listing::
@@ -26,6 +28,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -53,6 +56,8 @@ class Report:
         converted: images converted by this run.
         skipped: images whose output already existed (kept as they are).
         failed: (source path relative to SRC, one-line reason) of every image not converted.
+        warnings: (source path relative to SRC, one-line message) of every warning raised while
+            converting an image, e.g. a 16-bit image converted to 8 bits.
         bytes_in: total size of the source files converted by this run.
         bytes_out: total size of the .l3ic files written by this run.
         seconds: wall time of the conversion.
@@ -63,6 +68,7 @@ class Report:
     converted: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
@@ -111,20 +117,28 @@ def _init_worker(model: str) -> None:
     _worker_codec = get_codec(model)
 
 
-def _convert_file(source: Path, out: Path, drop_alpha: bool) -> tuple[int, int, int, int] | str:
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _convert_file(
+    source: Path, out: Path, drop_alpha: bool
+) -> tuple[tuple[int, int, int, int] | str, list[str]]:
     """Converts one image with this process's codec.
 
     Returns:
-        (width, height, source bytes, output bytes), or a one-line reason for failing.
+        ((width, height, source bytes, output bytes) or a one-line reason for failing,
+        one-line messages of the warnings raised).
     """
-    try:
-        image = read_image(source)
-        data = _worker_codec.compress(image, drop_alpha=drop_alpha)
-        write_atomic(out, data)
-        return image.shape[1], image.shape[0], source.stat().st_size, len(data)
-    except (L3ICError, OSError) as e:
-        text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        return " ".join(text.split())
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            image = read_image(source)
+            data = _worker_codec.compress(image, drop_alpha=drop_alpha)
+            write_atomic(out, data)
+            result = image.shape[1], image.shape[0], source.stat().st_size, len(data)
+        except (L3ICError, OSError) as e:
+            result = _one_line(e.strerror if isinstance(e, OSError) and e.strerror else str(e))
+    return result, [_one_line(str(w.message)) for w in caught]
 
 
 def _results(jobs: list, model: str, workers: int, drop_alpha: bool) -> Iterator[tuple]:
@@ -151,15 +165,65 @@ def _results(jobs: list, model: str, workers: int, drop_alpha: bool) -> Iterator
         pool.shutdown(cancel_futures=True)
 
 
-def _existing(path: Path, model: str, fp: str | None) -> tuple[int, int] | str:
-    """(width, height) of an existing output written by this model, else why it cannot be kept."""
+def _existing(path: Path) -> container.Container | str:
+    """The parsed existing output ``path``, or why it cannot be kept."""
     try:
-        c = container.parse(path.read_bytes())
+        return container.parse(path.read_bytes())
     except (L3ICError, OSError) as e:
         return f"output {path} exists but is unreadable ({e}); delete it to convert again"
-    if c.preset != model or (fp is not None and c.fingerprint.hex() != fp):
-        return f"output {path} exists, written by model {c.preset} {c.fingerprint.hex()}"
-    return c.width, c.height
+
+
+def _check_dst(
+    dst: Path, existing: dict[Path, container.Container | str], model: str, fp: str | None
+) -> None:
+    """Raises L3ICError if ``dst`` holds a conversion by another model or other weights.
+
+    Both ``dst/index.json`` (if it lists images) and the outputs of this run that already exist
+    are checked.
+
+    Args:
+        dst: the output folder.
+        existing: ``_existing`` of the outputs of this run that exist, by path relative to dst.
+        model, fp: the preset converting and its weights fingerprint (None: not known).
+    """
+    index_path = dst / INDEX_NAME
+    if index_path.exists():
+        try:
+            index = read_index(dst)
+        except L3ICError:
+            raise L3ICError(
+                f"{index_path} exists and is not an l3ic index that this l3ic reads; "
+                "use another DST or delete it"
+            ) from None
+        items = index.get("items") or []  # an index listing nothing holds no conversion
+        if items:
+            example = dst / items[0]["path"]
+            _refuse_other(dst, example, index.get("model"), index.get("fingerprint"), model, fp)
+    for rel, c in existing.items():
+        if not isinstance(c, str):
+            _refuse_other(dst, dst / rel, c.preset, c.fingerprint.hex(), model, fp)
+
+
+def _refuse_other(
+    dst: Path, example: Path, held: str | None, held_fp: str | None, model: str, fp: str | None
+) -> None:
+    """Raises L3ICError unless the model and weights that wrote ``example`` are ``model``/``fp``."""
+    if held == model and (fp is None or held_fp == fp):
+        return
+    by, wanted = f"model {held}", f"model {model}"
+    if held == model:
+        by, wanted = f"other weights of model {model} ({held_fp})", f"these weights ({fp})"
+    raise L3ICError(
+        f"{dst} already holds a conversion by {by} (e.g. {example}); to convert with {wanted}, "
+        f"use another DST or delete {dst} first"
+    )
+
+
+def _shared_output(rels: list[Path], out: Path) -> str:
+    """Why the inputs ``rels``, which would all be written to ``out``, are not converted."""
+    names = ", ".join(rel.as_posix() for rel in rels[:-1]) + f" and {rels[-1].as_posix()}"
+    both, which = ("both", "one") if len(rels) == 2 else ("all", "all but one")
+    return f"{names} would {both} be written to {out}; rename {which}"
 
 
 def convert(
@@ -181,10 +245,12 @@ def convert(
         progress: show a progress bar on stderr.
 
     Returns:
-        The Report; failed images are listed there, not raised.
+        The Report; failed images and warnings are listed there, not raised.
 
     Raises:
-        L3ICError: ``src`` is not a folder, unknown model or missing weights, workers < 1.
+        L3ICError: ``src`` is not a folder, unknown model or missing weights, workers < 1;
+            ``dst`` holds a conversion by another model or other weights, or an ``index.json``
+            that is not an l3ic index (then nothing is written).
     """
     from tqdm import tqdm
 
@@ -196,31 +262,32 @@ def convert(
     preset_channels(model)
     weights_path(model)
     fp = load_sidecar(model).get("fingerprint")
-    dst.mkdir(parents=True, exist_ok=True)
-    report, done, jobs, outputs = Report(), {}, [], {}
     sources = find_images(src)
+    inputs = {}  # output path relative to dst -> the sources that would be written there
     for rel in sources:
-        out_rel = rel.with_suffix(".l3ic")
-        out = dst / out_rel
-        if out_rel in outputs:
-            report.failed.append((str(rel), f"same output {out_rel} as {outputs[out_rel]}"))
-            continue
-        outputs[out_rel] = rel
-        if not out.exists():
+        inputs.setdefault(rel.with_suffix(".l3ic"), []).append(rel)
+    existing = {out: _existing(dst / out) for out in inputs if (dst / out).exists()}
+    _check_dst(dst, existing, model, fp)
+    dst.mkdir(parents=True, exist_ok=True)
+    report, done, jobs = Report(), {}, []
+    for out_rel, rels in inputs.items():
+        rel, out = rels[0], dst / out_rel
+        if len(rels) > 1:
+            report.failed += [(str(r), _shared_output(rels, out)) for r in rels]
+        elif out_rel not in existing:
             out.parent.mkdir(parents=True, exist_ok=True)
             jobs.append((rel, src / rel, out))
-            continue
-        kept = _existing(out, model, fp)
-        if isinstance(kept, str):
+        elif isinstance(kept := existing[out_rel], str):
             report.failed.append((str(rel), kept))
         else:
             report.skipped += 1
-            done[rel] = (*kept, out.stat().st_size)
+            done[rel] = (kept.width, kept.height, out.stat().st_size)
     t0 = time.perf_counter()
     bar = tqdm(total=len(jobs), unit="img", file=sys.stderr, disable=not progress, leave=False)
     with bar:
-        for (rel, _, _), result in _results(jobs, model, workers, drop_alpha):
+        for (rel, _, _), (result, caught) in _results(jobs, model, workers, drop_alpha):
             bar.update()
+            report.warnings += [(str(rel), message) for message in caught]
             if isinstance(result, str):
                 report.failed.append((str(rel), result))
                 bar.set_postfix(failed=len(report.failed))
@@ -256,6 +323,7 @@ def convert(
     report.indexed = len(items)
     write_atomic(report.index, (json.dumps(index, indent=1) + "\n").encode(), force=True)
     report.failed.sort()
+    report.warnings.sort()
     return report
 
 
