@@ -9,13 +9,17 @@ Public API::
     f.latent(channels=[0, 3]); f.image(channels=8)        # streams decoded on demand
     codec = l3ic.Codec("32c"); codec.encode_latent(image)
 
+Bad input raises ``l3ic.L3ICError``; a file declaring more pixels than the decoding limit
+(``max_pixels=``, ``$L3IC_MAX_PIXELS``, default 33.5 Mpx) raises its subclass
+``l3ic.DecompressionBombError`` before anything is decoded.
+
 Names are imported on first use, so ``import l3ic`` stays cheap until the model is needed.
 """
 
 import importlib
 import os
 
-from .errors import L3ICError
+from .errors import DecompressionBombError, L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,7 +35,7 @@ _LAZY = {
     "Codec": "codec",
 }
 
-__all__ = ["L3ICError", "__version__", *_LAZY]
+__all__ = ["L3ICError", "DecompressionBombError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -40,27 +40,38 @@ def _codec_for(data: bytes) -> Codec:
     return get_codec(container.parse(data).preset)
 
 
-def decompress(data: bytes, channels: int | None = None) -> np.ndarray:
+def decompress(
+    data: bytes, channels: int | None = None, *, max_pixels: int | None = None
+) -> np.ndarray:
     """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files).
 
     Args:
         data: the .l3ic file.
         channels: progressive preview from the first ``channels`` latent channels in the
             model's importance order only (``Codec.decompress``); default all.
+        max_pixels: refuse, before decoding anything, files that declare more pixels
+            (default: ``$L3IC_MAX_PIXELS`` or 33.5 Mpx, ``container.DEFAULT_MAX_PIXELS``).
+
+    Raises:
+        DecompressionBombError: over the pixel limit (an ``L3ICError``).
+        L3ICError: any other bad input.
     """
-    return _codec_for(data).decompress(data, channels=channels)
+    return _codec_for(data).decompress(data, channels=channels, max_pixels=max_pixels)
 
 
-def read_latent(data: bytes, channels: Sequence[int] | None = None) -> tuple[np.ndarray, dict]:
+def read_latent(
+    data: bytes, channels: Sequence[int] | None = None, *, max_pixels: int | None = None
+) -> tuple[np.ndarray, dict]:
     """Decodes only the latent (no network), optionally only some channels.
 
     Streams of channels not asked for are skipped by their stored lengths, not decoded.
+    ``max_pixels`` is the pixel limit, as for ``decompress``.
 
     Returns:
         ((h, w, k) int8 latent with values -15..16, metadata dict: preset, width, height,
         grayscale, latent_shape, channels, fingerprint).
     """
-    return _codec_for(data).unpack_latent(data, channels)
+    return _codec_for(data).unpack_latent(data, channels, max_pixels=max_pixels)
 
 
 def _is_l3ic(path: Path) -> bool:
@@ -70,13 +81,15 @@ def _is_l3ic(path: Path) -> bool:
         return f.read(4) == container.MAGIC
 
 
-def imread(path: str | os.PathLike) -> np.ndarray:
-    """Reads an .l3ic file (decoded) or any image file imageio reads, as a uint8 array."""
+def imread(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
+    """Reads an image file as an array: an .l3ic file decoded (within ``max_pixels``, as
+    ``decompress``: uint8), any other format as ``image.read_image`` reads it (upright, in
+    sRGB; uint8, or uint16 for 16-bit grayscale)."""
     path = Path(path)
     if not path.is_file():
-        raise L3ICError(f"no such file: {path}")
+        return read_image(path)  # the reason: no such file, a folder, ...
     if _is_l3ic(path):
-        return decompress(path.read_bytes())
+        return decompress(path.read_bytes(), max_pixels=max_pixels)
     return read_image(path)
 
 

@@ -26,6 +26,7 @@ EXAMPLES = """examples:
   l3ic decompress photo.l3ic                   # -> photo.png
   l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
   l3ic decompress photo.l3ic --channels 8      # preview from the 8 most important channels
+  l3ic decompress huge.l3ic --max-pixels 100000000  # a file over the 33.5 Mpx limit
   l3ic info photo.l3ic --json
   l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
   l3ic train --help                            # train a preset (docs/training.md)
@@ -74,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="progressive preview: decode only the first K latent channels in importance order",
     )
+    d.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="refuse files declaring more pixels (default $L3IC_MAX_PIXELS or 33554432: a guard "
+        "against decompression bombs; raise it for large images you trust)",
+    )
     _add_outputs(d)
 
     i = add("info", "show what an .l3ic file holds", "example:\n  l3ic info photo.l3ic --json")
@@ -108,6 +116,17 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def _output_for(path: Path, args, suffix: str) -> Path:
@@ -147,7 +166,7 @@ def _decompress_one(path: Path, args) -> str:
     _check_input(path)
     _check_writable(out)
     t0 = time.perf_counter()
-    image = decompress(path.read_bytes(), channels=args.channels)
+    image = decompress(path.read_bytes(), channels=args.channels, max_pixels=args.max_pixels)
     try:
         encoded = iio.imwrite("<bytes>", image, extension=out.suffix.lower())
     except Exception as e:  # imageio raises many types for unknown formats

@@ -191,18 +191,31 @@ class Codec:
         )
         return container.pack(c)
 
-    def unpack_latent(self, data: bytes, channels: Sequence[int] | None = None):
+    def unpack_latent(
+        self,
+        data: bytes,
+        channels: Sequence[int] | None = None,
+        *,
+        max_pixels: int | None = None,
+    ):
         """Decodes the latent of .l3ic bytes written by this model (only ``channels`` if given).
+
+        Args:
+            data: the .l3ic file.
+            channels: the channels to decode (default all).
+            max_pixels: refuse files declaring more pixels (``container.pixel_limit``).
 
         Returns:
             ((h, w, len(channels)) int8 latent, metadata dict with preset, width, height,
             grayscale, latent_shape, channels).
         """
-        c = self._parse(data)
+        c = self._parse(data, max_pixels)
         picked = self._pick(channels, c.latent_shape[2])
         return self._decode_streams(c, picked), _meta(c, picked)
 
-    def partial_latent(self, data: bytes, channels: Sequence[int]):
+    def partial_latent(
+        self, data: bytes, channels: Sequence[int], *, max_pixels: int | None = None
+    ):
         """The (h, w, C) latent with only ``channels`` decoded, the others at their likeliest value.
 
         A skipped channel gets the value its header makes most likely, without touching its
@@ -212,7 +225,7 @@ class Codec:
         Returns:
             ((h, w, C) int8 latent, metadata dict as ``unpack_latent``'s).
         """
-        c = self._parse(data)
+        c = self._parse(data, max_pixels)
         h, w, nc = c.latent_shape
         picked = self._pick(channels, nc)
         q = np.empty((h, w, nc), dtype=np.int8)
@@ -225,9 +238,12 @@ class Codec:
         q[..., picked] = self._decode_streams(c, picked)
         return q, _meta(c, picked)
 
-    def _parse(self, data: bytes) -> container.Container:
-        """Parses .l3ic bytes and checks that this model wrote them."""
+    def _parse(self, data: bytes, max_pixels: int | None) -> container.Container:
+        """Parses .l3ic bytes and checks, before any decoding, that this model wrote them, that
+        the image is within the pixel limit and that every stream is long enough for its
+        channel (``entropy.min_stream_bytes``)."""
         c = container.parse(data)
+        container.check_pixel_limit(c, max_pixels)
         if c.preset == self.name and c.fingerprint != self.fingerprint:
             raise L3ICError(self._other_weights(c.fingerprint.hex()))
         if c.preset != self.name:
@@ -240,6 +256,16 @@ class Codec:
                 f"file has {c.latent_shape[2]} latent channels, "
                 f"model {self.name!r} has {self.channels}"
             )
+        h, w, _ = c.latent_shape
+        for k, code in enumerate(c.codes):
+            if code.mode == entropy.CONSTANT:
+                continue
+            table = self.priors[k] if code.mode == entropy.PRIOR else code.table
+            if len(code.stream) < entropy.min_stream_bytes(h * w, table):
+                raise L3ICError(
+                    f"corrupt .l3ic file: channel {k}'s stream of {len(code.stream)} bytes is "
+                    f"too short for a {w * 8}x{h * 8} image"
+                )
         return c
 
     def _other_weights(self, fp: str) -> str:
@@ -283,7 +309,9 @@ class Codec:
         x, gray = to_rgb8(image, drop_alpha=drop_alpha)
         return self.pack_latent(self._encode(x[None])[0], x.shape[:2], gray)
 
-    def decompress(self, data: bytes, channels: int | None = None) -> np.ndarray:
+    def decompress(
+        self, data: bytes, channels: int | None = None, *, max_pixels: int | None = None
+    ) -> np.ndarray:
         """Decodes .l3ic bytes to (H, W, 3) uint8, or (H, W) uint8 for grayscale files.
 
         Args:
@@ -291,16 +319,23 @@ class Codec:
             channels: progressive preview: decode only the first ``channels`` latent channels
                 in importance order (``channel_order``), the others at their likeliest value
                 (see ``partial_latent``); 0..C, default all.
+            max_pixels: refuse files declaring more pixels, before decoding anything
+                (default ``container.pixel_limit()``: $L3IC_MAX_PIXELS or 33.5 Mpx).
+
+        Raises:
+            DecompressionBombError: the file declares more pixels than the limit.
+            L3ICError: any other bad input.
         """
         if channels is None:
-            q, meta = self.unpack_latent(data)
+            q, meta = self.unpack_latent(data, max_pixels=max_pixels)
         else:
             if not 0 <= channels <= self.channels:
                 raise L3ICError(f"channels must lie in 0..{self.channels}, got {channels}")
-            q, meta = self.partial_latent(data, self.channel_order[:channels].tolist())
+            order = self.channel_order[:channels].tolist()
+            q, meta = self.partial_latent(data, order, max_pixels=max_pixels)
         y = self._decode(q[None], (meta["height"], meta["width"]))[0]
-        if meta["grayscale"]:
-            return np.round(y.mean(axis=2)).astype(np.uint8)
+        if meta["grayscale"]:  # the rounded mean of three values: (sum + 1) // 3, no ties
+            return ((y.sum(axis=2, dtype=np.uint16) + 1) // 3).astype(np.uint8)
         return y
 
 

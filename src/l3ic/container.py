@@ -1,10 +1,16 @@
-"""The .l3ic file format, version 1 (byte by byte in docs/format.md).
+"""The .l3ic file format, version 2 (byte by byte in docs/format.md); version 1 is still read.
 
 A file is a header (magic, version, preset, weights fingerprint, sizes, one entry per channel,
 header CRC-32), then the channel streams back to back, then a CRC-32 of everything before it.
 Every stream's length is in the header, so channel k is found without decoding channels < k.
+Version 2 differs from version 1 only in its streams, which are sealed (``entropy.SEAL``).
+
+Decoding is bounded by a pixel limit (``pixel_limit``), checked from the header alone, like
+Pillow's ``MAX_IMAGE_PIXELS``: a file of a few bytes can declare a huge image of constant
+channels, which would cost minutes and gigabytes to decode.
 """
 
+import os
 import zlib
 from dataclasses import dataclass, field
 
@@ -19,11 +25,16 @@ from .entropy import (
     unpack_table,
 )
 from .entropy import write_varint as _v
-from .errors import L3ICError
+from .errors import DecompressionBombError, L3ICError
 
 __all__ = [
     "MAGIC",
     "VERSION",
+    "READ_VERSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
+    "pixel_limit",
+    "check_pixel_limit",
     "MAX_PIXELS",
     "MAX_SIDE",
     "Container",
@@ -33,12 +44,19 @@ __all__ = [
 ]
 
 MAGIC = b"L3IC"
-VERSION = 1
+VERSION = 2  # written
+READ_VERSIONS = (1, 2)
 FLAG_GRAY = 1
 MAX_SIDE = 1 << 20  # pixels per side
 MAX_PIXELS = 1 << 28  # 268 megapixels: a larger decode would need gigabytes
 MAX_CHANNELS = 1024
 FINGERPRINT_BYTES = 8
+# Decoding limit (see pixel_limit): 2**25 pixels = 33.5 Mpx (e.g. 8192 x 4096), room for a
+# 24 Mpx (6000 x 4000) photo. Decoding costs about 1 s per Mpx on a 2-core CPU, so a file of
+# a few bytes can ask for at most about half a minute of work (docs/format.md, "Limits");
+# Pillow's MAX_IMAGE_PIXELS is 89 Mpx, but Pillow decodes far faster per pixel.
+DEFAULT_MAX_PIXELS = 1 << 25
+MAX_PIXELS_ENV = "L3IC_MAX_PIXELS"
 
 
 @dataclass
@@ -53,6 +71,7 @@ class Container:
         latent_shape: (h, w, C) with h = ceil(height / 8), w = ceil(width / 8).
         codes: C ChannelCode, one per latent channel.
         offsets: byte offset of each channel's stream in the file (filled by ``parse``).
+        version: the format version read (``pack`` always writes ``VERSION``).
     """
 
     preset: str
@@ -63,6 +82,7 @@ class Container:
     latent_shape: tuple[int, int, int]
     codes: list[ChannelCode] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    version: int = VERSION
 
     def metadata(self) -> dict:
         """The header as a dict: preset, width, height, grayscale, latent_shape, fingerprint."""
@@ -86,6 +106,43 @@ def _check_sizes(width: int, height: int, latent_shape: tuple[int, int, int]) ->
         raise L3ICError(f"latent shape {h}x{w} does not match image size {width}x{height}")
     if not 1 <= c <= MAX_CHANNELS:
         raise L3ICError(f"latent channel count {c} out of range (1..{MAX_CHANNELS})")
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The most pixels a file may declare to be decoded.
+
+    ``max_pixels`` if given, else the environment variable ``L3IC_MAX_PIXELS``, else
+    ``DEFAULT_MAX_PIXELS``. No limit can exceed ``MAX_PIXELS``, the format's own bound.
+
+    Raises:
+        L3ICError: the limit or the variable is not a positive integer.
+    """
+    if max_pixels is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_PIXELS
+        try:
+            max_pixels = int(text)
+        except ValueError:
+            raise L3ICError(f"{MAX_PIXELS_ENV}={text!r} is not a whole number") from None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise L3ICError(f"the pixel limit must be a positive integer, got {max_pixels!r}")
+    return min(max_pixels, MAX_PIXELS)
+
+
+def check_pixel_limit(c: Container, max_pixels: int | None = None) -> None:
+    """Refuses to decode a file that declares more pixels than ``pixel_limit(max_pixels)``.
+
+    Raises:
+        DecompressionBombError: over the limit (the message says how to raise it).
+    """
+    limit = pixel_limit(max_pixels)
+    if c.width * c.height > limit:
+        raise DecompressionBombError(
+            f"image size {c.width}x{c.height} ({c.width * c.height:,} pixels) exceeds the limit "
+            f"of {limit:,} pixels, a guard against decompression bombs; if you trust the file, "
+            f"raise it (max_pixels=..., {MAX_PIXELS_ENV}=... or --max-pixels)"
+        )
 
 
 def pack(c: Container) -> bytes:
@@ -130,8 +187,11 @@ def parse(data: bytes) -> Container:
         raise L3ICError("not an .l3ic file (wrong magic bytes)")
     _need(data, 4, 3)
     version, flags, name_len = data[4], data[5], data[6]
-    if version != VERSION:
-        raise L3ICError(f"unsupported .l3ic version {version} (this l3ic reads version {VERSION})")
+    if version not in READ_VERSIONS:
+        raise L3ICError(
+            f"unsupported .l3ic version {version} (this l3ic reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}: the file may come from a newer l3ic)"
+        )
     if flags & ~FLAG_GRAY or not 1 <= name_len <= 32:
         raise L3ICError("corrupt .l3ic header")
     pos = 7
@@ -149,7 +209,7 @@ def parse(data: bytes) -> Container:
         sizes.append(n)
     width, height, *latent = sizes
     _check_sizes(width, height, tuple(latent))
-    codes = []
+    codes, sealed = [], version >= 2
     for _ in range(latent[2]):
         _need(data, pos, 1)
         mode = data[pos]
@@ -164,10 +224,12 @@ def parse(data: bytes) -> Container:
         if mode not in (PRIOR, TABLE):
             raise L3ICError(f"corrupt .l3ic header (channel mode {mode})")
         length, pos = read_varint(data, pos)
+        if length < 4 * (1 + sealed) or length % 4:
+            raise L3ICError(f"corrupt .l3ic header (stream of {length} bytes)")
         table = None
         if mode == TABLE:
             table, pos = unpack_table(data, pos)
-        codes.append(ChannelCode(mode, table=table, stream=length))
+        codes.append(ChannelCode(mode, table=table, stream=length, sealed=sealed))
     _need(data, pos, 4)
     if zlib.crc32(data[:pos]) != int.from_bytes(data[pos : pos + 4], "little"):
         raise L3ICError("corrupt .l3ic file (header checksum mismatch)")
@@ -185,8 +247,10 @@ def parse(data: bytes) -> Container:
         )
     if zlib.crc32(data[:pos]) != int.from_bytes(data[pos:], "little"):
         raise L3ICError("corrupt .l3ic file (checksum mismatch)")
+    gray = bool(flags & FLAG_GRAY)
+    latent_shape = tuple(latent)
     return Container(
-        preset, fingerprint, width, height, bool(flags & FLAG_GRAY), tuple(latent), codes, offsets
+        preset, fingerprint, width, height, gray, latent_shape, codes, offsets, version
     )
 
 

@@ -10,6 +10,12 @@ decoded alone. A channel is coded in one of three modes (whichever is smallest):
   (see ``pack_table`` and docs/format.md).
 
 Symbols are codebook indices 0..31 (``q + 15``) as uint8, row-major over (h, w).
+
+Streams are *sealed* (container version 2): the coder starts from the state 2**32 (the words
+``SEAL``) instead of 0, and a decoder must end on exactly that state. From state 0 the symbol
+with cumulative frequency 0 costs no bits, so an unsealed (version 1) stream cannot tell its
+true length: decoding more symbols than were coded quietly yields that symbol forever, which
+let a 131-byte file decode to 4096 x 4096 pixels. Sealing costs about 4 bytes per stream.
 """
 
 import constriction
@@ -25,6 +31,7 @@ __all__ = [
     "CONSTANT",
     "PRIOR",
     "TABLE",
+    "SEAL",
     "ChannelCode",
     "quantize_counts",
     "default_prior",
@@ -32,6 +39,7 @@ __all__ = [
     "unpack_table",
     "encode_channel",
     "decode_channel",
+    "min_stream_bytes",
     "read_varint",
     "write_varint",
 ]
@@ -40,6 +48,8 @@ TABLE_BITS = 12
 TABLE_TOTAL = 1 << TABLE_BITS  # priors sum to 4096
 MIN_TABLE_BITS = 6  # a stored table sums to 2**bits, bits in 6..12, chosen per channel
 CONSTANT, PRIOR, TABLE = 0, 1, 2
+
+SEAL = np.array([0, 1], dtype=np.uint32)  # the coder's first state, 2**32, as its two words
 
 _AnsCoder = constriction.stream.stack.AnsCoder
 _Categorical = constriction.stream.model.Categorical
@@ -53,12 +63,16 @@ class ChannelCode:
         symbol: the constant symbol (CONSTANT mode), else 0.
         table: (32,) int64 counts summing to 2**bits (TABLE mode), else None.
         stream: the ANS words as little-endian bytes (empty for CONSTANT).
+        sealed: the stream starts from ``SEAL`` (version 2 files); False for version 1 files.
     """
 
-    __slots__ = ("mode", "symbol", "table", "stream")
+    __slots__ = ("mode", "symbol", "table", "stream", "sealed")
 
-    def __init__(self, mode: int, symbol: int = 0, table=None, stream: bytes = b""):
+    def __init__(
+        self, mode: int, symbol: int = 0, table=None, stream: bytes = b"", sealed: bool = True
+    ):
         self.mode, self.symbol, self.table, self.stream = mode, symbol, table, stream
+        self.sealed = sealed
 
 
 def quantize_counts(hist: np.ndarray, bits: int = TABLE_BITS) -> np.ndarray:
@@ -169,15 +183,15 @@ def read_varint(buf: bytes, pos: int, max_bytes: int = 5) -> tuple[int, int]:
 
 
 def _ans_encode(symbols: np.ndarray, table: np.ndarray) -> bytes:
-    coder = _AnsCoder()
+    coder = _AnsCoder(SEAL.copy())
     coder.encode_reverse(symbols.astype(np.int32), _model(table))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
 def _stream_bytes(hist: np.ndarray, table: np.ndarray) -> float:
-    """Estimated ANS stream size: the cross-entropy of ``hist`` under ``table`` plus one word."""
+    """Estimated stream size: cross-entropy of ``hist`` under ``table``, the seal, one word."""
     p = np.maximum(table / table.sum(), 2.0**-24)
-    return 4 * np.ceil((float(-(hist * np.log2(p)).sum()) + 32) / 32)
+    return 4 * np.ceil((float(-(hist * np.log2(p)).sum()) + 64) / 32)
 
 
 def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
@@ -201,8 +215,30 @@ def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
     return ChannelCode(TABLE, table=best_table, stream=_ans_encode(symbols, best_table))
 
 
+def min_stream_bytes(n: int, table: np.ndarray) -> int:
+    """A lower bound on the bytes of any stream that codes ``n`` symbols with ``table``.
+
+    Every symbol costs at least -log2(p_max) bits, p_max being the table's largest probability
+    (plus a margin for the coder's 24-bit rounding); the coder's state may hold up to 64 bits
+    more than were paid for. A stream shorter than this cannot hold ``n`` symbols, which is
+    checked before anything is decoded.
+
+    Args:
+        n: symbols in the channel (h * w).
+        table: (32,) non-negative counts, not all zero.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    p_max = min(1.0, float(table.max() / table.sum()) + 2.0**-16)
+    bits = n * -np.log2(p_max) - 64
+    return max(0, int(bits // 8))
+
+
 def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:
     """Decodes one channel of ``n`` symbols; raises L3ICError if the stream does not fit.
+
+    A sealed stream must end on the seal exactly: one that runs out before its ``n`` symbols
+    are decoded, or has data left over, is an error. An unsealed (version 1) stream can only be
+    checked for data left over (see the module docstring).
 
     Returns:
         (n,) uint8 codebook indices.
@@ -216,9 +252,16 @@ def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:
     try:
         decoder = _AnsCoder(words)
         symbols = decoder.decode(_model(table), n)
-        exact = decoder.is_empty()
+        if code.sealed:
+            exact = np.array_equal(decoder.get_compressed(), SEAL)
+        else:
+            exact = decoder.is_empty()
     except (ValueError, RuntimeError, OverflowError) as e:
         raise L3ICError(f"corrupt channel stream: {e}") from None
     if not exact:
-        raise L3ICError("corrupt channel stream: data left over after decoding")
+        raise L3ICError(
+            "corrupt channel stream: it does not hold exactly the image's symbols"
+            if code.sealed
+            else "corrupt channel stream: data left over after decoding"
+        )
     return symbols.astype(np.uint8)

@@ -4,7 +4,7 @@ Installing l3ic registers the plugin automatically (see ``src/_l3ic_imageio_auto
 the wheel installs as a top-level module); calling ``register()`` does the same by hand and is
 idempotent.
 
-Methods: ``read(index=0)`` -> (H, W, 3) or (H, W) uint8; ``iter()``;
+Methods: ``read(index=0, max_pixels=None)`` -> (H, W, 3) or (H, W) uint8; ``iter()``;
 ``write(image, model="32c")``; ``properties()``; ``metadata()``.
 """
 
@@ -40,13 +40,17 @@ class L3ICPlugin(PluginV3):
             self._data = self.request.get_file().read()
         return self._data
 
-    def read(self, *, index: int | None = 0) -> np.ndarray:
-        """Decodes the image: (H, W, 3) uint8, or (H, W) for grayscale files."""
+    def read(self, *, index: int | None = 0, max_pixels: int | None = None) -> np.ndarray:
+        """Decodes the image: (H, W, 3) uint8, or (H, W) for grayscale files.
+
+        ``max_pixels`` is the decoding pixel limit (``l3ic.decompress``); over it,
+        ``l3ic.DecompressionBombError`` is raised before anything is decoded.
+        """
         from .api import decompress
 
         if index not in (0, None, Ellipsis):
             raise IndexError(f".l3ic files hold one image, index {index} asked for")
-        image = decompress(self._bytes())
+        image = decompress(self._bytes(), max_pixels=max_pixels)
         return image[None] if index is Ellipsis else image
 
     def iter(self) -> Iterator[np.ndarray]:

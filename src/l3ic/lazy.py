@@ -46,25 +46,32 @@ class L3ICFile:
         self.nbytes = len(self._data)
         self.channel_bytes = [len(code.stream) for code in c.codes]
 
-    def latent(self, channels: Sequence[int] | None = None) -> np.ndarray:
+    def latent(
+        self, channels: Sequence[int] | None = None, *, max_pixels: int | None = None
+    ) -> np.ndarray:
         """Decodes the streams of ``channels`` only (default all), no network.
+
+        Args:
+            channels: the channels to decode, in the order wanted.
+            max_pixels: the decoding pixel limit (``container.pixel_limit``).
 
         Returns:
             (h, w, len(channels)) int8 latent, values -15..16, in the order asked for.
         """
-        return self._codec().unpack_latent(self._data, channels)[0]
+        return self._codec().unpack_latent(self._data, channels, max_pixels=max_pixels)[0]
 
-    def image(self, channels: int | None = None) -> np.ndarray:
+    def image(self, channels: int | None = None, *, max_pixels: int | None = None) -> np.ndarray:
         """Decodes the image (all channels, or a progressive preview).
 
         Args:
             channels: decode only the first ``channels`` latent channels in the model's
                 importance order, the others at their likeliest value; default all.
+            max_pixels: the decoding pixel limit (``container.pixel_limit``).
 
         Returns:
             (H, W, 3) uint8 image ((H, W) for grayscale files).
         """
-        return self._codec().decompress(self._data, channels=channels)
+        return self._codec().decompress(self._data, channels=channels, max_pixels=max_pixels)
 
     def _codec(self):
         from .api import get_codec

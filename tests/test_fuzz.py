@@ -1,0 +1,31 @@
+"""Mutation fuzzing in CI: thousands of damaged files end as an image of the declared size or
+an L3ICError, never another exception, each within seconds (tests/fuzz_l3ic.py)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+FUZZER = Path(__file__).with_name("fuzz_l3ic.py")
+
+
+def test_mutated_files_decode_or_raise_l3icerror_only(tmp_path):
+    report_path = tmp_path / "fuzz.json"
+    out = subprocess.run(
+        [sys.executable, str(FUZZER), "--inputs", "5000", "--seed", "20261130",
+         "--report", str(report_path), "--save-failures", str(tmp_path / "failures")],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert report_path.is_file(), out.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["failures"] == [], json.dumps(report["failures"][:5], indent=1)
+    assert out.returncode == 0
+    outcomes = report["outcomes"]
+    assert sum(outcomes.values()) == 5000
+    # the fuzzer reached every end: decoded images, latents, refusals and errors of many kinds
+    assert outcomes.get("image", 0) > 100 and outcomes.get("latent", 0) > 50
+    assert outcomes.get("refused (pixel limit)", 0) > 10
+    assert sum(1 for k in outcomes if k.startswith("error: ")) > 12
+    assert outcomes.get("error: stream length vs image size (seal)", 0) > 50
+    # mutants of small files (declared under one megapixel, or refused) take seconds at most
+    assert report["slowest"][0]["seconds"] < 5.0, report["slowest"]
