@@ -45,7 +45,7 @@ def venv(tmp_path_factory):
     python = env / "bin" / "python"
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-         "--no-index", str(wheel)],
+         "--no-index", "--ignore-installed", str(wheel)],  # even if this environment has l3ic
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     work = tmp / "work"
