@@ -11,6 +11,7 @@ original 8-bit RGB image.
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from . import api, metrics
 from .errors import L3ICError
 from .image import read_image, to_rgb8
-from .presets import PRESETS, weights_path
+from .presets import PRESETS, checkout_models, weights_path
 
 __all__ = ["evaluate_folder", "build_parser", "main"]
 
@@ -93,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write all figures (per image too) to this file")
     p.add_argument(
         "--sidecar-key",
-        help="also store the means under this key of models/PRESET.json (e.g. kodak)",
+        help="also store the means under this key of models/PRESET.json (e.g. kodak); the "
+        "weights evaluated are then those of ./models, the checkout's, not the installed ones",
     )
     p.add_argument("--quiet", action="store_true", help="no per-image lines")
     return p
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m l3ic.evaluate``; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.sidecar_key:  # the figures describe, and go beside, the repository's weights
+            os.environ["L3IC_MODELS_DIR"] = str(checkout_models().resolve())
         result = evaluate_folder(args.preset, args.folder, verbose=not args.quiet)
         mean = result["mean"]
         print(

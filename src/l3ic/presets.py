@@ -19,6 +19,7 @@ from .image import write_atomic
 __all__ = [
     "PRESETS",
     "models_dir",
+    "checkout_models",
     "preset_channels",
     "weights_path",
     "load_sidecar",
@@ -43,6 +44,18 @@ def models_dir() -> Path:
         return Path(os.environ["L3IC_MODELS_DIR"])
     installed = _PACKAGE / "models"
     return installed if installed.is_dir() else _PACKAGE.parent.parent / "models"
+
+
+def checkout_models() -> Path:
+    """``models/`` of the checkout in the current folder: where export and ship write by default.
+
+    Not ``models_dir()``: an installed l3ic reads its weights from site-packages, and new
+    weights and their figures belong in the repository, from which the next install takes them.
+    """
+    path = Path("models")
+    if not path.is_dir():
+        raise L3ICError("no models/ here: run from the repository's root or give --models-dir")
+    return path
 
 
 def preset_channels(name: str) -> int:

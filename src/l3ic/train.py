@@ -34,6 +34,7 @@ from .image import write_atomic
 from .model import RATES, L3ICModel, default_lmbda
 from .presets import (
     PRESETS,
+    checkout_models,
     lineage,
     load_matching,
     load_weights,
@@ -575,18 +576,6 @@ def export_run(
         flush=True,
     )
     return npz
-
-
-def checkout_models() -> Path:
-    """``models/`` of the checkout in the current folder: where export and ship write by default.
-
-    Not ``presets.models_dir()``: an installed l3ic reads its weights from site-packages, and
-    new weights belong in the repository, from which the next install takes them.
-    """
-    path = Path("models")
-    if not path.is_dir():
-        raise L3ICError("no models/ here: run from the repository's root or give --models-dir")
-    return path
 
 
 def _shipped_in(path: Path) -> tuple[str | None, str | None]:
