@@ -31,12 +31,13 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VALIDATION_MODULUS = 20
 DATA_ENV = "L3IC_TRAIN_DATA"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_data_dir() -> Path:
-    """$L3IC_TRAIN_DATA, else ../shared/data/train-gpu next to the repository root."""
-    return Path(os.environ.get(DATA_ENV, _REPO_ROOT.parent / "shared" / "data" / "train-gpu"))
+    """$L3IC_TRAIN_DATA, else ../shared/data/train-gpu: beside the repository, whose root the
+    training commands run from (like ``presets.checkout_models``; an installed l3ic does not
+    know where the checkout is)."""
+    return Path(os.environ.get(DATA_ENV, Path("..", "shared", "data", "train-gpu")))
 
 
 def list_images(data_dir: str | Path) -> list[Path]:
