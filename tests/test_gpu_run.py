@@ -185,6 +185,9 @@ def test_a_diverging_preset_is_rolled_back_and_never_saved_broken(data_dir, tmp_
     assert "rolled back" in result.stdout
     entry = json.loads((tmp_path / gpu_run.RUN_JSON).read_text())["presets"]["16c"]
     assert entry["rollbacks"] >= 1 and entry["lr_scale"] == 0.5 ** entry["rollbacks"]
-    with np.load(tmp_path / "16c.npz") as f:
-        written = fingerprint({k: f[k] for k in f.files}).hex()
-    assert written == load_sidecar_fingerprint("16c")
+    # Compared by value: the lr-0 check steps may turn a shipped -0.0 into +0.0 (w - 0 * g),
+    # which changes the fingerprint (over float16 bytes) but not the weights.
+    with np.load(tmp_path / "16c.npz") as f, np.load(models_dir() / "16c.npz") as shipped:
+        assert sorted(f.files) == sorted(shipped.files)
+        for key in f.files:
+            np.testing.assert_array_equal(f[key], shipped[key].astype(np.float32), err_msg=key)
