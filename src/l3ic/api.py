@@ -86,11 +86,9 @@ def imread(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndar
     ``decompress``: uint8), any other format as ``image.read_image`` reads it (upright, in
     sRGB; uint8, or uint16 for 16-bit grayscale)."""
     path = Path(path)
-    if not path.is_file():
-        return read_image(path)  # the reason: no such file, a folder, ...
-    if _is_l3ic(path):
+    if path.is_file() and _is_l3ic(path):
         return decompress(path.read_bytes(), max_pixels=max_pixels)
-    return read_image(path)
+    return read_image(path)  # also says why a path is not readable (missing, a folder, ...)
 
 
 def imwrite(path: str | os.PathLike, image, model: str = "32c", force: bool = True) -> None:
