@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 import l3ic
 from l3ic import metrics
+from l3ic.presets import PRESETS
 
 SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"
 
@@ -39,10 +40,10 @@ def jpeg_at_size(image: np.ndarray, max_bytes: int) -> tuple[bytes, int]:
     return best
 
 
-def row(name: str, n_bytes: int, pixels: int, m: dict, times: str = "") -> str:
-    """One line of the results table."""
+def row(name: str, m: dict, times: str = "") -> str:
+    """One line of the results table from a ``metrics.score`` record."""
     return (
-        f"{name:8} {n_bytes:8d} {8 * n_bytes / pixels:6.3f} {m['psnr']:6.2f} {m['ssim']:6.4f} "
+        f"{name:8} {m['bytes']:8d} {m['bpp']:6.3f} {m['psnr']:6.2f} {m['ssim']:6.4f} "
         f"{m['ms-ssim']:7.4f} {times}"
     )
 
@@ -70,7 +71,7 @@ def main() -> None:
     print(f"{args.image}: {w}x{h}")
     print("codec       bytes    bpp   PSNR   SSIM MS-SSIM   encode   decode")
     sizes = {}
-    for preset in ("16c", "32c", "64c"):
+    for preset in PRESETS:
         try:
             codec = l3ic.Codec(preset)
         except l3ic.L3ICError as e:
@@ -83,20 +84,16 @@ def main() -> None:
         y = codec.decompress(data)
         t2 = time.perf_counter()
         sizes[preset] = len(data)
-        m = metrics.all_metrics(x, y)
-        print(row(preset, len(data), h * w, m, f"{t1 - t0:7.2f}s {t2 - t1:7.2f}s"))
-        panels.append(
-            labelled(y, f"l3ic {preset}: {8 * len(data) / (h * w):.2f} bpp, SSIM {m['ssim']:.3f}")
-        )
+        m = metrics.score(x, y, len(data))
+        print(row(preset, m, f"{t1 - t0:7.2f}s {t2 - t1:7.2f}s"))
+        panels.append(labelled(y, f"l3ic {preset}: {m['bpp']:.2f} bpp, SSIM {m['ssim']:.3f}"))
     if sizes:
         target = sizes.get("32c", next(iter(sizes.values())))
         data, q = jpeg_at_size(x, target)
         y = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-        m = metrics.all_metrics(x, y)
-        print(row(f"JPEG q{q}", len(data), h * w, m))
-        panels.append(
-            labelled(y, f"JPEG q{q}: {8 * len(data) / (h * w):.2f} bpp, SSIM {m['ssim']:.3f}")
-        )
+        m = metrics.score(x, y, len(data))
+        print(row(f"JPEG q{q}", m))
+        panels.append(labelled(y, f"JPEG q{q}: {m['bpp']:.2f} bpp, SSIM {m['ssim']:.3f}"))
     sheet = Image.new("RGB", (w * len(panels), h))
     for i, panel in enumerate(panels):
         sheet.paste(panel, (i * w, 0))

@@ -1,8 +1,9 @@
-"""One interface for every codec of the benchmark: classic codecs (Pillow, imagecodecs,
-pillow-heif, pillow-jxl-plugin) and l3ic.
+"""One interface for every codec of the benchmark, ``BenchCodec``: classic codecs (Pillow,
+imagecodecs, pillow-heif, pillow-jxl-plugin) and l3ic.
 
 A codec turns an (H, W, 3) uint8 RGB image into bytes at one point of its quality sweep and
-back. Metrics are never computed here: ``bench.rd`` scores every codec with ``l3ic.metrics``.
+back. Metrics are never computed here: ``bench.rd`` scores every codec with
+``l3ic.metrics.score``.
 
     codec = CODECS["avif420"](threads=1)
     data = codec.encode(image, 60)
@@ -27,6 +28,8 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
+from l3ic.presets import PRESETS
+
 __all__ = [
     "AVIF420",
     "AVIF444",
@@ -38,10 +41,10 @@ __all__ = [
     "JPEGXL",
     "L3IC",
     "Availability",
-    "Codec",
+    "BenchCodec",
     "Quality",
     "WebP",
-    "get_codec",
+    "bench_codec",
 ]
 
 Quality = int | float | str
@@ -63,7 +66,7 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"image must have shape (H, W, 3), got {image.shape}")
 
 
-class Codec(ABC):
+class BenchCodec(ABC):
     """A lossy image codec with a default quality sweep.
 
     Class attributes:
@@ -129,7 +132,7 @@ def _pillow_decode(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-class _PillowCodec(Codec):
+class _PillowCodec(BenchCodec):
     """A codec that Pillow encodes with ``Image.save(format=..., **options)``."""
 
     pillow_format: ClassVar[str]
@@ -313,7 +316,7 @@ def _module_setting(module: ModuleType, attr: str, value: object) -> Iterator[No
         setattr(module, attr, old)
 
 
-class JPEG2000(Codec):
+class JPEG2000(BenchCodec):
     """JPEG 2000 through imagecodecs/OpenJPEG, raw J2K codestream, 9/7 wavelet, RGB->YCC MCT.
 
     The quality axis is OpenJPEG's fixed-quality mode: ``jpeg2k_encode(level=L)`` sets
@@ -361,7 +364,7 @@ class JPEG2000(Codec):
         return np.asarray(imagecodecs.jpeg2k_decode(data, numthreads=self.threads))
 
 
-class JPEGXL(Codec):
+class JPEGXL(BenchCodec):
     """JPEG XL through pillow-jxl-plugin (libjxl), effort 7 (libjxl's default), naked codestream."""
 
     name = "jxl"
@@ -413,7 +416,7 @@ class JPEGXL(Codec):
         return np.frombuffer(pixels, np.uint8).reshape(info.height, info.width, 3).copy()
 
 
-class HEVC444(Codec):
+class HEVC444(BenchCodec):
     """HEVC intra, 4:4:4, in HEIF, through pillow-heif (libheif + x265; libde265 decoding).
 
     The stand-in for BPG (same HEVC intra coding; BPG itself is not packaged). libheif's x265
@@ -469,22 +472,20 @@ class HEVC444(Codec):
             return np.asarray(heif[0].to_pillow().convert("RGB"))
 
 
-class L3IC(Codec):
+class L3IC(BenchCodec):
     """l3ic through its public API; the quality axis is the preset (16c, 32c, 64c).
 
-    The package is imported lazily. A preset whose weights are missing (``l3ic.L3ICError``)
-    is left out of ``sweep()``; the codec is unavailable when none is usable.
+    The package is imported lazily. Every preset's ``l3ic.Codec`` comes from ``l3ic.api``'s
+    per-process cache, the one ``l3ic.decompress`` uses too, so each preset's network is loaded
+    once. A preset whose weights are missing (``l3ic.L3ICError``) is left out of ``sweep()``; the
+    codec is unavailable when none is usable.
     """
 
     name = "l3ic"
     label = "l3ic"
-    qualities = ("16c", "32c", "64c")
+    qualities = tuple(PRESETS)
     quality_unit = "preset"
     is_learned = True
-
-    def __init__(self, threads: int | None = None) -> None:
-        super().__init__(threads)
-        self._models: dict[str, Any] = {}
 
     @staticmethod
     def _import() -> ModuleType:
@@ -498,32 +499,32 @@ class L3IC(Codec):
     @classmethod
     def is_available(cls) -> Availability:
         try:
-            lib = cls._import()
+            cls._import()
         except Exception as exc:  # a half-written package may fail in any way at import
             return Availability(False, f"l3ic import failed: {type(exc).__name__}: {exc}")
         problems = []
         for preset in cls.qualities:
             try:
-                lib.Codec(preset)
+                cls.l3ic_codec(preset)
             except Exception as exc:  # missing weights raise L3ICError; anything else too
                 problems.append(f"{preset}: {type(exc).__name__}: {exc}")
             else:
                 return Availability(True)
         return Availability(False, "no usable preset (" + "; ".join(problems) + ")")
 
-    def model(self, preset: Quality) -> Any:
-        """The cached ``l3ic.Codec`` of a preset (raises ``l3ic.L3ICError`` without weights)."""
-        key = str(preset)
-        if key not in self._models:
-            self._models[key] = self._import().Codec(key)
-        return self._models[key]
+    @staticmethod
+    def l3ic_codec(preset: Quality) -> Any:
+        """The shared ``l3ic.Codec`` of a preset (raises ``l3ic.L3ICError`` without weights)."""
+        from l3ic.api import get_codec
+
+        return get_codec(str(preset))
 
     def sweep(self) -> tuple[Quality, ...]:
         lib = self._import()
         usable = []
         for preset in self.qualities:
             try:
-                self.model(preset)
+                self.l3ic_codec(preset)
             except lib.L3ICError:
                 continue
             usable.append(preset)
@@ -534,39 +535,39 @@ class L3IC(Codec):
         import keras
 
         lib = self._import()
-        presets = " ".join(f"{p}:{self._identity(self.model(p))}" for p in self.sweep())
+        presets = " ".join(f"{p}:{self._identity(self.l3ic_codec(p))}" for p in self.sweep())
         return (
             f"l3ic {getattr(lib, '__version__', '?')} (Keras {keras.__version__}, "
             f"backend {keras.backend.backend()}), weights+priors {presets}"
         )
 
     @staticmethod
-    def _identity(model: Any) -> str:
+    def _identity(codec: Any) -> str:
         """8 hex digits identifying a preset's weights and entropy-coding priors.
 
         Part of the description, hence of the cache identity: retrained weights or new priors
         invalidate cached l3ic results. Changes to the l3ic code itself need ``--refresh``.
         """
-        h = hashlib.sha256(bytes(getattr(model, "fingerprint", b"")))
+        h = hashlib.sha256(bytes(getattr(codec, "fingerprint", b"")))
         for attr in ("priors", "channel_order"):
-            h.update(np.ascontiguousarray(getattr(model, attr, np.zeros(0))).tobytes())
+            h.update(np.ascontiguousarray(getattr(codec, attr, np.zeros(0))).tobytes())
         return h.hexdigest()[:8]
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         _check_image(image)
-        return bytes(self.model(quality).compress(image))
+        return bytes(self.l3ic_codec(quality).compress(image))
 
     def decode(self, data: bytes) -> np.ndarray:
         return np.asarray(self._import().decompress(data))
 
 
-CODECS: dict[str, type[Codec]] = {
+CODECS: dict[str, type[BenchCodec]] = {
     cls.name: cls
     for cls in (JPEG420, JPEG444, WebP, JPEG2000, AVIF420, AVIF444, JPEGXL, HEVC444, L3IC)
 }
 
 
-def get_codec(name: str, threads: int | None = None) -> Codec:
+def bench_codec(name: str, threads: int | None = None) -> BenchCodec:
     """Instantiate a codec by name; raises ``ValueError`` naming the valid ones."""
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")

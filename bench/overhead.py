@@ -1,6 +1,6 @@
 """Container overhead: header + table bytes of real .l3ic files, as a share of the file.
 
-    python -m bench.overhead ../shared/data/kodak --model 16c [--json bench/results/overhead.json]
+    python -m bench.overhead ../shared/data/kodak --preset 16c [--json bench/results/overhead.json]
 
 For each image: file bytes, header bytes (everything but the streams and the final CRC), the
 part of the header taken by per-channel tables, the fixed CRC, and how many channels used each
@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 import l3ic
 from l3ic import container, entropy
-from l3ic.image import read_image
+from l3ic.image import list_images, read_image
+from l3ic.presets import PRESETS
 
 
 def measure(codec: "l3ic.Codec", image: np.ndarray) -> dict:
@@ -50,22 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("folder", type=Path)
-    p.add_argument("--model", default="16c")
+    p.add_argument("--preset", "--model", dest="preset", choices=list(PRESETS), default="16c")
     p.add_argument("--json", type=Path, help="write per-image and mean results here")
     args = p.parse_args(argv)
-    codec = l3ic.Codec(args.model)
-    files = sorted(
-        f for f in args.folder.iterdir() if f.suffix.lower() in {".png", ".jpg", ".jpeg"}
-    )
+    codec = l3ic.Codec(args.preset)
+    files = list_images(args.folder)
     rows = {f.name: measure(codec, read_image(f)) for f in tqdm(files, file=sys.stderr)}
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in next(iter(rows.values()))}
-    print(f"{args.folder} ({len(rows)} images), model {args.model}:")
+    print(f"{args.folder} ({len(rows)} images), preset {args.preset}:")
     for k, v in mean.items():
         print(f"  {k:18} {v:10.4f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"model": args.model, "mean": mean, "images": rows}, indent=1)
+            json.dumps({"preset": args.preset, "mean": mean, "images": rows}, indent=1)
         )
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -29,13 +28,14 @@ from tqdm import tqdm
 
 from bench import report
 from bench.cache import ResultCache, file_digest
-from bench.codecs import CODECS, Codec, Quality
-from l3ic.metrics import all_metrics, bpp, ms_ssim_db
+from bench.codecs import CODECS, BenchCodec, Quality
+from l3ic.metrics import SCORES, mean_scores, score
 
 __all__ = ["average", "evaluate", "main", "run_codec"]
 
 BENCH_DIR = Path(__file__).resolve().parent
-METRICS = ("bpp", "psnr", "ssim", "ssim-gaussian", "ms-ssim", "encoding_time", "decoding_time")
+TIMES = ("encoding_time", "decoding_time")
+METRICS = (*SCORES, *TIMES)
 CSV_FIELDS = (
     "image",
     "height",
@@ -63,7 +63,7 @@ def load_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def evaluate(codec: Codec, image: np.ndarray, quality: Quality) -> dict[str, Any]:
+def evaluate(codec: BenchCodec, image: np.ndarray, quality: Quality) -> dict[str, Any]:
     """Encode and decode one image and score it.
 
     Args:
@@ -72,7 +72,8 @@ def evaluate(codec: Codec, image: np.ndarray, quality: Quality) -> dict[str, Any
         quality: one value of the codec's quality axis.
 
     Returns:
-        ``height, width, bytes, bpp``, the metrics of ``l3ic.metrics.all_metrics`` and the
+        ``l3ic.metrics.score`` of the decoded image (``height, width, bytes, bpp, psnr, ssim,
+        ssim-gaussian, ms-ssim, ms-ssim-db``; what ``l3ic.evaluate`` reports too) and the
         single-run ``encoding_time`` / ``decoding_time`` in seconds.
     """
     t0 = time.perf_counter()
@@ -85,20 +86,15 @@ def evaluate(codec: Codec, image: np.ndarray, quality: Quality) -> dict[str, Any
             f"{codec.name} q={quality}: decoded {recon.shape} {recon.dtype}, "
             f"expected {image.shape} uint8"
         )
-    h, w = image.shape[:2]
     return {
-        "height": h,
-        "width": w,
-        "bytes": len(data),
-        "bpp": bpp(len(data), h, w),
-        **all_metrics(image, recon),
+        **score(image, recon, len(data)),
         "encoding_time": t1 - t0,
         "decoding_time": t2 - t1,
     }
 
 
 def run_codec(
-    codec: Codec,
+    codec: BenchCodec,
     qualities: tuple[Quality, ...],
     images: list[Path],
     cache: ResultCache,
@@ -132,27 +128,24 @@ def run_codec(
     return {q: [cache.get(cache.key(q, digests[p])) for p in images] for q in qualities}
 
 
-def _mean(values: list[float]) -> float | None:
-    """Mean of the values; None if it is NaN (JSON has no NaN)."""
-    mean = float(np.mean(values))
-    return None if math.isnan(mean) else mean
-
-
 def average(results: dict[Quality, list[dict[str, Any]]]) -> dict[str, list[Any]]:
-    """Per-quality means over the images (CompressAI convention: mean of per-image values).
+    """Per-quality means over the images: ``l3ic.metrics.mean_scores`` plus the mean times.
 
-    ``ms-ssim-db`` is computed from the mean MS-SSIM, as for published curves that only give
-    the linear mean.
+    CompressAI convention: the mean of per-image values; ``ms-ssim-db`` from the mean MS-SSIM,
+    as for published curves that only give the linear mean; None for a NaN mean.
     """
-    out: dict[str, list[Any]] = {"quality": list(results)}
-    for metric in METRICS:
-        out[metric] = [_mean([r[metric] for r in recs]) for recs in results.values()]
-    out["ms-ssim-db"] = [None if m is None else ms_ssim_db(m) for m in out["ms-ssim"]]
-    return out
+    means = [
+        {**mean_scores(recs), **{k: float(np.mean([r[k] for r in recs])) for k in TIMES}}
+        for recs in results.values()
+    ]
+    return {
+        "quality": list(results),
+        **{metric: [m[metric] for m in means] for metric in (*METRICS, "ms-ssim-db")},
+    }
 
 
 def write_codec_results(
-    out: Path, codec: Codec, dataset: Path, results: dict[Quality, list[dict[str, Any]]]
+    out: Path, codec: BenchCodec, dataset: Path, results: dict[Quality, list[dict[str, Any]]]
 ) -> Path:
     """Write ``<out>/<codec>.json`` (averages) and ``<out>/per_image/<codec>.csv``."""
     n_images = len(next(iter(results.values())))

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench.codecs import CODECS, Codec, Quality
+from bench.codecs import CODECS, BenchCodec, Quality
 
 __all__ = ["build_images", "main", "median_time", "nearest_quality", "paired_times"]
 
@@ -101,7 +101,7 @@ def paired_times(
     return statistics.median(parts), statistics.median(rests)
 
 
-def nearest_quality(codec: Codec, image: np.ndarray, target: float) -> tuple[Quality, float]:
+def nearest_quality(codec: BenchCodec, image: np.ndarray, target: float) -> tuple[Quality, float]:
     """The sweep point whose bpp on ``image`` is nearest ``target``, and that bpp."""
     h, w = image.shape[:2]
     rates = {q: 8 * len(codec.encode(image, q)) / (h * w) for q in codec.sweep()}
@@ -125,7 +125,7 @@ def _memory_mib() -> tuple[float, float]:
     return peak_mib, peak_mib
 
 
-def _configure_threads(cls: type[Codec], threads: int | None) -> None:
+def _configure_threads(cls: type[BenchCodec], threads: int | None) -> None:
     """Limit TensorFlow's thread pools before l3ic builds anything (no-op for others)."""
     if not cls.is_learned or threads is None:
         return
@@ -159,14 +159,14 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "bpp": 8 * len(data) / (image.shape[0] * image.shape[1]),
     }
     if cls.is_learned:
-        model = codec.model(quality)
-        latent = model.encode_latent(image)
+        l3ic_codec = codec.l3ic_codec(quality)
+        latent = l3ic_codec.encode_latent(image)
         out["net_encode_s"], out["entropy_encode_s"] = paired_times(
-            lambda: codec.encode(image, quality), lambda: model.encode_latent(image), args.runs
+            lambda: codec.encode(image, quality), lambda: l3ic_codec.encode_latent(image), args.runs
         )
         out["net_decode_s"], out["entropy_decode_s"] = paired_times(
             lambda: codec.decode(data),
-            lambda: model.decode_latent(latent, size=image.shape[:2]),
+            lambda: l3ic_codec.decode_latent(latent, shape=image.shape[:2]),
             args.runs,
         )
     out["rss_base_mib"] = base
@@ -182,12 +182,12 @@ def gpu_worker(args: argparse.Namespace) -> dict[str, Any]:
     """
     import jax
 
-    model = CODECS["l3ic"]().model(args.quality)
+    model = CODECS["l3ic"].l3ic_codec(args.quality)
     image = build_images(args.kodak)[args.size]
     size = image.shape[:2]
     latent = model.encode_latent(image)
     enc, _ = median_time(lambda: model.encode_latent(image), args.runs)
-    dec, _ = median_time(lambda: model.decode_latent(latent, size=size), args.runs)
+    dec, _ = median_time(lambda: model.decode_latent(latent, shape=size), args.runs)
     out: dict[str, Any] = {
         "device": str(jax.devices()[0]),
         "batch1": {"net_encode_img_s": 1 / enc, "net_decode_img_s": 1 / dec},
@@ -202,7 +202,7 @@ def gpu_worker(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _thread_settings(cls: type[Codec]) -> list[int | None]:
+def _thread_settings(cls: type[BenchCodec]) -> list[int | None]:
     """1 and all cores for codecs with a thread setting (l3ic: TensorFlow's pools), else None."""
     if cls.threaded or cls.is_learned:
         return [1, os.cpu_count() or 1]

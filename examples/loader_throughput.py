@@ -39,7 +39,7 @@ def epoch_rate(ds: LatentDataset, repeat: int) -> float:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folder", type=Path, nargs="?", default=DEFAULT_DATA)
-    p.add_argument("-m", "--model", default="32c")
+    p.add_argument("-m", "--preset", default="32c")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
     p.add_argument("--repeat", type=int, default=2)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = {
         "folder": str(args.folder),
-        "model": args.model,
+        "preset": args.preset,
         "backend": keras.backend.backend(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "convert": [],
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for workers in args.workers:
             dst = Path(tmp, f"w{workers}")
-            r = convert(args.folder, dst, args.model, workers, progress=False)
+            r = convert(args.folder, dst, args.preset, workers, progress=False)
             row = {
                 "workers": workers,
                 "images": r.converted,

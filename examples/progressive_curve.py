@@ -5,7 +5,7 @@ usage: python examples/progressive_curve.py [FOLDER] [-m 16c 32c 64c] [--ks 0 1 
 
 Every image of FOLDER (default ../shared/data/kodak beside the repository) is compressed once
 per preset; then, for each k, the first k channels in the preset's importance order are decoded
-and the rest set to their likeliest value (``Codec.decompress(data, channels=k)``). Reported per
+and the rest set to their likeliest value (``Codec.decompress(data, top_channels=k)``). Reported per
 k: mean RGB PSNR against the original, and the bits per pixel a reader fetches for that preview
 (header plus the first k channels' streams; the file CRC is not counted). Presets without
 weights are skipped. Writes ``progressive_curve.json`` and ``progressive_curve.png`` to --out.
@@ -28,9 +28,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 DEFAULT_KS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
-def curve(model: str, images: list[np.ndarray], ks: list[int]) -> dict:
+def curve(preset: str, images: list[np.ndarray], ks: list[int]) -> dict:
     """Mean PSNR and bits per pixel read for each k in ``ks`` (those up to C are used)."""
-    codec = get_codec(model)
+    codec = get_codec(preset)
     ks = sorted({k for k in ks if k <= codec.channels} | {codec.channels})
     files = [codec.compress(x) for x in images]
     sizes = [x.shape[:2] for x in images]
@@ -52,9 +52,9 @@ def curve(model: str, images: list[np.ndarray], ks: list[int]) -> dict:
                 "bpp_read": 8 * read / pixels,
             }
         )
-        print(f"{model} k={k:3d}: {rows[-1]['psnr']:.2f} dB, {rows[-1]['bpp_read']:.3f} bpp")
+        print(f"{preset} k={k:3d}: {rows[-1]['psnr']:.2f} dB, {rows[-1]['bpp_read']:.3f} bpp")
     return {
-        "model": model,
+        "preset": preset,
         "channels": codec.channels,
         "bpp": 8 * sum(map(len, files)) / pixels,
         "curve": rows,
@@ -71,7 +71,7 @@ def plot(results: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:
         ks = [row["k"] for row in r["curve"]]
-        ax.plot(ks, [row["psnr"] for row in r["curve"]], "o-", label=f"{r['model']}")
+        ax.plot(ks, [row["psnr"] for row in r["curve"]], "o-", label=f"{r['preset']}")
     ax.set_xlabel("latent channels decoded (importance order)")
     ax.set_ylabel("PSNR (dB, RGB)")
     ax.set_title("l3ic progressive preview")
@@ -84,7 +84,7 @@ def plot(results: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folder", type=Path, nargs="?", default=DEFAULT_DATA)
-    p.add_argument("-m", "--models", nargs="+", default=["16c", "32c", "64c"])
+    p.add_argument("-m", "--presets", nargs="+", default=["16c", "32c", "64c"])
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS))
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = p.parse_args(argv)
@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not images:
         sys.exit(f"no images in {args.folder}")
     results = []
-    for model in args.models:
+    for preset in args.presets:
         try:
-            results.append(curve(model, images, args.ks))
+            results.append(curve(preset, images, args.ks))
         except L3ICError as e:
-            print(f"skipping {model}: {e}", file=sys.stderr)
+            print(f"skipping {preset}: {e}", file=sys.stderr)
     if not results:
         sys.exit("no preset has weights")
     args.out.mkdir(parents=True, exist_ok=True)

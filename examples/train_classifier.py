@@ -85,7 +85,7 @@ def run(root: Path, decode: bool, args, train: list[int], val: list[int], classe
     """Trains one classifier; returns its accuracy and seconds per epoch."""
     keras.utils.set_random_seed(args.seed)
     channels = None if decode else args.channels
-    common = dict(batch_size=args.batch_size, channels=channels, decode=decode)
+    common = dict(batch_size=args.batch_size, top_channels=channels, decode=decode)
     train_ds = LatentDataset(root, indices=train, seed=args.seed, **common)
     val_ds = LatentDataset(root, indices=val, shuffle=False, **common)
     model = pixel_model(classes) if decode else latent_model(train_ds.depth, classes)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("src", type=Path, help="labelled folder, SRC/<class>/<image>")
     p.add_argument("--latents", type=Path, help="converted folder (default <SRC>-l3ic-<model>)")
-    p.add_argument("-m", "--model", default="32c")
+    p.add_argument("-m", "--preset", default="32c")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--channels", type=int, help="use only the K most important latent channels")
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
 
-    root = args.latents or args.src.with_name(f"{args.src.name}-l3ic-{args.model}")
-    report = convert(args.src, root, args.model, args.workers, progress=False)
+    root = args.latents or args.src.with_name(f"{args.src.name}-l3ic-{args.preset}")
+    report = convert(args.src, root, args.preset, args.workers, progress=False)
     print(report.summary(), file=sys.stderr)
     index = read_index(root)
     train, val = split(index, args.val_every)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     classes = len(index["classes"])
     results = {
         "src": str(args.src),
-        "model": args.model,
+        "preset": args.preset,
         "classes": classes,
         "train_images": len(train),
         "val_images": len(val),

@@ -35,9 +35,11 @@ def models_dir(tmp_path_factory):
 @pytest.fixture
 def presets(models_dir, monkeypatch):
     """Points l3ic at the untrained test presets for the duration of a test."""
-    from l3ic import api
+    from l3ic import api, latent_coder
 
     monkeypatch.setenv("L3IC_MODELS_DIR", str(models_dir))
     api.get_codec.cache_clear()
+    latent_coder.get_coder.cache_clear()
     yield models_dir
     api.get_codec.cache_clear()
+    latent_coder.get_coder.cache_clear()

@@ -131,11 +131,11 @@ def make_seeds() -> dict[str, bytes]:
     smooth = np.stack([xx * 6, yy * 10, (xx + yy) * 4], axis=-1).astype(np.uint8)
     noisy = np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)
     seeds = {
-        "16c-rgb": l3ic.compress(noisy, model="16c"),
-        "32c-rgb": l3ic.compress(smooth, model="32c"),
-        "16c-gray": l3ic.compress(noisy[:17, :9, 0], model="16c"),
-        "16c-flat": l3ic.compress(np.full((16, 16, 3), 128, np.uint8), model="16c"),
-        "64c-tiny": l3ic.compress(noisy[:8, :8], model="64c"),
+        "16c-rgb": l3ic.compress(noisy, preset="16c"),
+        "32c-rgb": l3ic.compress(smooth, preset="32c"),
+        "16c-gray": l3ic.compress(noisy[:17, :9, 0], preset="16c"),
+        "16c-flat": l3ic.compress(np.full((16, 16, 3), 128, np.uint8), preset="16c"),
+        "64c-tiny": l3ic.compress(noisy[:8, :8], preset="64c"),
     }
     seeds["16c-rgb-v1"] = as_version1(seeds["16c-rgb"])
     return seeds
@@ -301,8 +301,8 @@ ERROR_KINDS = [
     ("out of range", "size or channel count out of range"),
     ("exceeds", "over the format's 2**28 pixels"),
     ("weights", "written by other weights"),
-    ("model", "unknown or other model"),
-    ("channels", "channel count vs model"),
+    ("preset", "unknown or other preset"),
+    ("channels", "channel count vs preset"),
     ("header", "other header damage"),
 ]
 
@@ -322,7 +322,9 @@ def decode(data: bytes, rng, max_pixels: int) -> str:
         if way == 0:
             image = l3ic.decompress(data, max_pixels=max_pixels)
         elif way == 1:
-            image = l3ic.decompress(data, channels=int(rng.integers(0, 8)), max_pixels=max_pixels)
+            image = l3ic.decompress(
+                data, top_channels=int(rng.integers(0, 8)), max_pixels=max_pixels
+            )
         else:
             latent, meta = l3ic.read_latent(data, channels=[0], max_pixels=max_pixels)
             assert latent.shape == (*meta["latent_shape"][:2], 1), latent.shape

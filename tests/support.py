@@ -11,7 +11,7 @@ def untrained_codec(channels: int, seed: int = 0, tile: int = 64):
 
     codec = Codec.untrained(channels, seed=seed, tile=tile)
     codec.net.encoder.get_layer("scale").scale.assign(LATENT_SCALE)
-    return Codec.from_model(codec.net, codec.name, {}, tile=tile)
+    return Codec.from_model(codec.net, codec.preset, {}, tile=tile)
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -13,7 +13,7 @@ import l3ic
 SCRIPT = """
 import sys, numpy as np, l3ic
 x = np.load(sys.argv[1])
-data = l3ic.compress(x, model="16c")
+data = l3ic.compress(x, preset="16c")
 sys.stdout.buffer.write(data)
 np.save(sys.argv[2], l3ic.decompress(data))
 """
@@ -34,7 +34,7 @@ def test_backend_matches_tensorflow(presets, tmp_path, backend):
         env=env,
     )
     assert out.returncode == 0, out.stderr.decode()[-2000:]
-    reference = l3ic.compress(x, model="16c")
+    reference = l3ic.compress(x, preset="16c")
     ref_latent, _ = l3ic.read_latent(reference)
     latent, _ = l3ic.read_latent(out.stdout)
     assert (latent != ref_latent).mean() < 0.01  # float rounding may flip a value at a bin edge

@@ -101,12 +101,12 @@ def test_bad_latents(codec16):
     with pytest.raises(L3ICError):
         codec16.decode_latent(np.full((2, 2, 16), 17, np.int16))
     with pytest.raises(L3ICError):
-        codec16.decode_latent(np.zeros((2, 2, 16), np.int8), size=(40, 16))
+        codec16.decode_latent(np.zeros((2, 2, 16), np.int8), shape=(40, 16))
 
 
 def test_public_api_with_presets(presets, tmp_path):
     x = smooth_image(30, 41)
-    data = l3ic.compress(x, model="16c")
+    data = l3ic.compress(x, preset="16c")
     y = l3ic.decompress(data)
     assert y.shape == x.shape
     latent, meta = l3ic.read_latent(data, channels=[3, 1])
@@ -115,11 +115,11 @@ def test_public_api_with_presets(presets, tmp_path):
     assert meta["preset"] == "16c" and meta["channels"] == [3, 1]
     codec = l3ic.Codec("16c")
     np.testing.assert_array_equal(full, codec.encode_latent(x))
-    l3ic.imwrite(tmp_path / "a.l3ic", x, model="16c")
+    l3ic.imwrite(tmp_path / "a.l3ic", x, preset="16c")
     np.testing.assert_array_equal(l3ic.imread(tmp_path / "a.l3ic"), y)
     l3ic.imwrite(tmp_path / "a.png", x)
     np.testing.assert_array_equal(l3ic.imread(tmp_path / "a.png"), x)
-    assert l3ic.compress(tmp_path / "a.png", model="16c") == data
+    assert l3ic.compress(tmp_path / "a.png", preset="16c") == data
 
 
 def test_missing_weights_name_the_file(presets):
@@ -144,7 +144,7 @@ def test_files_of_replaced_weights_say_which_version_wrote_them():
     data = Codec.from_model(old.net, "16c", {}).compress(smooth_image(24, 24))
     fp = old.fingerprint.hex()
     history = {"earlier": [{"fingerprint": fp, "l3ic_version": "0.1.0", "commit": "abc1234"}]}
-    with pytest.raises(L3ICError, match=f"earlier weights of model '16c' \\({fp}.*0.1.0.*abc1234"):
+    with pytest.raises(L3ICError, match=f"earlier weights of preset '16c' \\({fp}.*0.1.0.*abc1234"):
         Codec.from_model(new.net, "16c", history).decompress(data)
-    with pytest.raises(L3ICError, match=f"weights {fp} of model '16c', which this l3ic does not"):
+    with pytest.raises(L3ICError, match=f"weights {fp} of preset '16c', which this l3ic does not"):
         Codec.from_model(new.net, "16c", {}).decompress(data)

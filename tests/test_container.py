@@ -139,7 +139,7 @@ def _resealed(header_without_crc: bytes) -> bytes:
     [(1 << 20, 1 << 20), (0, 10), (10, 0), (2**34, 1), (60000, 60000)],
 )
 def test_absurd_dimensions_fail_before_allocating(codec16, width, height):
-    name = codec16.name.encode()
+    name = codec16.preset.encode()
     head = container.MAGIC + bytes([1, 0, len(name)]) + name + codec16.fingerprint
     for n in (width, height, -(-height // 8), -(-width // 8), 16):
         head += entropy.write_varint(n)
@@ -159,5 +159,5 @@ def test_file_from_other_weights_is_refused(codec16, valid_file):
 def test_header_overhead_is_small(codec16):
     q = latent_with_degenerate_channels(64, 64, 16)
     data = codec16.pack_latent(q, (512, 512))
-    overhead = container.header_size(data) + 4
+    overhead = container.parse(data).header_bytes + 4
     assert overhead < 0.05 * len(data)

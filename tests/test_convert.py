@@ -46,7 +46,7 @@ def test_convert_resume_and_report(presets, tmp_path, capsys):
         "top.l3ic",
     ]
     index = read_index(dst)
-    assert index["model"] == "16c" and index["classes"] == ["cat", "dog"]
+    assert index["preset"] == "16c" and index["classes"] == ["cat", "dog"]
     items = {item["path"]: item for item in index["items"]}
     assert items["dog/c.l3ic"] | {"bytes": 0} == {
         "path": "dog/c.l3ic",
@@ -60,7 +60,7 @@ def test_convert_resume_and_report(presets, tmp_path, capsys):
     assert items["top.l3ic"]["label"] is None and items["top.l3ic"]["label_index"] == -1
     for path, item in items.items():
         assert item["bytes"] == (dst / path).stat().st_size
-        assert l3ic.open(dst / path).size == (item["width"], item["height"])
+        assert l3ic.open(dst / path).shape == (item["height"], item["width"])
 
     before = {p: (dst / p).stat().st_mtime_ns for p in items}
     assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1
@@ -77,7 +77,7 @@ def test_convert_resume_and_report(presets, tmp_path, capsys):
 def test_convert_in_two_processes(presets, tmp_path):
     src = make_tree(tmp_path / "src", corrupt=False)
     iio.imwrite(src / "deep.png", smooth_image(16, 16)[..., 1].astype(np.uint16) * 257)
-    report = convert(src, tmp_path / "dst", model="16c", workers=2, progress=False)
+    report = convert(src, tmp_path / "dst", preset="16c", workers=2, progress=False)
     assert (report.converted, report.skipped, report.failed) == (6, 0, [])
     assert report.warnings == [("deep.png", "16-bit image converted to 8 bits")]
     assert report.bytes_out == sum(p.stat().st_size for p in (tmp_path / "dst").rglob("*.l3ic"))
@@ -92,7 +92,7 @@ def test_unreadable_output_is_reported_not_overwritten(presets, tmp_path):
     dst = tmp_path / "dst"
     (dst / "dog").mkdir(parents=True)
     (dst / "dog" / "c.l3ic").write_bytes(b"not an l3ic file")
-    report = convert(src, dst, model="16c", progress=False)
+    report = convert(src, dst, preset="16c", progress=False)
     assert len(report.failed) == 1 and report.failed[0][0] == "dog/c.png"
     assert "unreadable" in report.failed[0][1]
     assert (dst / "dog" / "c.l3ic").read_bytes() == b"not an l3ic file"
@@ -110,7 +110,7 @@ def test_inputs_with_one_output_are_all_reported(presets, tmp_path, capsys):
     for name in ("a.png", "a.jpg", "b.png"):
         iio.imwrite(src / name, smooth_image(16, 16))
     why = "a.jpg and a.png would both be written to"
-    report = convert(src, tmp_path / "dst", model="16c", progress=False)
+    report = convert(src, tmp_path / "dst", preset="16c", progress=False)
     assert [rel for rel, _ in report.failed] == ["a.jpg", "a.png"]
     assert all(why in reason and "a.l3ic; rename one" in reason for _, reason in report.failed)
     assert report.converted == 1 and not (tmp_path / "dst" / "a.l3ic").exists()
@@ -134,28 +134,28 @@ def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
     assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and err.startswith("l3ic: error:")
-    assert "model 32c" in err and str(dst) in err and "delete" in err
+    assert "preset 32c" in err and str(dst) in err and "delete" in err
     assert {p: p.read_bytes() for p in dst.rglob("*") if p.is_file()} == files
     dataset = LatentDataset(dst, batch_size=2)
     assert dataset.files.model == "32c" and len(dataset.files) == 5
 
     index = json.loads((dst / "index.json").read_text())
     (dst / "index.json").unlink()  # the files themselves tell which model wrote them
-    with pytest.raises(l3ic.L3ICError, match=r"model 32c \(e\.g\. .*cat/a\.l3ic\)"):
-        convert(src, dst, model="16c", progress=False)
+    with pytest.raises(l3ic.L3ICError, match=r"preset 32c \(e\.g\. .*cat/a\.l3ic\)"):
+        convert(src, dst, preset="16c", progress=False)
     assert {p for p in dst.rglob("*") if p.is_file()} == set(files) - {dst / "index.json"}
-    for text, model, match in [
-        (json.dumps(index | {"fingerprint": "00" * 8}), "32c", "other weights of model 32c"),
+    for text, preset, match in [
+        (json.dumps(index | {"fingerprint": "00" * 8}), "32c", "other weights of preset 32c"),
         ("{}", "32c", "not an l3ic index"),
     ]:
         (dst / "index.json").write_text(text)
         with pytest.raises(l3ic.L3ICError, match=match):
-            convert(src, dst, model=model, progress=False)
+            convert(src, dst, preset=preset, progress=False)
         assert (dst / "index.json").read_text() == text
 
     # An index listing nothing (as earlier l3ic left after refusing the files) holds nothing.
-    (dst / "index.json").write_text(json.dumps(index | {"model": "16c", "items": []}))
-    report = convert(src, dst, model="32c", progress=False)
+    (dst / "index.json").write_text(json.dumps(index | {"preset": "16c", "items": []}))
+    report = convert(src, dst, preset="32c", progress=False)
     assert (report.skipped, report.failed, read_index(dst)) == (5, [], index)
 
 
@@ -175,7 +175,7 @@ def test_convert_usage_errors(presets, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nope"), str(tmp_path / "dst"), "-m", "16c"]) == 1
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(l3ic.L3ICError, match="workers"):
-        convert(tmp_path, tmp_path / "dst", model="16c", workers=0)
+        convert(tmp_path, tmp_path / "dst", preset="16c", workers=0)
     (tmp_path / "index.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(l3ic.L3ICError, match="not an l3ic index"):
         read_index(tmp_path)

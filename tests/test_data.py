@@ -25,7 +25,7 @@ def root(presets, tmp_path):
     ]:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         iio.imwrite(src / rel, smooth_image(h, w, seed))
-    convert(src, tmp_path / "dst", model="16c", progress=False)
+    convert(src, tmp_path / "dst", preset="16c", progress=False)
     return tmp_path / "dst"
 
 
@@ -52,12 +52,15 @@ def test_channel_subsets_and_importance_order(root):
     full = LatentFiles(root)
     part = LatentFiles(root, channels=[5, 1])
     np.testing.assert_array_equal(part[0][0], full[0][0][..., [5, 1]])
-    top = LatentFiles(root, channels=3)
+    top = LatentFiles(root, top_channels=3)
     assert top.channels == codec.channel_order[:3].tolist() == [15, 14, 13]
     np.testing.assert_array_equal(top[2][0], full[2][0][..., [15, 14, 13]])
-    for bad in (0, 17, [16], []):
+    for bad in ([16], [], [-1]):
         with pytest.raises(L3ICError, match="channels"):
             LatentFiles(root, channels=bad)
+    for bad in (0, 17):
+        with pytest.raises(L3ICError, match="top_channels"):
+            LatentFiles(root, top_channels=bad)
 
 
 def test_decoded_batches(root):
@@ -69,15 +72,17 @@ def test_decoded_batches(root):
     item = ds.files.items[1]
     expected = l3ic.decompress((root / item["path"]).read_bytes())
     np.testing.assert_allclose(x[0] * 255, expected, atol=1e-3)
-    preview = LatentFiles(root, channels=4, decode=True)
+    preview = LatentFiles(root, top_channels=4, decode=True)
     data = (root / preview.items[0]["path"]).read_bytes()
-    np.testing.assert_allclose(preview[0][0] * 255, l3ic.decompress(data, channels=4), atol=1e-3)
+    np.testing.assert_allclose(
+        preview[0][0] * 255, l3ic.decompress(data, top_channels=4), atol=1e-3
+    )
     with pytest.raises(L3ICError, match="share a size"):
         preview.batch([0, 3])
 
 
 def test_fit_tf_dataset_iterate_and_torch(root):
-    ds = LatentDataset(root, batch_size=4, channels=8, indices=[0, 1, 2, 3])
+    ds = LatentDataset(root, batch_size=4, top_channels=8, indices=[0, 1, 2, 3])
     assert len(ds.files) == 4 and ds.depth == 8
     model = keras.Sequential(
         [keras.Input((None, None, 8)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)]

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from support import smooth_image
 
-from l3ic import entropy, gpu_run, metrics, train, train_data
+from l3ic import cli_train, entropy, export, gpu_run, metrics, train, train_data
 from l3ic.codec import Codec
 from l3ic.model import L3ICModel
 from l3ic.presets import PRESETS, fingerprint, load_weights, models_dir
@@ -111,8 +111,8 @@ def test_dry_run_weights_load_and_decode(dry_run, name):
 
 def test_gpu_run_exports_and_ship_decides_on_validation(dry_run, data_dir, tmp_path, capsys):
     candidates = tmp_path / "candidates"
-    argv = ["export", str(dry_run), "--name", "16c", "--models-dir", str(candidates)]
-    assert train.main([*argv, "--data", str(data_dir)]) == 0
+    argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(candidates)]
+    assert cli_train.train_main([*argv, "--data", str(data_dir)]) == 0
     sidecar = json.loads((candidates / "16c.json").read_text())
     assert sidecar["recipe"]["target_bpp"] == gpu_run.TARGET_BPP["16c"]
     assert sidecar["init"]["fingerprint"] == load_sidecar_fingerprint("16c")
@@ -120,11 +120,11 @@ def test_gpu_run_exports_and_ship_decides_on_validation(dry_run, data_dir, tmp_p
     assert "research use" in sidecar["terms"]
     # Into an empty models folder the candidate ships; a second time it is not better than itself.
     shipped = tmp_path / "models"
-    assert train.main(["ship", str(candidates), "--name", "16c", "--models-dir", str(shipped),
-                       "--data", str(data_dir)]) == 0  # fmt: skip
+    argv = ["ship", str(candidates), "--preset", "16c", "--models-dir", str(shipped)]
+    assert cli_train.train_main([*argv, "--data", str(data_dir)]) == 0
     assert (shipped / "16c.npz").read_bytes() == (candidates / "16c.npz").read_bytes()
     capsys.readouterr()
-    assert train.ship(candidates, "16c", shipped, data_dir) is False
+    assert export.ship(candidates, "16c", shipped, data_dir) is False
     assert "not shipped" in capsys.readouterr().out
     # Over worse weights (same encoder and priors, so the same bpp; a perturbed decoder) it ships,
     # and the replaced weights go to the history the decoder quotes for their old files.
@@ -136,18 +136,26 @@ def test_gpu_run_exports_and_ship_decides_on_validation(dry_run, data_dir, tmp_p
             worse[k] = (worse[k] + rng.normal(0, 0.05, worse[k].shape)).astype(np.float16)
     np.savez(shipped / "16c.npz", **worse)
     worse_fp = fingerprint(worse).hex()
-    assert train.ship(candidates, "16c", shipped, data_dir) is True
+    assert export.ship(candidates, "16c", shipped, data_dir) is True
     history = json.loads((shipped / "16c.json").read_text())["earlier"]
     assert [e["fingerprint"] for e in history] == [worse_fp]
 
 
-def test_export_refuses_another_training_set(dry_run, tmp_path):
+def test_export_refuses_another_training_set(dry_run, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     for i in range(3):
         iio.imwrite(other / f"x{i}.png", smooth_image(64, 64, seed=100 + i))
-    argv = ["export", str(dry_run), "--name", "32c", "--models-dir", str(tmp_path)]
-    assert train.main([*argv, "--data", str(other)]) == 2
+    argv = ["export", str(dry_run), "--preset", "32c", "--models-dir", str(tmp_path)]
+    assert cli_train.train_main([*argv, "--data", str(other)]) == 1
+    assert "is not the training set" in capsys.readouterr().err
+
+
+def test_an_unknown_preset_is_bad_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli_train.train_main(["gpu-run", "--presets", "16c,99c", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "unknown preset '99c'" in capsys.readouterr().err
 
 
 def test_a_failing_preset_stops_the_call_at_once(data_dir, tmp_path):

@@ -69,7 +69,7 @@ def test_wheel_imageio_reads_and_writes_l3ic_without_importing_l3ic(venv):
         import imageio.v3 as iio
         assert "l3ic" not in sys.modules
         image = iio.imread("photo.png")
-        iio.imwrite("via-imageio.l3ic", image, model="16c")
+        iio.imwrite("via-imageio.l3ic", image, preset="16c")
         back = iio.imread("via-imageio.l3ic")
         print(json.dumps({
             "head": open("via-imageio.l3ic", "rb").read(4).decode("latin-1"),
@@ -95,7 +95,7 @@ def test_wheel_cli_and_python_api(venv):
     script = textwrap.dedent(
         """
         import json, sys, l3ic
-        data = l3ic.compress("photo.png", model="16c")
+        data = l3ic.compress("photo.png", preset="16c")
         image = l3ic.decompress(data)
         latent, meta = l3ic.read_latent(data, channels=[0, 3])
         print(json.dumps({"shape": list(image.shape), "latent": list(latent.shape),

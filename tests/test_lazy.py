@@ -5,13 +5,13 @@ import pytest
 from support import smooth_image
 
 import l3ic
-from l3ic import L3ICError, api, container, entropy
+from l3ic import L3ICError, codec, container, entropy
 
 
 @pytest.fixture
 def l3ic_file(presets, tmp_path):
     path = tmp_path / "photo.l3ic"
-    path.write_bytes(l3ic.compress(smooth_image(30, 45, seed=4), model="16c"))
+    path.write_bytes(l3ic.compress(smooth_image(30, 45, seed=4), preset="16c"))
     return path
 
 
@@ -27,9 +27,10 @@ def spy(monkeypatch):
 
 def test_open_reads_the_header_only(l3ic_file, spy, monkeypatch):
     loaded = []
-    monkeypatch.setattr(api, "Codec", lambda name: loaded.append(name))
+    monkeypatch.setattr(codec, "Codec", lambda preset: loaded.append(preset))
     f = l3ic.open(l3ic_file)
-    assert f.size == (45, 30) and f.preset == "16c" and f.latent_shape == (4, 6, 16)
+    assert f.shape == (30, 45) and (f.width, f.height) == (45, 30)
+    assert f.preset == "16c" and f.latent_shape == (4, 6, 16)
     assert f.nbytes == l3ic_file.stat().st_size and len(f.channel_bytes) == 16
     assert not f.grayscale and "16c 45x30" in repr(f)
     assert spy == [] and loaded == []
@@ -51,8 +52,8 @@ def test_image_and_preview(l3ic_file):
     data = l3ic_file.read_bytes()
     f = l3ic.open(l3ic_file)
     np.testing.assert_array_equal(f.image(), l3ic.decompress(data))
-    np.testing.assert_array_equal(f.image(channels=5), l3ic.decompress(data, channels=5))
-    assert f.image(channels=5).shape == (30, 45, 3)
+    np.testing.assert_array_equal(f.image(top_channels=5), l3ic.decompress(data, top_channels=5))
+    assert f.image(top_channels=5).shape == (30, 45, 3)
 
 
 def test_open_errors(tmp_path):

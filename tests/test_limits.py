@@ -21,7 +21,7 @@ def constant_file(codec, width: int, height: int) -> bytes:
     h, w = -(-height // 8), -(-width // 8)
     codes = [entropy.ChannelCode(entropy.CONSTANT, symbol=15) for _ in range(codec.channels)]
     shape = (h, w, codec.channels)
-    c = container.Container(codec.name, codec.fingerprint, width, height, False, shape, codes)
+    c = container.Container(codec.preset, codec.fingerprint, width, height, False, shape, codes)
     return container.pack(c)
 
 
@@ -76,7 +76,7 @@ def test_min_stream_bytes_is_a_true_lower_bound(n):
 
 
 def test_version1_files_still_decode(codec16, presets):
-    data = l3ic.compress(smooth_image(24, 40), model="16c")
+    data = l3ic.compress(smooth_image(24, 40), preset="16c")
     old = as_version1(data)
     assert old[4] == 1 and data[4] == container.VERSION == 2
     np.testing.assert_array_equal(l3ic.read_latent(old)[0], l3ic.read_latent(data)[0])

@@ -1,4 +1,4 @@
-"""The network: layer counts from architecture.md, serialisation, quantiser gradients."""
+"""The network: layer counts from docs/architecture.md, serialisation, quantiser gradients."""
 
 import keras
 import numpy as np
@@ -10,7 +10,8 @@ from l3ic.layers import ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
 from l3ic.model import L3ICModel
 from l3ic.quantizer import Quantizer, channel_entropy, pooled_entropy, soft_assignment
 
-# Parameter counts derived from the layer list in architecture.md (encoder, decoder).
+# Parameter counts derived from the layer list of docs/architecture.md, "Network" (encoder,
+# decoder).
 COUNTS = {16: (1_146_513, 1_261_836), 32: (1_197_729, 1_335_564), 64: (1_300_161, 1_483_020)}
 
 

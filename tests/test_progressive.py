@@ -17,8 +17,8 @@ def data(codec16):
 
 def test_all_channels_equal_full_decode(codec16, data):
     full = codec16.decompress(data)
-    np.testing.assert_array_equal(codec16.decompress(data, channels=16), full)
-    assert not np.array_equal(codec16.decompress(data, channels=4), full)
+    np.testing.assert_array_equal(codec16.decompress(data, top_channels=16), full)
+    assert not np.array_equal(codec16.decompress(data, top_channels=4), full)
 
 
 def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
@@ -35,23 +35,23 @@ def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
 
 
 def test_only_the_first_k_streams_in_importance_order_are_decoded(codec16, data, monkeypatch):
-    monkeypatch.setattr(codec16, "channel_order", np.arange(16)[::-1].copy())
+    monkeypatch.setattr(codec16.coder, "channel_order", np.arange(16)[::-1].copy())
     decoded = []
     real = entropy.decode_channel
     monkeypatch.setattr(
         entropy, "decode_channel", lambda c, n, p: decoded.append(c) or real(c, n, p)
     )
-    codec16.decompress(data, channels=3)
+    codec16.decompress(data, top_channels=3)
     parsed = container.parse(data)
     assert [c.stream for c in decoded] == [parsed.codes[k].stream for k in (15, 14, 13)]
     decoded.clear()
-    assert codec16.decompress(data, channels=0).shape == (40, 56, 3) and decoded == []
+    assert codec16.decompress(data, top_channels=0).shape == (40, 56, 3) and decoded == []
 
 
 @pytest.mark.parametrize("k", [-1, 17])
 def test_channel_count_out_of_range(codec16, data, k):
     with pytest.raises(L3ICError, match="channels"):
-        codec16.decompress(data, channels=k)
+        codec16.decompress(data, top_channels=k)
 
 
 def test_cli_channels(presets, tmp_path, capsys):
@@ -62,12 +62,14 @@ def test_cli_channels(presets, tmp_path, capsys):
     outs = {}
     for k in (None, 16, 2):
         out = tmp_path / f"k{k}.png"
-        extra = [] if k is None else ["--channels", str(k)]
+        extra = [] if k is None else ["--top-channels", str(k)]
         assert main(["decompress", str(src), "-o", str(out), *extra]) == 0
         outs[k] = iio.imread(out)
     np.testing.assert_array_equal(outs[16], outs[None])
     assert not np.array_equal(outs[2], outs[None])
     capsys.readouterr()
-    assert main(["decompress", str(src), "-o", str(tmp_path / "x.png"), "--channels", "99"]) == 1
+    assert (
+        main(["decompress", str(src), "-o", str(tmp_path / "x.png"), "--top-channels", "99"]) == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "channels" in err[0]

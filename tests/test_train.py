@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import l3ic
-from l3ic import metrics, train, train_data
+from l3ic import cli_train, metrics, train, train_data
 from l3ic.codec import Codec
 from l3ic.presets import models_dir
 
@@ -47,7 +47,7 @@ def full_run(data_dir, tmp_path_factory) -> Path:
     """An uninterrupted 60-step run, validated every 20 steps."""
     out = tmp_path_factory.mktemp("full")
     argv = [*ARGS, "--data", str(data_dir), "--out", str(out), "--val-every", "20"]
-    assert train.main(argv) == 0
+    assert cli_train.train_main(argv) == 0
     return out
 
 
@@ -78,9 +78,9 @@ def test_loss_goes_down_and_log_is_complete(full_run):
 def test_resume_equals_uninterrupted_run(data_dir, full_run, tmp_path):
     """Stop at step 30 of 60 and resume: weights and optimizer state are bit for bit equal."""
     base = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "100"]
-    assert train.main([*base, "--ckpt-every", "10", "--stop-at", "30"]) == 0
+    assert cli_train.train_main([*base, "--ckpt-every", "10", "--stop-at", "30"]) == 0
     assert int(train.read_checkpoint(tmp_path)["step"]) == 30
-    assert train.main(["--out", str(tmp_path), "--resume"]) == 0
+    assert cli_train.train_main(["--out", str(tmp_path), "--resume"]) == 0
     f, g = train.read_checkpoint(full_run), train.read_checkpoint(tmp_path)
     assert int(g["step"]) == 60
     assert sorted(f) == sorted(g)
@@ -90,13 +90,62 @@ def test_resume_equals_uninterrupted_run(data_dir, full_run, tmp_path):
     assert shards and all(name.startswith("ckpt-00000060-") for name in shards)  # old ones gone
 
 
+def _error_line(capsys) -> str:
+    """The one stderr line of a command that failed on bad input."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("l3ic: error: "), err
+    return err
+
+
 def test_resume_refuses_a_missing_run(tmp_path, capsys):
-    assert train.main(["--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert cli_train.train_main(["--out", str(tmp_path / "none"), "--resume"]) == 1
+    assert "not found" in _error_line(capsys)
+
+
+# ----- one exit-code policy: 1 for bad input (one line on stderr), 2 for bad usage ----------
+
+
+def test_train_on_a_missing_data_folder_exits_1(tmp_path, capsys):
+    argv = ["--preset", "16c", "--steps", "2", "--data", str(tmp_path / "none")]
+    assert cli_train.train_main([*argv, "--out", str(tmp_path / "run")]) == 1
+    assert "training data folder not found" in _error_line(capsys)
+
+
+def test_export_of_a_missing_run_exits_1(tmp_path, capsys):
+    argv = ["export", str(tmp_path / "none"), "--preset", "16c", "--models-dir", str(tmp_path)]
+    assert cli_train.train_main(argv) == 1
+    assert "is not a training run" in _error_line(capsys)
+
+
+def test_ship_of_a_missing_candidate_exits_1(tmp_path, capsys):
+    argv = ["ship", str(tmp_path / "none"), "--preset", "16c", "--models-dir", str(tmp_path)]
+    assert cli_train.train_main(argv) == 1
+    assert "no candidate" in _error_line(capsys)
+
+
+def test_evaluate_of_a_missing_folder_exits_1(tmp_path, capsys):
+    assert cli_train.evaluate_main([str(tmp_path / "none"), "--preset", "16c"]) == 1
+    assert "image folder not found" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--preset", "99c", "--out", "x"],
+        ["export", "run"],  # --preset is required
+        ["ship", "dir", "--bogus"],
+    ],
+)
+def test_bad_usage_exits_2(argv):
+    with pytest.raises(SystemExit) as stop:
+        cli_train.train_main(argv)
+    assert stop.value.code == 2
 
 
 def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir):
-    assert train.main(["export", str(full_run), "--name", "t8", "--models-dir", str(tmp_path)]) == 0
+    # --name is the old spelling of --preset, still accepted.
+    argv = ["export", str(full_run), "--name", "t8", "--models-dir", str(tmp_path)]
+    assert cli_train.train_main(argv) == 0
     sidecar = json.loads((tmp_path / "t8.json").read_text())
     assert sidecar["status"] == "cpu-short-schedule"
     assert sidecar["steps"] == 60
@@ -127,7 +176,7 @@ def test_preset_quality_floor(preset):
         pytest.skip(f"{path} is absent: train and export it first (docs/training.md)")
     data = pytest.importorskip("skimage.data")
     image = np.ascontiguousarray(data.astronaut()[::2, ::2])
-    coded = l3ic.compress(image, model=preset)
+    coded = l3ic.compress(image, preset=preset)
     decoded = l3ic.decompress(coded)
     floor, ceiling = FLOORS[preset]
     assert metrics.psnr(image, decoded) > floor

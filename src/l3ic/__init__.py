@@ -2,18 +2,24 @@
 
 Public API::
 
-    data = l3ic.compress("photo.png", model="32c")      # -> bytes
+    data = l3ic.compress("photo.png", preset="32c")     # -> bytes
     image = l3ic.decompress(data)                         # -> (H, W, 3) uint8
-    latent, meta = l3ic.read_latent(data, channels=[0])  # -> (H/8, W/8, 1) int8
-    f = l3ic.open("photo.l3ic")                           # header only: f.size, f.preset
-    f.latent(channels=[0, 3]); f.image(channels=8)        # streams decoded on demand
-    codec = l3ic.Codec("32c"); codec.encode_latent(image)
+    latent, meta = l3ic.read_latent(data, channels=[0])  # -> (H/8, W/8, 1) int8, no Keras
+    f = l3ic.open("photo.l3ic")                           # header only: f.shape, f.preset
+    f.latent(channels=[0, 3]); f.image(top_channels=8)    # streams decoded on demand
+    codec = l3ic.Codec("32c"); codec.encode_latent(image) # the network (Keras)
+    coder = l3ic.get_coder("32c")                         # LatentCoder: latents <-> bytes, no Keras
+    files = l3ic.LatentFiles("latents/")                  # a converted folder, no Keras
+
+Naming: a *preset* is "16c", "32c" or "64c"; ``channels`` are always channel indices and
+``top_channels`` a count (the k most important); image shapes are (H, W), as numpy's.
 
 Bad input raises ``l3ic.L3ICError``; a file declaring more pixels than the decoding limit
 (``max_pixels=``, ``$L3IC_MAX_PIXELS``, default 33.5 Mpx) raises its subclass
 ``l3ic.DecompressionBombError`` before anything is decoded.
 
-Names are imported on first use, so ``import l3ic`` stays cheap until the model is needed.
+Names are imported on first use, so ``import l3ic`` stays cheap, and Keras is imported only by
+what needs the network (``compress``, ``decompress``, ``Codec``, ``imread`` of .l3ic files).
 """
 
 import importlib
@@ -23,7 +29,7 @@ from .errors import DecompressionBombError, L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 _LAZY = {
     "compress": "api",
@@ -33,6 +39,9 @@ _LAZY = {
     "imwrite": "api",
     "open": "lazy",
     "Codec": "codec",
+    "LatentCoder": "latent_coder",
+    "get_coder": "latent_coder",
+    "LatentFiles": "latent_files",
 }
 
 __all__ = ["L3ICError", "DecompressionBombError", "__version__", *_LAZY]

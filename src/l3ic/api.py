@@ -1,54 +1,78 @@
-"""The module-level functions of l3ic: compress, decompress, read_latent, imread, imwrite."""
+"""The module-level functions of l3ic: compress, decompress, read_latent, imread, imwrite.
+
+``read_latent`` needs only the preset's latent coder (no network, no Keras import); the others
+load the preset's network on first use (``get_codec``, once per process).
+"""
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import container
-from .codec import Codec
 from .errors import L3ICError
 from .image import read_image, write_atomic
+from .latent_coder import channels_arg, get_coder
 
-__all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec"]
+__all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec", "get_coder"]
 
 
 @functools.lru_cache(maxsize=8)
-def get_codec(model: str) -> Codec:
-    """The shared Codec of a preset (loaded once per process)."""
-    return Codec(model)
+def get_codec(preset: str):
+    """The shared ``Codec`` of a preset (network loaded once per process)."""
+    from .codec import Codec  # imports Keras: only when a network is needed
+
+    return Codec(preset)
 
 
-def compress(image_or_path, model: str = "32c", drop_alpha: bool = False) -> bytes:
+def _preset_arg(preset: str | None, model: str | None) -> str:
+    """The preset asked for, taking the deprecated keyword ``model`` (with a warning)."""
+    if model is None:
+        return "32c" if preset is None else preset
+    warnings.warn("model= is deprecated: use preset=", DeprecationWarning, stacklevel=3)
+    if preset is not None:
+        raise TypeError("give preset= or model=, not both")
+    return model
+
+
+def compress(
+    image_or_path, preset: str | None = None, drop_alpha: bool = False, *, model: str | None = None
+) -> bytes:
     """Compresses an image.
 
     Args:
         image_or_path: (H, W, 3) or (H, W) array (uint8; uint16 and float in [0, 1] are
             converted), or the path of an image file.
-        model: "16c", "32c" or "64c".
+        preset: "16c", "32c" (default) or "64c"; ``model=`` is its deprecated name.
         drop_alpha: discard an alpha channel instead of refusing RGBA input.
 
     Returns:
         The .l3ic file as bytes.
     """
-    return get_codec(model).compress(image_or_path, drop_alpha=drop_alpha)
-
-
-def _codec_for(data: bytes) -> Codec:
-    return get_codec(container.parse(data).preset)
+    codec = get_codec(_preset_arg(preset, model))
+    return codec.compress(image_or_path, drop_alpha=drop_alpha)
 
 
 def decompress(
-    data: bytes, channels: int | None = None, *, max_pixels: int | None = None
+    data: bytes,
+    channels: Sequence[int] | None = None,
+    *,
+    top_channels: int | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files).
 
+    The file is parsed and checked once, and its pixel count checked against the limit before
+    the network is loaded.
+
     Args:
         data: the .l3ic file.
-        channels: progressive preview from the first ``channels`` latent channels in the
-            model's importance order only (``Codec.decompress``); default all.
+        channels: decode only these channel indices, the others at their likeliest value
+            (``Codec.decompress``); default all.
+        top_channels: progressive preview from the ``top_channels`` most important channels.
         max_pixels: refuse, before decoding anything, files that declare more pixels
             (default: ``$L3IC_MAX_PIXELS`` or 33.5 Mpx, ``container.DEFAULT_MAX_PIXELS``).
 
@@ -56,22 +80,32 @@ def decompress(
         DecompressionBombError: over the pixel limit (an ``L3ICError``).
         L3ICError: any other bad input.
     """
-    return _codec_for(data).decompress(data, channels=channels, max_pixels=max_pixels)
+    channels, top_channels = channels_arg(channels, top_channels)
+    c = container.parse(data)
+    container.check_pixel_limit(c, max_pixels)
+    return get_codec(c.preset).decompress(
+        c, channels, top_channels=top_channels, max_pixels=max_pixels
+    )
 
 
 def read_latent(
     data: bytes, channels: Sequence[int] | None = None, *, max_pixels: int | None = None
 ) -> tuple[np.ndarray, dict]:
-    """Decodes only the latent (no network), optionally only some channels.
+    """Decodes only the latent (no network, no Keras), optionally only some channels.
 
     Streams of channels not asked for are skipped by their stored lengths, not decoded.
     ``max_pixels`` is the pixel limit, as for ``decompress``.
 
+    Args:
+        data: the .l3ic file.
+        channels: channel indices, in the order wanted (default all).
+
     Returns:
-        ((h, w, k) int8 latent with values -15..16, metadata dict: preset, width, height,
-        grayscale, latent_shape, channels, fingerprint).
+        ((h, w, len(channels)) int8 latent with values -15..16, metadata dict: preset, width,
+        height, grayscale, latent_shape, fingerprint, channels).
     """
-    return _codec_for(data).unpack_latent(data, channels, max_pixels=max_pixels)
+    c = container.parse(data)
+    return get_coder(c.preset).read(c, channels, max_pixels=max_pixels)
 
 
 def _is_l3ic(path: Path) -> bool:
@@ -91,14 +125,23 @@ def imread(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndar
     return read_image(path)  # also says why a path is not readable (missing, a folder, ...)
 
 
-def imwrite(path: str | os.PathLike, image, model: str = "32c", force: bool = True) -> None:
-    """Writes an image: compressed with ``model`` if ``path`` ends in .l3ic, else via imageio.
+def imwrite(
+    path: str | os.PathLike,
+    image,
+    preset: str | None = None,
+    force: bool = True,
+    *,
+    model: str | None = None,
+) -> None:
+    """Writes an image: compressed with ``preset`` if ``path`` ends in .l3ic, else via imageio.
 
-    The file appears whole or not at all (temporary file + rename).
+    ``model=`` is the deprecated name of ``preset``. The file appears whole or not at all
+    (temporary file + rename).
     """
     path = Path(path)
+    preset = _preset_arg(preset, model)
     if path.suffix.lower() == ".l3ic":
-        data = compress(image, model=model)
+        data = compress(image, preset=preset)
     else:
         import imageio.v3 as iio
 

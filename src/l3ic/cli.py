@@ -1,7 +1,8 @@
 """The ``l3ic`` command: compress, decompress, info, convert (and train, see docs/training.md).
 
-Exit codes: 0 success, 1 bad input (one line on stderr per failed file), 2 bad usage. Warnings
-raised while processing a file are shown as one line each, ``l3ic: warning: PATH: MESSAGE``.
+Exit codes, for every command (``train`` too): 0 success, 1 bad input (one line on stderr per
+failed file), 2 bad usage. Warnings raised while processing a file are shown as one line each,
+``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network: it never imports Keras.
 """
 
 import argparse
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import L3ICError
+from .errors import L3ICError, one_line
+from .keras_import import import_keras_quietly
+from .presets import PRESETS
 
 __all__ = ["main"]
 
@@ -25,7 +28,7 @@ EXAMPLES = """examples:
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
   l3ic decompress photo.l3ic                   # -> photo.png
   l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
-  l3ic decompress photo.l3ic --channels 8      # preview from the 8 most important channels
+  l3ic decompress photo.l3ic --top-channels 8  # preview from the 8 most important channels
   l3ic decompress huge.l3ic --max-pixels 100000000  # a file over the 33.5 Mpx limit
   l3ic info photo.l3ic --json
   l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
@@ -58,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
-    c.add_argument("-m", "--model", default="32c", choices=["16c", "32c", "64c"])
+    _add_preset(c)
     c.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of refusing")
     _add_outputs(c)
 
@@ -70,11 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", metavar="INPUT", help=".l3ic files")
     d.add_argument("--format", default="png", help="output extension with --outdir (default png)")
     d.add_argument(
-        "--channels",
+        "--top-channels",
         type=int,
         metavar="K",
-        help="progressive preview: decode only the first K latent channels in importance order",
+        help="progressive preview: decode only the K most important latent channels",
     )
+    d.add_argument("--channels", type=int, dest="deprecated_channels", help=argparse.SUPPRESS)
     d.add_argument(
         "--max-pixels",
         type=_positive_int,
@@ -97,12 +101,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("src", metavar="SRC", help="folder of images, e.g. SRC/<class>/<image>.png")
     v.add_argument("dst", metavar="DST", help="output folder (created if needed)")
-    v.add_argument("-m", "--model", default="32c", choices=["16c", "32c", "64c"])
+    _add_preset(v)
     v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
 
     sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
     return p
+
+
+def _add_preset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--preset", choices=list(PRESETS), help="preset (default 32c)")
+    p.add_argument(
+        "--model", choices=list(PRESETS), dest="deprecated_model", help=argparse.SUPPRESS
+    )
+
+
+def _deprecated_options(args: argparse.Namespace) -> None:
+    """Maps the old spellings --model and --channels to --preset and --top-channels, warning."""
+    for old, dest, new in (
+        ("--model", "preset", "-m/--preset"),
+        ("--channels", "top_channels", "--top-channels"),
+    ):
+        value = getattr(args, f"deprecated_{old[2:]}", None)
+        if value is None:
+            continue
+        print(f"l3ic: warning: {old} is deprecated: use {new}", file=sys.stderr)
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    if hasattr(args, "preset") and args.preset is None:
+        args.preset = "32c"
 
 
 def _add_outputs(p: argparse.ArgumentParser) -> None:
@@ -145,7 +172,7 @@ def _compress_one(path: Path, args) -> str:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
     t0 = time.perf_counter()
     image = read_image(path)
-    data = compress(image, model=args.model, drop_alpha=args.drop_alpha)
+    data = compress(image, preset=args.preset, drop_alpha=args.drop_alpha)
     write_atomic(out, data, force=args.force)
     h, w = image.shape[:2]
     return (
@@ -166,7 +193,9 @@ def _decompress_one(path: Path, args) -> str:
     _check_input(path)
     _check_writable(out)
     t0 = time.perf_counter()
-    image = decompress(path.read_bytes(), channels=args.channels, max_pixels=args.max_pixels)
+    image = decompress(
+        path.read_bytes(), top_channels=args.top_channels, max_pixels=args.max_pixels
+    )
     try:
         encoded = iio.imwrite("<bytes>", image, extension=out.suffix.lower())
     except Exception as e:  # imageio raises many types for unknown formats
@@ -230,9 +259,9 @@ def _run_many(args, one) -> int:
                 line, stream = one(path, args), sys.stdout
             except (L3ICError, OSError) as e:
                 failed += 1
-                line, stream = f"l3ic: error: {path}: {_one_line(e)}", sys.stderr
+                line, stream = f"l3ic: error: {path}: {one_line(e)}", sys.stderr
         for w in caught:
-            tqdm.write(f"l3ic: warning: {path}: {_one_line(w.message)}", file=sys.stderr)
+            tqdm.write(f"l3ic: warning: {path}: {one_line(w.message)}", file=sys.stderr)
         tqdm.write(line, file=stream)
     if failed and len(paths) > 1:
         print(f"l3ic: {failed} of {len(paths)} files failed", file=sys.stderr)
@@ -243,9 +272,9 @@ def _convert(args) -> int:
     from .convert import convert
 
     try:
-        report = convert(args.src, args.dst, args.model, args.workers, args.drop_alpha)
+        report = convert(args.src, args.dst, args.preset, args.workers, args.drop_alpha)
     except (L3ICError, OSError) as e:
-        print(f"l3ic: error: {_one_line(e)}", file=sys.stderr)
+        print(f"l3ic: error: {one_line(e)}", file=sys.stderr)
         return 1
     for rel, message in report.warnings:
         print(f"l3ic: warning: {Path(args.src) / rel}: {message}", file=sys.stderr)
@@ -253,11 +282,6 @@ def _convert(args) -> int:
         print(f"l3ic: error: {Path(args.src) / rel}: {' '.join(why.split())}", file=sys.stderr)
     print(report.summary())
     return 1 if report.failed else 0
-
-
-def _one_line(e: Exception) -> str:
-    text = str(e) if not isinstance(e, OSError) or not e.strerror else e.strerror
-    return " ".join(text.split())
 
 
 def _info(args) -> int:
@@ -269,7 +293,7 @@ def _info(args) -> int:
         data = path.read_bytes()
         c = container.parse(data)
     except (L3ICError, OSError) as e:
-        print(f"l3ic: error: {path}: {_one_line(e)}", file=sys.stderr)
+        print(f"l3ic: error: {path}: {one_line(e)}", file=sys.stderr)
         return 1
     streams = [len(code.stream) for code in c.codes]
     modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
@@ -283,35 +307,21 @@ def _info(args) -> int:
         "latent_shape": list(c.latent_shape),
         "bytes": len(data),
         "bpp": 8 * len(data) / (c.width * c.height),
-        "header_bytes": len(data) - 4 - sum(streams),
+        "header_bytes": c.header_bytes,
         "channel_bytes": streams,
         "channel_modes": modes,
     }
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"{path}: l3ic {c.preset}, {c.width}x{c.height}{' grayscale' if c.grayscale else ''}")
+    print(
+        f"{path}: l3ic preset {c.preset}, {c.width}x{c.height}{' grayscale' if c.grayscale else ''}"
+    )
     print(f"  {len(data):,} bytes, {info['bpp']:.4f} bpp, header {info['header_bytes']} bytes")
     print(f"  latent {c.latent_shape[0]}x{c.latent_shape[1]}x{c.latent_shape[2]}")
     order = np.argsort(streams)[::-1]
     print("  channel bytes (mode): " + ", ".join(f"{k}:{streams[k]}({modes[k]})" for k in order))
     return 0
-
-
-def _import_keras_quietly() -> None:
-    """Imports keras with file descriptor 2 muted: TensorFlow's C++ start-up notes bypass Python."""
-    if "keras" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,15 +330,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "train":
         if argv[1:2] == ["gpu-run"]:  # the GPU run is written for JAX
             os.environ.setdefault("KERAS_BACKEND", "jax")
-        _import_keras_quietly()
-        from .train import main as train_main
+        import_keras_quietly()
+        from .cli_train import train_main
 
         return train_main(argv[1:])
     args = _parser().parse_args(argv)
+    _deprecated_options(args)
     try:
         if args.command == "info":
             return _info(args)
-        _import_keras_quietly()
+        import_keras_quietly()
         if args.command == "convert":
             return _convert(args)
         one = _compress_one if args.command == "compress" else _decompress_one

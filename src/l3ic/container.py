@@ -14,6 +14,7 @@ import os
 import zlib
 from dataclasses import dataclass, field
 
+from .codebook import latent_size
 from .entropy import (
     ALPHABET,
     CONSTANT,
@@ -40,7 +41,6 @@ __all__ = [
     "Container",
     "pack",
     "parse",
-    "header_size",
 ]
 
 MAGIC = b"L3IC"
@@ -71,6 +71,8 @@ class Container:
         latent_shape: (h, w, C) with h = ceil(height / 8), w = ceil(width / 8).
         codes: C ChannelCode, one per latent channel.
         offsets: byte offset of each channel's stream in the file (filled by ``parse``).
+        header_bytes: bytes of the header, everything but the streams and the final CRC-32
+            (filled by ``parse``).
         version: the format version read (``pack`` always writes ``VERSION``).
     """
 
@@ -82,6 +84,7 @@ class Container:
     latent_shape: tuple[int, int, int]
     codes: list[ChannelCode] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    header_bytes: int = 0
     version: int = VERSION
 
     def metadata(self) -> dict:
@@ -102,7 +105,7 @@ def _check_sizes(width: int, height: int, latent_shape: tuple[int, int, int]) ->
     if width * height > MAX_PIXELS:
         raise L3ICError(f"image size {width}x{height} exceeds {MAX_PIXELS} pixels")
     h, w, c = latent_shape
-    if (h, w) != (-(-height // 8), -(-width // 8)):
+    if (h, w) != latent_size(height, width):
         raise L3ICError(f"latent shape {h}x{w} does not match image size {width}x{height}")
     if not 1 <= c <= MAX_CHANNELS:
         raise L3ICError(f"latent channel count {c} out of range (1..{MAX_CHANNELS})")
@@ -234,6 +237,7 @@ def parse(data: bytes) -> Container:
     if zlib.crc32(data[:pos]) != int.from_bytes(data[pos : pos + 4], "little"):
         raise L3ICError("corrupt .l3ic file (header checksum mismatch)")
     pos += 4
+    header_bytes = pos
     offsets = []
     for code in codes:
         length = code.stream if code.mode != CONSTANT else 0
@@ -250,11 +254,14 @@ def parse(data: bytes) -> Container:
     gray = bool(flags & FLAG_GRAY)
     latent_shape = tuple(latent)
     return Container(
-        preset, fingerprint, width, height, gray, latent_shape, codes, offsets, version
+        preset,
+        fingerprint,
+        width,
+        height,
+        gray,
+        latent_shape,
+        codes,
+        offsets,
+        header_bytes,
+        version,
     )
-
-
-def header_size(data: bytes) -> int:
-    """Bytes taken by the header (everything but streams and the final checksum) of a valid file."""
-    c = parse(data)
-    return len(data) - 4 - sum(len(code.stream) for code in c.codes)

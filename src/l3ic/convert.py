@@ -1,25 +1,26 @@
 """Dataset conversion: a folder tree of images -> the same tree of .l3ic files and an index.
 
 ``SRC/cat/001.png`` becomes ``DST/cat/001.l3ic`` (ImageFolder layout: the class sub-folders are
-kept). Files whose suffix is not an image suffix (``IMAGE_SUFFIXES``) and hidden files are
-ignored. Work runs in ``workers`` processes (the entropy coder and the network hold the GIL), each
-loading the model once; with one worker it runs in this process. Outputs that already exist are
-skipped, so an interrupted run resumes where it stopped; every output is written whole or not
-at all. Unreadable inputs are reported and skipped, and so are inputs that would share an output
-(``a.png`` and ``a.jpg``: neither is converted). A DST that holds a conversion by another model
-or other weights is refused before anything is written.
+kept). Files whose suffix is not an image suffix (``image.IMAGE_SUFFIXES``) and hidden files are
+ignored. Work runs in ``workers`` processes (the entropy coder and the network hold the GIL),
+each loading the network once; with one worker it runs in this process. Outputs that already
+exist are skipped, so an interrupted run resumes where it stopped; every output is written whole
+or not at all. Unreadable inputs are reported and skipped, and so are inputs that would share an
+output (``a.png`` and ``a.jpg``: neither is converted). A DST that holds a conversion by another
+preset or other weights is refused before anything is written.
 
 ``DST/index.json`` (``INDEX_NAME``) lists every converted image, so a loader needs no directory
 listing::
 
-    {"format": "l3ic-index", "version": 1, "model": "32c", "fingerprint": "0123...",
+    {"format": "l3ic-index", "version": 2, "preset": "32c", "fingerprint": "0123...",
      "classes": ["cat", "dog"],
      "items": [{"path": "cat/001.l3ic", "source": "cat/001.png", "label": "cat",
                 "label_index": 0, "width": 768, "height": 512, "bytes": 41234}, ...]}
 
 Paths are relative to DST (``/``-separated); ``label`` is the first folder of the path (null,
 with ``label_index`` -1, for images directly in SRC); ``classes`` are the sorted labels, and
-``label_index`` indexes them; ``bytes`` is the .l3ic file size.
+``label_index`` indexes them; ``bytes`` is the .l3ic file size. Version 1 indexes, which name the
+preset ``model``, are still read (``read_index`` returns them with ``preset``).
 """
 
 import itertools
@@ -35,15 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import container
-from .errors import L3ICError
-from .image import read_image, write_atomic
+from .errors import L3ICError, one_line
+from .image import is_image_name, read_image, write_atomic
+from .keras_import import import_keras_quietly
 from .presets import load_sidecar, preset_channels, weights_path
 
-__all__ = ["IMAGE_SUFFIXES", "INDEX_NAME", "Report", "convert", "find_images", "read_index"]
+__all__ = ["INDEX_NAME", "Report", "convert", "find_images", "read_index"]
 
-IMAGE_SUFFIXES = frozenset(".png .jpg .jpeg .bmp .gif .tif .tiff .webp .ppm .pgm .pnm .pbm".split())
 INDEX_NAME = "index.json"
-INDEX_FORMAT, INDEX_VERSION = "l3ic-index", 1
+INDEX_FORMAT, INDEX_VERSION = "l3ic-index", 2
+READ_INDEX_VERSIONS = (1, 2)  # version 1 names the preset "model"
 
 _worker_codec = None  # the Codec of a worker process
 
@@ -98,7 +100,7 @@ def find_images(src: Path) -> list[Path]:
     for folder, dirs, files in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if is_image_name(name):
                 found.append(Path(folder, name).relative_to(src))
     return sorted(found)
 
@@ -107,18 +109,12 @@ def _label(rel: Path) -> str | None:
     return rel.parts[0] if len(rel.parts) > 1 else None
 
 
-def _init_worker(model: str) -> None:
+def _init_worker(preset: str) -> None:
     global _worker_codec
-    from .cli import _import_keras_quietly  # TensorFlow's C++ start-up notes, once per worker
-
-    _import_keras_quietly()
+    import_keras_quietly()  # TensorFlow's C++ start-up notes, once per worker
     from .api import get_codec
 
-    _worker_codec = get_codec(model)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    _worker_codec = get_codec(preset)
 
 
 def _convert_file(
@@ -137,19 +133,19 @@ def _convert_file(
             write_atomic(out, data)
             result = image.shape[1], image.shape[0], source.stat().st_size, len(data)
         except (L3ICError, OSError) as e:
-            result = _one_line(e.strerror if isinstance(e, OSError) and e.strerror else str(e))
-    return result, [_one_line(str(w.message)) for w in caught]
+            result = one_line(e)
+    return result, [one_line(str(w.message)) for w in caught]
 
 
-def _results(jobs: list, model: str, workers: int, drop_alpha: bool) -> Iterator[tuple]:
+def _results(jobs: list, preset: str, workers: int, drop_alpha: bool) -> Iterator[tuple]:
     """Yields (job, result of ``_convert_file``) as conversions finish."""
     if workers == 1:
-        _init_worker(model)
+        _init_worker(preset)
         for job in jobs:
             yield job, _convert_file(*job[1:], drop_alpha)
         return
     pool = ProcessPoolExecutor(
-        workers, multiprocessing.get_context("spawn"), _init_worker, (model,)
+        workers, multiprocessing.get_context("spawn"), _init_worker, (preset,)
     )
     try:
         todo, pending = iter(jobs), {}
@@ -174,9 +170,9 @@ def _existing(path: Path) -> container.Container | str:
 
 
 def _check_dst(
-    dst: Path, existing: dict[Path, container.Container | str], model: str, fp: str | None
+    dst: Path, existing: dict[Path, container.Container | str], preset: str, fp: str | None
 ) -> None:
-    """Raises L3ICError if ``dst`` holds a conversion by another model or other weights.
+    """Raises L3ICError if ``dst`` holds a conversion by another preset or other weights.
 
     Both ``dst/index.json`` (if it lists images) and the outputs of this run that already exist
     are checked.
@@ -184,7 +180,7 @@ def _check_dst(
     Args:
         dst: the output folder.
         existing: ``_existing`` of the outputs of this run that exist, by path relative to dst.
-        model, fp: the preset converting and its weights fingerprint (None: not known).
+        preset, fp: the preset converting and its weights fingerprint (None: not known).
     """
     index_path = dst / INDEX_NAME
     if index_path.exists():
@@ -198,21 +194,21 @@ def _check_dst(
         items = index.get("items") or []  # an index listing nothing holds no conversion
         if items:
             example = dst / items[0]["path"]
-            _refuse_other(dst, example, index.get("model"), index.get("fingerprint"), model, fp)
+            _refuse_other(dst, example, index["preset"], index.get("fingerprint"), preset, fp)
     for rel, c in existing.items():
         if not isinstance(c, str):
-            _refuse_other(dst, dst / rel, c.preset, c.fingerprint.hex(), model, fp)
+            _refuse_other(dst, dst / rel, c.preset, c.fingerprint.hex(), preset, fp)
 
 
 def _refuse_other(
-    dst: Path, example: Path, held: str | None, held_fp: str | None, model: str, fp: str | None
+    dst: Path, example: Path, held: str | None, held_fp: str | None, preset: str, fp: str | None
 ) -> None:
-    """Raises L3ICError unless the model and weights that wrote ``example`` are ``model``/``fp``."""
-    if held == model and (fp is None or held_fp == fp):
+    """Raises L3ICError unless ``example`` was written by ``preset`` with weights ``fp``."""
+    if held == preset and (fp is None or held_fp == fp):
         return
-    by, wanted = f"model {held}", f"model {model}"
-    if held == model:
-        by, wanted = f"other weights of model {model} ({held_fp})", f"these weights ({fp})"
+    by, wanted = f"preset {held}", f"preset {preset}"
+    if held == preset:
+        by, wanted = f"other weights of preset {preset} ({held_fp})", f"these weights ({fp})"
     raise L3ICError(
         f"{dst} already holds a conversion by {by} (e.g. {example}); to convert with {wanted}, "
         f"use another DST or delete {dst} first"
@@ -229,17 +225,19 @@ def _shared_output(rels: list[Path], out: Path) -> str:
 def convert(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    model: str = "32c",
+    preset: str | None = None,
     workers: int = 1,
     drop_alpha: bool = False,
     progress: bool = True,
+    *,
+    model: str | None = None,
 ) -> Report:
     """Converts the image tree ``src`` to .l3ic files under ``dst`` and writes ``dst/index.json``.
 
     Args:
         src: folder of images, e.g. ImageFolder layout ``src/<class>/<image>``.
         dst: output folder (created if needed); may already hold a previous run's outputs.
-        model: preset to compress with.
+        preset: preset to compress with (default "32c"; ``model=`` is its deprecated name).
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr.
@@ -248,8 +246,8 @@ def convert(
         The Report; failed images and warnings are listed there, not raised.
 
     Raises:
-        L3ICError: ``src`` is not a folder, unknown model or missing weights, workers < 1;
-            ``dst`` holds a conversion by another model or other weights, or an ``index.json``
+        L3ICError: ``src`` is not a folder, unknown preset or missing weights, workers < 1;
+            ``dst`` holds a conversion by another preset or other weights, or an ``index.json``
             that is not an l3ic index (then nothing is written).
     """
     from tqdm import tqdm
@@ -259,15 +257,19 @@ def convert(
         raise L3ICError(f"no such folder: {src}")
     if workers < 1:
         raise L3ICError(f"workers must be at least 1, got {workers}")
-    preset_channels(model)
-    weights_path(model)
-    fp = load_sidecar(model).get("fingerprint")
+    if model is not None:
+        warnings.warn("convert(model=...) is deprecated: use preset=", DeprecationWarning, 2)
+        preset = preset or model
+    preset = preset or "32c"
+    preset_channels(preset)
+    weights_path(preset)
+    fp = load_sidecar(preset).get("fingerprint")
     sources = find_images(src)
     inputs = {}  # output path relative to dst -> the sources that would be written there
     for rel in sources:
         inputs.setdefault(rel.with_suffix(".l3ic"), []).append(rel)
     existing = {out: _existing(dst / out) for out in inputs if (dst / out).exists()}
-    _check_dst(dst, existing, model, fp)
+    _check_dst(dst, existing, preset, fp)
     dst.mkdir(parents=True, exist_ok=True)
     report, done, jobs = Report(), {}, []
     for out_rel, rels in inputs.items():
@@ -285,7 +287,7 @@ def convert(
     t0 = time.perf_counter()
     bar = tqdm(total=len(jobs), unit="img", file=sys.stderr, disable=not progress, leave=False)
     with bar:
-        for (rel, _, _), (result, caught) in _results(jobs, model, workers, drop_alpha):
+        for (rel, _, _), (result, caught) in _results(jobs, preset, workers, drop_alpha):
             bar.update()
             report.warnings += [(str(rel), message) for message in caught]
             if isinstance(result, str):
@@ -314,7 +316,7 @@ def convert(
     index = {
         "format": INDEX_FORMAT,
         "version": INDEX_VERSION,
-        "model": model,
+        "preset": preset,
         "fingerprint": fp,
         "classes": classes,
         "items": items,
@@ -340,6 +342,11 @@ def read_index(root: str | os.PathLike) -> dict:
         raise L3ICError(f"cannot read index {path}: {e} (make one with `l3ic convert`)") from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise L3ICError(f"{path} is not an l3ic index")
-    if index.get("version") != INDEX_VERSION:
+    if index.get("version") not in READ_INDEX_VERSIONS:
         raise L3ICError(f"{path}: unsupported index version {index.get('version')}")
+    if index["version"] == 1:
+        index["preset"] = index.pop("model", None)
+    items = index.setdefault("items", [])
+    if not isinstance(items, list) or (items and not isinstance(index.get("preset"), str)):
+        raise L3ICError(f"{path}: the index lists no items or names no preset")
     return index

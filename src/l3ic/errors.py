@@ -1,6 +1,6 @@
-"""The one exception type that l3ic raises for bad input."""
+"""The one exception type that l3ic raises for bad input, and how errors are shown in one line."""
 
-__all__ = ["L3ICError", "DecompressionBombError"]
+__all__ = ["L3ICError", "DecompressionBombError", "one_line"]
 
 
 class L3ICError(ValueError):
@@ -16,3 +16,13 @@ class DecompressionBombError(L3ICError):
     Raise the limit with ``max_pixels=`` (API, imageio plugin), ``$L3IC_MAX_PIXELS`` or
     ``--max-pixels`` (CLI) for files you trust.
     """
+
+
+def one_line(error: Exception | str) -> str:
+    """The message of ``error`` on one line: an ``OSError`` by its ``strerror`` when it has one,
+    an exception without a message by its type's name."""
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    else:
+        text = str(error)
+    return " ".join(text.split()) or type(error).__name__

@@ -29,13 +29,11 @@ The JAX backend is required: the step is a ``jax.jit`` of Keras' stateless API
 (``stateless_call``, ``stateless_apply``), and the sampler is written in ``jax.numpy``.
 """
 
-import argparse
 import csv
 import json
 import math
 import os
 import platform
-import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +43,7 @@ import keras
 import numpy as np
 
 from . import train_data
+from .codebook import latent_size
 from .errors import L3ICError
 from .image import write_atomic
 from .model import L3ICModel, default_lmbda
@@ -59,8 +58,7 @@ from .presets import (
 )
 
 __all__ = [
-    "build_parser",
-    "main",
+    "GpuRun",
     "lr_at",
     "load_for_export",
     "EST_PER_REAL",
@@ -93,19 +91,6 @@ WARMUP, DECAY_START, LR_FINAL = 0.02, 0.5, 0.1  # fractions of the budget; last 
 DIVERGED, SAVE_WITHIN = 3.0, 1.5  # interval loss over the best one: roll back; or do not save
 RESERVE_S = 60.0  # kept after training for the last save and the decode timing
 DECODE_SIZE, DECODE_BATCHES = (512, 768), (1, 16, 64)
-
-EXAMPLES = """
-examples:
-  # on the GPU machine (docs/training.md has the whole device call and what it carries)
-  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 6.5 --data .data/train-gpu --out $OUT
-
-  # the same on this CPU in about a minute: tiny patches, a few steps (CI runs this)
-  KERAS_BACKEND=jax python -m l3ic.train gpu-run --dry-run --out /tmp/gpu-dry
-
-  # afterwards, here: export each preset and ship it only if better on the validation split
-  python -m l3ic.train export runs/gpu --name 32c --models-dir runs/candidates
-  python -m l3ic.train ship runs/candidates --name 32c
-"""
 
 
 def lr_at(fraction: float, lr: float) -> float:
@@ -319,9 +304,14 @@ def _time_calls(fn, min_seconds: float, warmup: int = 2) -> tuple[float, int]:
 
 
 class GpuRun:
-    """The whole call: see the module docstring. ``args`` are those of ``build_parser``."""
+    """The whole call: see the module docstring.
 
-    def __init__(self, args: argparse.Namespace):
+    Args:
+        args: the options of ``l3ic train gpu-run`` (``l3ic.cli_train.build_gpu_run_parser``),
+            with ``data`` set and ``presets`` a list of preset names.
+    """
+
+    def __init__(self, args):
         self.args = args
         self.out: Path = args.out
         self.t_start = args.started_at if args.started_at else time.time()
@@ -602,7 +592,7 @@ class GpuRun:
         rng = np.random.default_rng(0)
         result = {"preset": source.name, "size": f"{w}x{h}", "dtype": "float32"}
         for b in batches:
-            q_host = rng.integers(-4, 5, (b, h // 8, w // 8, source.channels), dtype=np.int8)
+            q_host = rng.integers(-4, 5, (b, *latent_size(h, w), source.channels), dtype=np.int8)
             q_dev = jax.device_put(q_host)
             t_dev, n = _time_calls(
                 lambda q=q_dev: decode(q).block_until_ready(), 0.1 if self.dry else 2.0
@@ -661,12 +651,12 @@ class GpuRun:
         return 0
 
 
-def load_for_export(run_dir: Path, name: str, data: Path) -> tuple[dict, L3ICModel, int, float]:
+def load_for_export(run_dir: Path, preset: str, data: Path) -> tuple[dict, L3ICModel, int, float]:
     """A preset of a gpu-run folder, for ``l3ic train export``.
 
     Args:
-        run_dir: the folder the call wrote (``NAME.npz``, ``gpu-run.json``).
-        name: the preset.
+        run_dir: the folder the call wrote (``PRESET.npz``, ``gpu-run.json``).
+        preset: the preset, e.g. "32c".
         data: the training images here (must be the set the run trained on).
 
     Returns:
@@ -674,9 +664,9 @@ def load_for_export(run_dir: Path, name: str, data: Path) -> tuple[dict, L3ICMod
         with the run's weights; steps; training seconds).
     """
     info = json.loads((run_dir / RUN_JSON).read_text())
-    if name not in info["presets"] or not (run_dir / f"{name}.npz").is_file():
-        raise L3ICError(f"{run_dir} holds no weights for preset {name!r}")
-    entry = info["presets"][name]
+    if preset not in info["presets"] or not (run_dir / f"{preset}.npz").is_file():
+        raise L3ICError(f"{run_dir} holds no weights for preset {preset!r}")
+    entry = info["presets"][preset]
     files = train_data.list_images(data)
     train_files, val_files = train_data.split_files(files)
     identity = train_data.data_identity(data, train_files)
@@ -685,7 +675,7 @@ def load_for_export(run_dir: Path, name: str, data: Path) -> tuple[dict, L3ICMod
     keras.config.set_dtype_policy("float32")
     net = L3ICModel(entry["channels"])
     net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-    load_weights(net, run_dir / f"{name}.npz")
+    load_weights(net, run_dir / f"{preset}.npz")
     net.rate_weight.assign(entry.get("lmbda_final", entry["recipe"]["lmbda"]))
     gpu = info["device"].startswith("gpu") and not info["dry_run"]
     cfg = {
@@ -702,80 +692,3 @@ def load_for_export(run_dir: Path, name: str, data: Path) -> tuple[dict, L3ICMod
         "lineage": entry.get("lineage"),
     }
     return cfg, net, entry.get("steps", 0), info.get("train_s", 0.0)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``l3ic train gpu-run``."""
-    p = argparse.ArgumentParser(
-        prog="l3ic train gpu-run",
-        description="Train all presets on one GPU within a wall-clock budget (JAX backend, bf16). "
-        "Writes NAME.npz (float32 weights) per preset, log.csv and gpu-run.json to --out.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--minutes", type=float, default=6.5, help="training budget (default 6.5)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the weights and logs")
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="training images (default $L3IC_TRAIN_DATA or ../shared/data/train-gpu)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="a CPU rehearsal: tiny, a few steps")
-    p.add_argument(
-        "--deadline-minutes",
-        type=float,
-        default=9.0,
-        help="the whole call ends this long after --started-at (default 9)",
-    )
-    p.add_argument(
-        "--started-at", type=float, help="epoch seconds when the call began (default: now)"
-    )
-    p.add_argument(
-        "--presets",
-        type=lambda s: s.split(","),
-        default=sorted(PRESETS, key=PRESETS.get),
-        help="comma-separated presets (default 16c,32c,64c)",
-    )
-    p.add_argument(
-        "--init",
-        choices=("shipped", "scratch"),
-        default="shipped",
-        help="start from the shipped weights (default) or from scratch",
-    )
-    p.add_argument("--batch", type=int, help="patches per step (default 64; dry run 4)")
-    p.add_argument("--patch", type=int, help="patch side (default 128; dry run 32)")
-    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
-    p.add_argument("--lmbda", type=float, help="initial rate weight (default 2.03e-4 * 64 / C)")
-    p.add_argument(
-        "--ssim-weight",
-        type=float,
-        default=0.0,
-        help="distortion = MSE + W * (1 - SSIM) (default 0: MSE)",
-    )
-    p.add_argument("--no-flips", action="store_true", help="no random flips")
-    p.add_argument("--seed", type=int, default=0, help="seed of the batches and fresh weights")
-    p.add_argument("--check-steps", type=int, default=3, help="steps per preset before training")
-    p.add_argument("--log-every", type=float, default=10.0, help="seconds between log rows")
-    p.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``l3ic train gpu-run``; returns the exit status (1 on any failure)."""
-    args = build_parser().parse_args(argv)
-    unknown = [p for p in args.presets if p not in PRESETS]
-    if unknown:
-        print(f"l3ic train gpu-run: error: unknown preset {unknown[0]!r}", file=sys.stderr)
-        return 1
-    if args.data is None:
-        args.data = train_data.default_data_dir()
-    try:
-        return GpuRun(args).run()
-    except L3ICError as e:
-        print(f"l3ic train gpu-run: error: {e}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

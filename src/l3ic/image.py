@@ -10,9 +10,19 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
-from .errors import L3ICError
+from .errors import L3ICError, one_line
 
-__all__ = ["to_rgb8", "read_image", "write_atomic"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "is_image_name",
+    "list_images",
+    "to_rgb8",
+    "read_image",
+    "write_atomic",
+]
+
+# File suffixes taken as images wherever l3ic looks through a folder (convert, evaluate, training).
+IMAGE_SUFFIXES = frozenset(".png .jpg .jpeg .bmp .gif .tif .tiff .webp .ppm .pgm .pnm .pbm".split())
 
 _NARROWED = "16-bit image converted to 8 bits"  # the warning
 
@@ -31,6 +41,16 @@ _ARRAY_MODES = {"1", "L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N"
 # Every 15th level of each channel, 18**3 colours: an sRGB profile moves none by over a level.
 _LEVELS = np.arange(0, 256, 15, dtype=np.uint8)
 _PROBE = np.stack(np.meshgrid(_LEVELS, _LEVELS, _LEVELS, indexing="ij"), axis=-1).reshape(1, -1, 3)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name looks like an image: not hidden, suffix in ``IMAGE_SUFFIXES``."""
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder`` (``is_image_name``; not recursive), sorted."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_name(p.name))
 
 
 def to_rgb8(image, drop_alpha: bool = False) -> tuple[np.ndarray, bool]:
@@ -117,7 +137,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except UnidentifiedImageError:
         return _read_imageio(path, "not a recognised image format")
     except Exception as e:  # Pillow raises many types for damaged files
-        return _read_imageio(path, _one_line(e))
+        return _read_imageio(path, one_line(e))
     if narrowed:
         warnings.warn(_NARROWED, stacklevel=2)
     if frame.mode == "P":  # as imageio: a transparent index or colour key is not alpha
@@ -183,7 +203,7 @@ def _to_srgb(frame: Image.Image, path: Path) -> Image.Image:
         return _convert_to_srgb(frame, ImageCms.ImageCmsProfile(io.BytesIO(icc)))
     except (ImportError, OSError, ImageCms.PyCMSError) as e:
         warnings.warn(
-            f"cannot convert the colour profile of {path} to sRGB ({_one_line(e)}); "
+            f"cannot convert the colour profile of {path} to sRGB ({one_line(e)}); "
             "its colours are taken as sRGB",
             stacklevel=3,  # the caller of read_image
         )
@@ -223,10 +243,6 @@ def _read_imageio(path: Path, reason: str) -> np.ndarray:
     except Exception:  # imageio's messages suggest installing plugins: Pillow's reason is better
         pass
     raise L3ICError(f"cannot read {path} as an image: {reason}") from None
-
-
-def _one_line(e: Exception) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> None:

@@ -5,7 +5,8 @@ the wheel installs as a top-level module); calling ``register()`` does the same 
 idempotent.
 
 Methods: ``read(index=0, max_pixels=None)`` -> (H, W, 3) or (H, W) uint8; ``iter()``;
-``write(image, model="32c")``; ``properties()``; ``metadata()``.
+``write(image, preset="32c")`` (``model=`` is the deprecated name of ``preset``);
+``properties()``; ``metadata()``.
 """
 
 from collections.abc import Iterator
@@ -57,11 +58,13 @@ class L3ICPlugin(PluginV3):
         """Yields the one image of the file."""
         yield self.read()
 
-    def write(self, ndimage, *, model: str = "32c", drop_alpha: bool = False) -> bytes | None:
-        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``model``."""
+    def write(
+        self, ndimage, *, preset: str | None = None, drop_alpha: bool = False, model=None
+    ) -> bytes | None:
+        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset`` (default 32c)."""
         from .api import compress
 
-        data = compress(np.asarray(ndimage), model=model, drop_alpha=drop_alpha)
+        data = compress(np.asarray(ndimage), preset, drop_alpha, model=model)
         self.request.get_file().write(data)
         return data if self.request._uri_type == URI_BYTES else None
 

@@ -1,6 +1,8 @@
 """Keras layers of the l3ic autoencoder (keras.ops only, so every backend runs them).
 
-Tensors are channels-last: (B, H, W, C).
+Tensors are channels-last: (B, H, W, C). Where each layer sits in the network, and the published
+choices they follow (leaky slope 0.2, TensorFlow's depth-to-space order, the clipped output):
+docs/architecture.md, "Network".
 """
 
 import keras

@@ -2,11 +2,12 @@
 
 Opening reads the file (a few tens of kilobytes) and checks its header and checksums; nothing is
 entropy-decoded and no model is loaded. ``latent(channels)`` decodes only those channels'
-streams; ``image(channels=k)`` decodes the first k channels in importance order (progressive
-preview) or all of them.
+streams with the preset's latent coder (no network, no Keras); ``image()`` loads the network
+and decodes all channels, or a progressive preview from the ``top_channels=k`` most important.
 """
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from . import container
 from .errors import L3ICError
+from .latent_coder import channels_arg, get_coder
 
 __all__ = ["L3ICFile", "open"]
 
@@ -27,8 +29,10 @@ class L3ICFile:
 
     Attributes:
         path: the file's path or None.
-        preset: the model name stored in the file, e.g. ``"32c"``.
-        size: (W, H) of the image in pixels.
+        preset: the preset name stored in the file, e.g. ``"32c"``.
+        shape: (H, W) of the image in pixels, as numpy orders it (``size``, (W, H), is
+            deprecated).
+        width, height: the image's width W and height H in pixels.
         latent_shape: (h, w, C) with h = ceil(H / 8), w = ceil(W / 8).
         grayscale: whether ``image()`` returns (H, W) instead of (H, W, 3).
         nbytes: file size in bytes.
@@ -37,10 +41,11 @@ class L3ICFile:
 
     def __init__(self, data: bytes, path: Path | None = None):
         self._data = bytes(data)
-        c = container.parse(self._data)
+        self._container = c = container.parse(self._data)
         self.path = path
         self.preset = c.preset
-        self.size = (c.width, c.height)
+        self.width, self.height = c.width, c.height
+        self.shape = (c.height, c.width)
         self.latent_shape = c.latent_shape
         self.grayscale = c.grayscale
         self.nbytes = len(self._data)
@@ -58,28 +63,47 @@ class L3ICFile:
         Returns:
             (h, w, len(channels)) int8 latent, values -15..16, in the order asked for.
         """
-        return self._codec().unpack_latent(self._data, channels, max_pixels=max_pixels)[0]
+        coder = get_coder(self.preset)
+        return coder.read(self._container, channels, max_pixels=max_pixels)[0]
 
-    def image(self, channels: int | None = None, *, max_pixels: int | None = None) -> np.ndarray:
-        """Decodes the image (all channels, or a progressive preview).
+    def image(
+        self,
+        channels: Sequence[int] | None = None,
+        *,
+        top_channels: int | None = None,
+        max_pixels: int | None = None,
+    ) -> np.ndarray:
+        """Decodes the image (all channels, or a progressive preview); loads the network.
 
         Args:
-            channels: decode only the first ``channels`` latent channels in the model's
-                importance order, the others at their likeliest value; default all.
+            channels: decode only these channel indices, the others at their likeliest value;
+                default all. A number here is the deprecated spelling of ``top_channels``.
+            top_channels: decode only the ``top_channels`` most important channels.
             max_pixels: the decoding pixel limit (``container.pixel_limit``).
 
         Returns:
             (H, W, 3) uint8 image ((H, W) for grayscale files).
         """
-        return self._codec().decompress(self._data, channels=channels, max_pixels=max_pixels)
-
-    def _codec(self):
         from .api import get_codec
 
-        return get_codec(self.preset)
+        channels, top_channels = channels_arg(channels, top_channels)
+        codec = get_codec(self.preset)
+        return codec.decompress(
+            self._container, channels, top_channels=top_channels, max_pixels=max_pixels
+        )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Deprecated: (W, H); use ``shape`` (H, W) or ``width`` and ``height``."""
+        warnings.warn(
+            "L3ICFile.size, (W, H), is deprecated: use shape, (H, W), or width and height",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.width, self.height
 
     def __repr__(self) -> str:
-        w, h = self.size
+        w, h = self.width, self.height
         where = f" {str(self.path)!r}" if self.path else ""
         return f"<L3ICFile{where} {self.preset} {w}x{h} latent {self.latent_shape} {self.nbytes} B>"
 

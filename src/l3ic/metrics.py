@@ -7,8 +7,8 @@ All maths is done in float64 with a data range of 255.
 - ``psnr``: RGB PSNR, one MSE over the three channels together (``inf`` for identical images).
 - ``ssim``: scikit-image's default ``structural_similarity`` (7x7 uniform window, sample
   covariance, ``channel_axis=-1``, ``data_range=255``). This is the SSIM of the published l3ic
-  targets (architecture.md section 6: skimage ``compare_ssim``, multichannel, data range 1 on
-  float images, which is the same number).
+  targets (docs/architecture.md, "Published figures": skimage ``compare_ssim``, multichannel,
+  data range 1 on float images, which is the same number).
 - ``ssim_gaussian``: Wang et al. 2004 SSIM (11x11 Gaussian window, sigma 1.5, population
   covariance), through scikit-image.
 - ``ms_ssim``: Wang, Simoncelli and Bovik 2003 MS-SSIM, five scales, weights
@@ -19,6 +19,10 @@ All maths is done in float64 with a data range of 255.
   Both sides must be at least ``MS_SSIM_MIN_SIDE`` (161) pixels so that the fifth scale still
   holds one 11x11 window; smaller images raise ``ValueError`` (tf raises an
   ``InvalidArgumentError`` there).
+
+``score`` puts them together for one coded image (with its rate) and ``mean_scores`` averages
+such records; ``l3ic.evaluate`` and the benchmark (``bench.rd``) both score through them, so
+their figures and key names are the same (docs/benchmarks.md, "Metrics and rate").
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ from skimage.metrics import structural_similarity
 __all__ = [
     "MS_SSIM_MIN_SIDE",
     "MS_SSIM_WEIGHTS",
+    "SCORES",
     "all_metrics",
     "bpp",
+    "mean_scores",
     "ms_ssim",
     "ms_ssim_db",
     "psnr",
+    "score",
     "ssim",
     "ssim_gaussian",
 ]
@@ -47,6 +54,8 @@ _FILTER_SIGMA = 1.5
 _K1, _K2 = 0.01, 0.03
 _DATA_RANGE = 255.0
 MS_SSIM_MIN_SIDE = (_FILTER_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
+# The per-image figures that ``mean_scores`` averages (``ms-ssim-db`` is derived from the mean).
+SCORES = ("bpp", "psnr", "ssim", "ssim-gaussian", "ms-ssim")
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
@@ -232,4 +241,47 @@ def all_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         out["ms-ssim-db"] = ms_ssim_db(out["ms-ssim"])
     else:
         out["ms-ssim"] = out["ms-ssim-db"] = math.nan
+    return out
+
+
+def score(original: np.ndarray, decoded: np.ndarray, n_bytes: int) -> dict[str, float | int]:
+    """Rate and quality of one coded image, keyed as in the benchmark results.
+
+    Args:
+        original: (H, W, 3) uint8 reference image.
+        decoded: (H, W, 3) uint8 image decoded from the coded file.
+        n_bytes: length of the whole coded file (headers included), in bytes.
+
+    Returns:
+        ``{"height", "width", "bytes", "bpp"}`` and the metrics of ``all_metrics``
+        (``"psnr", "ssim", "ssim-gaussian", "ms-ssim", "ms-ssim-db"``; the MS-SSIM entries NaN
+        below 161 px).
+    """
+    height, width = original.shape[:2]
+    return {
+        "height": height,
+        "width": width,
+        "bytes": n_bytes,
+        "bpp": bpp(n_bytes, height, width),
+        **all_metrics(original, decoded),
+    }
+
+
+def mean_scores(records: list[dict]) -> dict[str, float | None]:
+    """Means over images of the ``SCORES`` of ``score`` records (CompressAI convention).
+
+    A mean that is NaN (MS-SSIM of images under 161 px) is None, as JSON has no NaN;
+    ``ms-ssim-db`` is computed from the mean MS-SSIM, as for published curves.
+
+    Args:
+        records: one dict per image with at least the keys of ``SCORES``.
+
+    Returns:
+        ``{"bpp", "psnr", "ssim", "ssim-gaussian", "ms-ssim", "ms-ssim-db"}``.
+    """
+    out: dict[str, float | None] = {}
+    for key in SCORES:
+        mean = float(np.mean([r[key] for r in records]))
+        out[key] = None if math.isnan(mean) else mean
+    out["ms-ssim-db"] = None if out["ms-ssim"] is None else ms_ssim_db(out["ms-ssim"])
     return out

@@ -1,6 +1,6 @@
 """The l3ic autoencoder: encoder, quantiser, decoder and the rate-distortion loss.
 
-Data flow (architecture.md, section 1)::
+Data flow (docs/architecture.md, "Network")::
 
     x (B, H, W, 3) in [0, 1]
       -> encoder -> z (B, H/8, W/8, C) float
@@ -24,8 +24,8 @@ RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
 def default_lmbda(channels: int) -> float:
     """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / channels.
 
-    (architecture.md, section 3: 250 on a summed L2 loss over 50 x 128 x 128 x 3 values and bits
-    per latent value, restated for mean MSE and bits per pixel.)
+    (docs/architecture.md, "Rate term and loss": 250 on a summed L2 loss over 50 x 128 x 128 x 3
+    values and bits per latent value, restated for mean MSE and bits per pixel.)
     """
     return 2.03e-4 * 64 / channels
 

@@ -1,7 +1,8 @@
 """Fixed-codebook quantiser and the differentiable rate estimate.
 
-Notation (architecture.md): z is the pre-quantisation latent (B, h, w, C) float, q the quantised
-latent with values in the codebook -15..16 (32 integers, 5 bits), so codebook index = q + 15.
+Notation (docs/architecture.md, "Quantiser"): z is the pre-quantisation latent (B, h, w, C)
+float, q the quantised latent with values in the codebook -15..16 (32 integers, 5 bits), so
+codebook index = q + 15 (``codebook.to_symbols``).
 
 The forward pass is always hard (q = nearest codebook value). Training may differentiate it in
 one of three ways (``backward``):

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import image
 from .errors import L3ICError
 from .image import read_image, to_rgb8
 
 __all__ = [
     "DATA_ENV",
     "default_data_dir",
-    "IMAGE_SUFFIXES",
     "VALIDATION_MODULUS",
     "list_images",
     "is_validation",
@@ -28,7 +28,6 @@ __all__ = [
     "PatchSampler",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VALIDATION_MODULUS = 20
 DATA_ENV = "L3IC_TRAIN_DATA"
 
@@ -41,13 +40,17 @@ def default_data_dir() -> Path:
 
 
 def list_images(data_dir: str | Path) -> list[Path]:
-    """The image files of a folder (JPEG or PNG, not recursive), sorted by name."""
+    """The image files of a training data folder (``l3ic.image.list_images``), sorted by name.
+
+    Raises:
+        L3ICError: the folder is missing or holds no images.
+    """
     folder = Path(data_dir)
     if not folder.is_dir():
         raise L3ICError(f"training data folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image.list_images(folder)
     if not files:
-        raise L3ICError(f"no .jpg/.jpeg/.png images in {folder}")
+        raise L3ICError(f"no images in {folder}")
     return files
 
 

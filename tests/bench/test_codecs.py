@@ -1,11 +1,11 @@
-"""bench.codecs: the Codec interface round trip for every available classic codec."""
+"""bench.codecs: the BenchCodec interface round trip for every available classic codec."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.codecs import CODECS, L3IC, Availability, get_codec
+from bench.codecs import CODECS, L3IC, Availability, bench_codec
 from l3ic.metrics import psnr
 
 CLASSIC = [name for name, cls in CODECS.items() if not cls.is_learned]
@@ -16,7 +16,7 @@ def _codec(name: str, threads: int | None = None):
     availability = CODECS[name].is_available()
     if not availability.ok:
         pytest.skip(f"{name} unavailable: {availability.reason}")
-    return get_codec(name, threads)
+    return bench_codec(name, threads)
 
 
 @pytest.mark.parametrize("name", CLASSIC)
@@ -59,7 +59,7 @@ def test_rejects_bad_input(small_image):
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         codec.encode(small_image[..., :2].copy(), 50)
     with pytest.raises(ValueError, match="unknown codec"):
-        get_codec("bpg")
+        bench_codec("bpg")
 
 
 def test_l3ic_availability_never_raises():
@@ -77,3 +77,14 @@ def test_l3ic_round_trip(small_image):
     assert preset in L3IC.qualities and preset in codec.description
     recon = codec.decode(codec.encode(small_image, preset))
     assert recon.shape == small_image.shape and recon.dtype == np.uint8
+
+
+def test_l3ic_loads_each_preset_once():
+    """Encoding (the bench) and decoding (``l3ic.decompress``) share one Codec per preset."""
+    availability = L3IC.is_available()
+    if not availability.ok:
+        pytest.skip(f"l3ic unavailable: {availability.reason}")
+    from l3ic.api import get_codec
+
+    preset = L3IC().sweep()[0]
+    assert L3IC.l3ic_codec(preset) is get_codec(preset)

@@ -1,4 +1,5 @@
-"""bench.rd: results schema, per-image CSV, and the cache (a rerun computes nothing)."""
+"""bench.rd: results schema, per-image CSV, the cache (a rerun computes nothing), and the one
+scoring path it shares with ``l3ic.evaluate``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PIL import Image
 
 from bench import rd
 from bench.cache import ResultCache
+from bench.codecs import L3IC
 
 
 @pytest.fixture
@@ -61,3 +63,19 @@ def test_cache_ignores_other_descriptions_and_torn_lines(tmp_path):
     assert ResultCache(path, "v1").get("30|abc")["bpp"] == 1.0
     assert ResultCache(path, "v1").get("90|abc") is None
     assert ResultCache(path, "v2").get("30|abc") is None
+
+
+def test_evaluate_scores_as_the_bench_does(dataset):
+    """``l3ic.evaluate`` and ``bench.rd`` report one image with the same keys and figures."""
+    if not L3IC.is_available().ok:
+        pytest.skip("l3ic unavailable")
+    from l3ic.evaluate import evaluate_folder
+
+    result = evaluate_folder("16c", dataset, verbose=False)
+    first = result["per_image"][0]
+    image = rd.load_image(dataset / first["image"])
+    bench = rd.evaluate(L3IC(), image, "16c")
+    for key in set(bench) - {"encoding_time", "decoding_time"}:
+        assert first[key] == pytest.approx(bench[key], nan_ok=True), key
+    means = rd.average({"16c": [{**first, "encoding_time": 0.0, "decoding_time": 0.0}]})
+    assert set(result["mean"]) == set(means) - {"quality", "encoding_time", "decoding_time"}

@@ -1,0 +1,396 @@
+"""Command-line front ends of the model tools: ``l3ic train`` (with its subcommands ``export``,
+``ship`` and ``gpu-run``) and ``python -m l3ic.evaluate``.
+
+Each parses its arguments and calls the tool's module: ``l3ic.train`` (training loop),
+``l3ic.export`` (export and ship), ``l3ic.gpu_run`` (the one-shot GPU call) and
+``l3ic.evaluate``. ``python -m l3ic.train ...`` and ``l3ic train ...`` both end in
+``train_main``. Exit status, as for every l3ic command: 0 on success, 1 on bad input (an
+``L3ICError`` or an ``OSError``: a missing folder, unreadable data; one line
+``l3ic: error: ...`` on stderr), 2 on bad usage (argparse).
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from . import evaluate, export, gpu_run, train
+from .errors import L3ICError, one_line
+from .model import RATES
+from .presets import PRESETS
+from .quantizer import BACKWARDS
+from .train_data import DATA_ENV, default_data_dir
+
+__all__ = [
+    "train_main",
+    "evaluate_main",
+    "build_train_parser",
+    "build_export_parser",
+    "build_ship_parser",
+    "build_gpu_run_parser",
+    "build_evaluate_parser",
+    "SUBCOMMANDS",
+]
+
+TRAIN_EXAMPLES = """
+examples:
+  # the 32c preset on the default data, 20000 steps, export to models/32c.npz + .json
+  python -m l3ic.train --preset 32c --steps 20000 --out runs/32c --export 32c
+
+  # continue an interrupted run exactly (weights, optimizer, step, data order)
+  python -m l3ic.train --out runs/32c --resume
+
+  # fine-tune shipped weights with a fresh optimizer at a lower rate weight
+  python -m l3ic.train --preset 32c --init models/32c.npz --lmbda 3e-4 --lr 1e-4 --out runs/ft
+
+  # hold the validation rate near 0.81 bpp: lmbda is steered after every validation
+  python -m l3ic.train --preset 32c --init models/32c.npz --target-bpp 0.81 --out runs/32c-steer
+
+  # export a finished (or partly trained) run later, then ship it if better on validation
+  python -m l3ic.train export runs/32c --preset 32c --models-dir runs/candidates
+  python -m l3ic.train ship runs/candidates --preset 32c
+
+  # on a GPU machine (bf16 mixed precision is switched on automatically there)
+  KERAS_BACKEND=jax python -m l3ic.train --preset 64c --steps 200000 --batch 50 --out runs/64c
+
+  # all three presets in one timed GPU call (docs/training.md, "The GPU run")
+  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 7 --data .data/train-gpu --out $OUT
+"""
+
+GPU_RUN_EXAMPLES = """
+examples:
+  # on the GPU machine (docs/training.md has the whole device call and what it carries)
+  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 6.5 --data .data/train-gpu --out $OUT
+
+  # the same on this CPU in about a minute: tiny patches, a few steps (CI runs this)
+  KERAS_BACKEND=jax python -m l3ic.train gpu-run --dry-run --out /tmp/gpu-dry
+
+  # afterwards, here: export each preset and ship it only if better on the validation split
+  python -m l3ic.train export runs/gpu --preset 32c --models-dir runs/candidates
+  python -m l3ic.train ship runs/candidates --preset 32c
+"""
+
+EVALUATE_EXAMPLES = """
+example (the weights of the checkout's models/, not an installed copy):
+  python -m l3ic.evaluate --preset 32c ../shared/data/kodak-crop512 --models-dir models \\
+      --json runs/eval/kodak-crop512-32c.json
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows the options' defaults (but not None/False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _preset_list(text: str) -> list[str]:
+    """``--presets 16c,32c``: a list of known presets (argparse reports an unknown one)."""
+    names = text.split(",")
+    unknown = [p for p in names if p not in PRESETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown preset {unknown[0]!r}: choose from {', '.join(PRESETS)}"
+        )
+    return names
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train`` (training; the subcommands have their own)."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train",
+        description="Train an l3ic model (Adam; constant lr, then cosine decay). Subcommands: "
+        "`l3ic train export RUN_DIR --preset P` writes models/P.npz + .json; "
+        "`l3ic train ship DIR --preset P` ships an export if better on the validation split; "
+        "`l3ic train gpu-run --help` trains all presets in one GPU call.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--preset", choices=list(PRESETS), default="32c", help="model size")
+    p.add_argument("--channels", type=int, help="latent channels (overrides --preset)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"folder of training images (default ${DATA_ENV} or ../shared/data/train-gpu)",
+    )
+    p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
+    p.add_argument("--batch", type=int, default=16, help="patches per step")
+    p.add_argument("--patch", type=int, default=128, help="patch side in pixels (multiple of 8)")
+    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate, held at first")
+    p.add_argument(
+        "--decay-start",
+        type=float,
+        default=0.5,
+        help="fraction of --steps after which the lr decays (cosine)",
+    )
+    p.add_argument("--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr")
+    p.add_argument(
+        "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
+    )
+    p.add_argument(
+        "--target-bpp",
+        type=float,
+        help="steer lmbda after each validation so the real validation bpp nears this",
+    )
+    p.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="distortion = MSE + W * (1 - SSIM) (7x7 uniform window, as the targets' metric)",
+    )
+    p.add_argument("--backward", choices=BACKWARDS, default="ste", help="quantiser gradient")
+    p.add_argument("--rate", choices=sorted(RATES), default="channel", help="rate estimate")
+    p.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bf16 compute (auto: on with a GPU, off on CPU)",
+    )
+    p.add_argument("--no-flips", action="store_true", help="no random h/v flips")
+    p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
+    p.add_argument("--ckpt-every", type=int, default=250, help="checkpoint every N steps")
+    p.add_argument("--out", type=Path, required=True, help="run folder RUN_DIR")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    p.add_argument("--init", type=Path, help="start from these .npz weights (fresh optimizer)")
+    p.add_argument(
+        "--init-trunk",
+        type=Path,
+        help="start from the layers of these .npz weights that fit (another preset's trunk)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
+    p.add_argument("--export", metavar="PRESET", help="at the end, export to models/PRESET.npz")
+    p.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)
+    return p
+
+
+def build_export_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train export``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train export",
+        description="Write models/PRESET.npz (float16) and models/PRESET.json from a run's "
+        "checkpoint, or from preset PRESET of a gpu-run folder.",
+    )
+    p.add_argument("run_dir", type=Path, help="the run folder (--out of the training)")
+    p.add_argument(
+        "--preset", "--name", dest="preset", required=True, help="the preset written, e.g. 32c"
+    )
+    p.add_argument("--models-dir", type=Path, help="where to write (default: ./models)")
+    p.add_argument(
+        "--data", type=Path, help="the training images here, if not where the run found them"
+    )
+    return p
+
+
+def build_ship_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train ship``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train ship",
+        description="Replace a shipped preset by an exported candidate if it is better on the "
+        "validation split (higher SSIM at equal or lower bpp, real files).",
+    )
+    p.add_argument("candidate_dir", type=Path, help="folder with PRESET.npz + PRESET.json")
+    p.add_argument("--preset", "--name", dest="preset", required=True, help="e.g. 32c")
+    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
+    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
+    return p
+
+
+def build_gpu_run_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train gpu-run`` (``l3ic.gpu_run``)."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train gpu-run",
+        description="Train all presets on one GPU within a wall-clock budget (JAX backend, bf16). "
+        "Writes PRESET.npz (float32 weights) per preset, log.csv and gpu-run.json to --out.",
+        epilog=GPU_RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--minutes", type=float, default=6.5, help="training budget (default 6.5)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the weights and logs")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"training images (default ${DATA_ENV} or ../shared/data/train-gpu)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="a CPU rehearsal: tiny, a few steps")
+    p.add_argument(
+        "--deadline-minutes",
+        type=float,
+        default=9.0,
+        help="the whole call ends this long after --started-at (default 9)",
+    )
+    p.add_argument(
+        "--started-at", type=float, help="epoch seconds when the call began (default: now)"
+    )
+    p.add_argument(
+        "--presets",
+        type=_preset_list,
+        default=list(PRESETS),
+        help=f"comma-separated presets (default {','.join(PRESETS)})",
+    )
+    p.add_argument(
+        "--init",
+        choices=("shipped", "scratch"),
+        default="shipped",
+        help="start from the shipped weights (default) or from scratch",
+    )
+    p.add_argument("--batch", type=int, help="patches per step (default 64; dry run 4)")
+    p.add_argument("--patch", type=int, help="patch side (default 128; dry run 32)")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
+    p.add_argument("--lmbda", type=float, help="initial rate weight (default 2.03e-4 * 64 / C)")
+    p.add_argument(
+        "--ssim-weight",
+        type=float,
+        default=0.0,
+        help="distortion = MSE + W * (1 - SSIM) (default 0: MSE)",
+    )
+    p.add_argument("--no-flips", action="store_true", help="no random flips")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batches and fresh weights")
+    p.add_argument("--check-steps", type=int, default=3, help="steps per preset before training")
+    p.add_argument("--log-every", type=float, default=10.0, help="seconds between log rows")
+    p.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")
+    return p
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m l3ic.evaluate``."""
+    p = argparse.ArgumentParser(
+        prog="python -m l3ic.evaluate",
+        description="Mean bpp (real file bytes), PSNR, SSIM and MS-SSIM of a preset on a folder, "
+        "scored as the benchmark scores (l3ic.metrics.score).",
+        epilog=EVALUATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("folder", type=Path, help="folder of images")
+    p.add_argument("--preset", choices=list(PRESETS), default="32c", help="the preset")
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        help="evaluate the weights in this folder (e.g. models, the checkout's) instead of "
+        "those l3ic finds (an installed l3ic reads its own copy)",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        help="write all figures (per image too; the bench's key names) to this file",
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-image lines")
+    return p
+
+
+def _fail(error: Exception) -> int:
+    """Reports bad input in one line on stderr; returns the exit status 1."""
+    print(f"l3ic: error: {one_line(error)}", file=sys.stderr)
+    return 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg = None
+    if not args.resume:
+        cfg = train.new_recipe(
+            channels=args.channels or PRESETS[args.preset],
+            steps=args.steps,
+            batch=args.batch,
+            patch=args.patch,
+            lr=args.lr,
+            decay_start=args.decay_start,
+            lr_final=args.lr_final,
+            lmbda=args.lmbda,
+            target_bpp=args.target_bpp,
+            ssim_weight=args.ssim_weight,
+            backward=args.backward,
+            rate=args.rate,
+            mixed_precision=args.mixed_precision,
+            seed=args.seed,
+            flips=not args.no_flips,
+            init=args.init,
+            init_trunk=args.init_trunk,
+            data=args.data,
+        )
+    run = train.run_training(args.out, cfg, args.val_every, args.ckpt_every, args.stop_at)
+    if args.export and run.step == run.cfg["steps"]:
+        export.export_run(args.out, args.export)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    export.export_run(args.run_dir, args.preset, args.models_dir, args.data)
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    export.ship(args.candidate_dir, args.preset, args.models_dir, args.data)
+    return 0
+
+
+def _gpu_run(args: argparse.Namespace) -> int:
+    if args.data is None:
+        args.data = default_data_dir()
+    return gpu_run.GpuRun(args).run()
+
+
+SUBCOMMANDS = {
+    "export": (build_export_parser, _export),
+    "ship": (build_ship_parser, _ship),
+    "gpu-run": (build_gpu_run_parser, _gpu_run),
+}
+
+
+def train_main(argv: list[str]) -> int:
+    """``l3ic train ARGV`` / ``python -m l3ic.train ARGV``; returns the exit status.
+
+    ``ARGV`` starting with ``export``, ``ship`` or ``gpu-run`` runs that subcommand; anything
+    else trains.
+    """
+    argv = list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        build, command = SUBCOMMANDS[argv[0]]
+        argv = argv[1:]
+    else:
+        build, command = build_train_parser, _train
+    args = build().parse_args(argv)
+    try:
+        return command(args)
+    except (L3ICError, OSError) as e:
+        return _fail(e)
+
+
+def _finite_or_none(value):
+    """A JSON-safe copy of evaluation results: NaN (MS-SSIM of small images) becomes None."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def evaluate_main(argv: list[str]) -> int:
+    """``python -m l3ic.evaluate ARGV``; returns the exit status."""
+    args = build_evaluate_parser().parse_args(argv)
+    try:
+        if args.models_dir is not None:
+            if not args.models_dir.is_dir():
+                raise L3ICError(f"models folder not found: {args.models_dir}")
+            os.environ["L3IC_MODELS_DIR"] = str(args.models_dir.resolve())
+        result = evaluate.evaluate_folder(args.preset, args.folder, verbose=not args.quiet)
+        mean = result["mean"]
+        figures = ", ".join(
+            f"{k} {mean[k]:.4f}" if mean[k] is not None else f"{k} n/a" for k in evaluate.SHOWN
+        )
+        print(
+            f"{args.preset} on {result['dataset']} ({result['images']} images, "
+            f"{result['seconds']} s): {figures}"
+        )
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(_finite_or_none(result), indent=1) + "\n")
+    except (L3ICError, OSError) as e:
+        return _fail(e)
+    return 0

@@ -1,0 +1,141 @@
+"""The entropy model of a trained network: prior tables, channel order, and real-rate validation.
+
+The network's rate term is a differentiable estimate; what a file costs is decided by the
+per-channel prior tables the entropy coder uses (``l3ic.entropy``) and, for progressive
+decoding, by the order in which channels are stored. Both are learned here, after (or during)
+training, from the latents of training images, and frozen into the preset's sidecar by
+``l3ic.export``. ``validate`` codes images for real with such tables, so training logs and
+``ship`` compare presets by the bytes of actual files.
+
+Notation: images are (H, W, 3) uint8; latents are (ceil(H / 8), ceil(W / 8), C) int8 with values
+-15..16; prior tables are (C, 32) int64, one row per channel, each summing to 4096.
+"""
+
+import numpy as np
+from keras import ops
+
+from . import entropy, metrics
+from .codebook import ALPHABET, from_symbols, to_symbols
+from .codec import Codec
+from .model import L3ICModel
+
+__all__ = ["CHUNK", "learn_priors", "validate", "channel_order"]
+
+CHUNK = 64  # images per network call
+
+
+def _encode_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
+    """int8 latents of uint8 images, ``CHUNK`` images per network call."""
+    return [
+        q
+        for i in range(0, len(images), CHUNK)
+        for q in codec.encode_latent_batch(images[i : i + CHUNK])
+    ]
+
+
+def _decode_all(
+    codec: Codec, latents: list[np.ndarray], sizes: list[tuple[int, int]]
+) -> list[np.ndarray]:
+    """uint8 images of int8 latents (cropped to ``sizes``, (H, W) each), ``CHUNK`` per call."""
+    return [
+        y
+        for i in range(0, len(latents), CHUNK)
+        for y in codec.decode_latent_batch(latents[i : i + CHUNK], sizes[i : i + CHUNK])
+    ]
+
+
+def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
+    """Per-channel prior tables from the latents of ``images``.
+
+    The histogram of codebook indices (``codebook.to_symbols``: q + 15) of each channel, plus 1
+    in every bin so that no symbol is impossible, quantised by ``entropy.quantize_counts``.
+
+    Args:
+        net: the model (its encoder runs here).
+        images: (H, W, 3) uint8 images, any sizes.
+
+    Returns:
+        (C, 32) int64 tables, each summing to 4096.
+    """
+    codec = Codec.from_model(net, "priors", {})
+    hist = np.ones((net.channels, ALPHABET), dtype=np.int64)
+    for q in _encode_all(codec, images):
+        symbols = to_symbols(q.reshape(-1, net.channels))
+        for k in range(net.channels):
+            hist[k] += np.bincount(symbols[:, k], minlength=ALPHABET)
+    return np.stack([entropy.quantize_counts(h) for h in hist])
+
+
+def validate(
+    net: L3ICModel,
+    images: list[np.ndarray],
+    prior_images: list[np.ndarray],
+    priors: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Codes ``images`` for real and measures them.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        prior_images: (H, W, 3) uint8 images whose latents give the priors (when ``priors`` is
+            None).
+        priors: (C, 32) prior tables to use instead.
+
+    Returns:
+        Means over ``images`` of ``psnr``, ``ssim`` (``l3ic.metrics``), ``bpp`` (bytes of the
+        coded latent stream x 8 / pixels) and ``bpp_est`` (the model's differentiable estimate).
+    """
+    if priors is None:
+        priors = learn_priors(net, prior_images)
+    codec = Codec.from_model(net, "val", {"priors": priors.tolist()})
+    latents = _encode_all(codec, images)
+    decoded = _decode_all(codec, latents, [x.shape[:2] for x in images])
+    rows = []
+    for x, q, y in zip(images, latents, decoded, strict=True):
+        z = net.encoder(x[None].astype(np.float32) / 255.0, training=False)
+        rows.append(
+            (
+                metrics.psnr(x, y),
+                metrics.ssim(x, y),
+                metrics.bpp(len(codec.coder.pack(q, x.shape[:2])), *x.shape[:2]),
+                float(ops.convert_to_numpy(net.estimated_bpp(z))),
+            )
+        )
+    return dict(
+        zip(("psnr", "ssim", "bpp", "bpp_est"), np.mean(rows, axis=0).tolist(), strict=True)
+    )
+
+
+def channel_order(
+    net: L3ICModel, images: list[np.ndarray], priors: np.ndarray
+) -> tuple[list[int], list[float]]:
+    """Ranks channels by the PSNR lost when each is set to its most likely value.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        priors: (C, 32) prior tables (the mode of a channel's table is its most likely value).
+
+    Returns:
+        (channel indices, biggest loss first; mean PSNR loss in dB of every channel, by index).
+    """
+    codec = Codec.from_model(net, "order", {"priors": priors.tolist()})
+    latents = _encode_all(codec, images)
+    sizes = [x.shape[:2] for x in images]
+
+    def mean_psnr(qs: list[np.ndarray]) -> float:
+        decoded = _decode_all(codec, qs, sizes)
+        return float(np.mean([metrics.psnr(x, y) for x, y in zip(images, decoded, strict=True)]))
+
+    base = mean_psnr(latents)
+    losses = []
+    for k in range(net.channels):
+        mode = from_symbols(np.argmax(priors[k]))
+        flat = []
+        for q in latents:
+            q = q.copy()
+            q[..., k] = mode
+            flat.append(q)
+        losses.append(base - mean_psnr(flat))
+    order = sorted(range(net.channels), key=lambda k: -losses[k])
+    return order, losses

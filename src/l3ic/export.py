@@ -1,0 +1,238 @@
+"""Shipping a preset: a run's weights frozen into ``models/NAME.npz`` + ``NAME.json``, and the
+comparison that decides whether they replace the shipped ones (``l3ic train export``/``ship``).
+
+``export_run`` takes a training run (``l3ic.train``: its latest checkpoint) or a ``gpu-run``
+folder, learns the entropy model (``l3ic.entropy_model``: priors over every training image, the
+channel order on the validation split) and writes the float16 weights and their sidecar (recipe,
+data identity, lineage, fingerprint, validation figures, priors, channel order; the fields are
+listed in docs/training.md, "Export and sidecar"). ``ship`` codes the validation split with the
+shipped and the candidate preset and copies the candidate into ``models/`` only if it is better.
+"""
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from . import gpu_run, train_data
+from .entropy_model import channel_order, learn_priors, validate
+from .errors import L3ICError
+from .image import write_atomic
+from .model import L3ICModel
+from .presets import PRESETS, checkout_models, lineage, load_weights, save_weights
+from .train import CONFIG_NAME, RECIPE, Run
+from .train_data import default_data_dir
+
+__all__ = ["TERMS", "export_run", "ship"]
+
+TERMS = (
+    "Trained on photos of research benchmark sets (BSDS500, one ImageNet image per class, "
+    "Sun-Hays 80, Urban100; sources in shared/data/README.md) whose sources state no licence: "
+    "they are available for research use, and so are these weights. The l3ic code is MIT."
+)
+
+
+def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3ICModel, int, float]:
+    """(export config, float32 model, steps, training seconds) of a run or gpu-run folder.
+
+    Raises:
+        L3ICError: ``run_dir`` is neither (e.g. missing), or its checkpoint does not fit.
+    """
+    if (run_dir / gpu_run.RUN_JSON).is_file():
+        return gpu_run.load_for_export(run_dir, preset, data or default_data_dir())
+    config_path = run_dir / CONFIG_NAME
+    if not config_path.is_file():
+        raise L3ICError(f"{run_dir} is not a training run: {config_path} not found")
+    cfg = json.loads(config_path.read_text())
+    run = Run(run_dir, {**cfg, "mixed_precision": False})
+    run.restore()
+    if data is not None:
+        cfg["data"] = str(data)
+    cfg["recipe"] = {k: cfg.get(k) for k in RECIPE}
+    cfg["patches"] = run.step * cfg["batch"]
+    if "lineage" not in cfg:  # runs begun before lineage was recorded at the start
+        cfg["lineage"] = lineage(cfg.get("init"))
+    return cfg, run.net, run.step, run.seconds
+
+
+def export_run(
+    run_dir: Path, preset: str, out_dir: Path | None = None, data: Path | None = None
+) -> Path:
+    """Writes ``out_dir/PRESET.npz`` (float16 weights) and ``PRESET.json`` from a run.
+
+    ``run_dir`` is a training run (its latest checkpoint) or the folder of ``l3ic train gpu-run``
+    (its weights of ``preset``). The sidecar holds the recipe, training data identity, steps,
+    patches (this run's and in all, through the weights it started from), hardware and status,
+    the per-channel priors (all training images), the channel order (validation images), the
+    fingerprint, validation figures and the PSNR change caused by float16 storage.
+
+    Args:
+        run_dir: the run folder.
+        preset: the preset's name, e.g. "32c" (also the name of the files written).
+        out_dir: where to write (default: ``models/`` of the checkout this runs in).
+        data: the training images, if not where the run found them.
+
+    Returns:
+        The path of the .npz file.
+    """
+    run_dir = Path(run_dir)
+    cfg, net, steps, seconds = _load_run(run_dir, preset, data)
+    out_dir = Path(out_dir) if out_dir is not None else checkout_models()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = train_data.list_images(cfg["data"])
+    train_files, val_files = train_data.split_files(files)
+    t0 = time.perf_counter()
+    priors = learn_priors(net, train_data.load_images(train_files))
+    val_images = train_data.load_images(val_files)
+    if not val_images:
+        raise L3ICError("no validation images: the channel order cannot be measured")
+    print(f"priors from {len(train_files)} images in {time.perf_counter() - t0:.0f} s", flush=True)
+    val32 = validate(net, val_images, [], priors)
+    order, losses = channel_order(net, val_images, priors)
+    print(f"channel order in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    npz = out_dir / f"{preset}.npz"
+    fp = save_weights(net, npz)
+    half = L3ICModel(cfg["channels"])
+    half(np.zeros((1, 16, 16, 3), dtype=np.float32))
+    load_weights(half, npz)
+    val16 = validate(half, val_images, [], priors)
+    sidecar = {
+        "name": preset,
+        "channels": cfg["channels"],
+        "status": "trained" if cfg["gpu"] else "cpu-short-schedule",
+        "hardware": cfg["hardware"] + ("" if cfg["gpu"] else ", short schedule"),
+        "recipe": cfg["recipe"],
+        "lmbda_final": float(ops.convert_to_numpy(net.rate_weight)),
+        "backend": cfg["backend"],
+        "training_data": cfg["training_data"],
+        "validation_data": {**cfg["validation_data"], "rule": "sha1(file name) % 20 == 0"},
+        "terms": TERMS,
+        "steps": steps,
+        "patches": cfg["patches"],
+        "patches_total": cfg["patches"] + ((cfg["lineage"] or {}).get("patches_total") or 0),
+        "init": cfg["lineage"],
+        "train_seconds": round(seconds),
+        "fingerprint": fp.hex(),
+        "validation": {k: round(v, 4) for k, v in val16.items()},
+        "float16_psnr_delta_db": round(val16["psnr"] - val32["psnr"], 5),
+        "channel_order": order,
+        "channel_psnr_loss_db": [round(v, 4) for v in losses],
+        "priors": priors.tolist(),
+    }
+    sidecar_path = npz.with_suffix(".json")
+    sidecar_path.write_text(json.dumps(sidecar, indent=1) + "\n")
+    print(
+        f"wrote {npz} ({npz.stat().st_size / 2**20:.2f} MiB) and {sidecar_path.name}: val PSNR "
+        f"{val16['psnr']:.3f} dB, SSIM {val16['ssim']:.4f}, {val16['bpp']:.4f} bpp; "
+        f"float16 changes PSNR by {val16['psnr'] - val32['psnr']:+.5f} dB",
+        flush=True,
+    )
+    return npz
+
+
+def _shipped_in(path: Path) -> tuple[str | None, str | None]:
+    """(short hash, l3ic version) of the last git commit that changed ``path``.
+
+    The version is read from ``src/l3ic/__init__.py`` (``l3ic/__init__.py`` before the ``src/``
+    layout) at that commit; (None, None) outside a checkout.
+    """
+
+    def git(*args: str) -> str:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=path.parent, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%h", "--", path.name) or None
+    if commit is None:
+        return None, None
+    source = git("show", f"{commit}:src/l3ic/__init__.py") or git(
+        "show", f"{commit}:l3ic/__init__.py"
+    )
+    match = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)
+    return commit, match.group(1) if match else None
+
+
+def ship(
+    candidate_dir: Path, preset: str, models: Path | None = None, data: Path | None = None
+) -> bool:
+    """Replaces the shipped ``preset`` by an exported candidate only if it is better.
+
+    Both are coded for real on the validation split (each with its own priors); the candidate is
+    better when its mean SSIM is higher at an equal or lower mean bpp. Kodak is not looked at.
+    The shipped sidecar of a replaced preset is kept in the new one under ``replaced``.
+
+    Args:
+        candidate_dir: a folder with ``PRESET.npz`` and ``PRESET.json`` from ``export``.
+        preset: the preset, e.g. "32c".
+        models: the models folder (default: ``models/`` of the checkout this runs in).
+        data: the training images (default: ``default_data_dir()``).
+
+    Returns:
+        Whether the candidate was shipped.
+    """
+    candidate = Path(candidate_dir) / f"{preset}.npz"
+    if not candidate.is_file():
+        raise L3ICError(f"no candidate {candidate}")
+    models = Path(models) if models is not None else checkout_models()
+    _, val_files = train_data.split_files(train_data.list_images(data or default_data_dir()))
+    val_images = train_data.load_images(val_files)
+    if not val_images:
+        raise L3ICError("no validation images to compare on")
+    figures, sidecars, fingerprints = {}, {}, {}
+    for label, folder in (("shipped", models), ("candidate", Path(candidate_dir))):
+        npz = folder / f"{preset}.npz"
+        if not npz.is_file():  # nothing shipped yet
+            continue
+        sidecars[label] = json.loads(npz.with_suffix(".json").read_text())
+        keras.config.set_dtype_policy("float32")
+        net = L3ICModel(sidecars[label].get("channels") or PRESETS[preset])
+        net(np.zeros((1, 16, 16, 3), dtype=np.float32))
+        fingerprints[label] = load_weights(net, npz).hex()
+        figures[label] = validate(net, val_images, [], np.array(sidecars[label]["priors"]))
+        f = figures[label]
+        print(
+            f"{preset} {label:9s}: val bpp {f['bpp']:.4f}, PSNR {f['psnr']:.3f} dB, "
+            f"SSIM {f['ssim']:.4f} ({len(val_images)} images)",
+            flush=True,
+        )
+    cand, old = figures["candidate"], figures.get("shipped")
+    better = old is None or (cand["ssim"] > old["ssim"] and cand["bpp"] <= old["bpp"])
+    if not better:
+        print(f"{preset}: not shipped (needs higher SSIM at equal or lower bpp)", flush=True)
+        return False
+    sidecar = {**sidecars["candidate"], "validation": {k: round(v, 4) for k, v in cand.items()}}
+    if old is not None:
+        prev = sidecars["shipped"]
+        commit, version = _shipped_in(models / f"{preset}.npz")
+        sidecar["replaced"] = {
+            "fingerprint": fingerprints["shipped"],
+            "status": prev.get("status"),
+            "validation_now": {k: round(v, 4) for k, v in old.items()},
+            # Kodak figures that sidecars held before evaluate stopped writing them.
+            **{k: prev[k] for k in ("kodak", "kodak_crop512") if k in prev},
+        }
+        sidecar["earlier"] = [
+            *prev.get("earlier", []),
+            {
+                "fingerprint": fingerprints["shipped"],
+                "l3ic_version": version,
+                "commit": commit,
+                "status": prev.get("status"),
+            },
+        ]
+    models.mkdir(parents=True, exist_ok=True)
+    weights = candidate.read_bytes()
+    write_atomic(models / f"{preset}.npz", weights, force=True)
+    write_atomic(models / f"{preset}.json", (json.dumps(sidecar, indent=1) + "\n").encode(), True)
+    print(f"{preset}: shipped to {models}", flush=True)
+    return True

@@ -1,0 +1,285 @@
+"""Integer latents <-> .l3ic bytes with one preset's entropy model; no network, no Keras.
+
+A ``LatentCoder`` is what a preset's sidecar (``models/PRESET.json``) holds for coding, frozen
+into tables: the per-channel priors, the channel importance order, the fingerprint of the
+weights whose latents it codes, and the fingerprints of earlier weights of the preset (for a
+clear message on old files). It packs a latent into a container (``container``) of
+per-channel ANS streams (``entropy``), and reads back all channels or only some. It imports
+numpy and constriction only, so a data-loader worker that reads latents never pays for
+TensorFlow; ``codec.Codec`` adds the network on top.
+
+Notation: the latent is (h, w, C) int8 with values ``QMIN..QMAX`` (-15..16), h = ceil(H / 8),
+w = ceil(W / 8) for an image of H x W pixels; shapes of images are (H, W), as numpy's.
+"""
+
+import functools
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import container, entropy
+from .codebook import QMAX, QMIN, from_symbols, to_symbols
+from .errors import L3ICError
+from .presets import load_sidecar, preset_channels
+
+__all__ = ["LatentCoder", "get_coder", "channels_arg"]
+
+
+class LatentCoder:
+    """Packs and unpacks latents of one preset (numpy and constriction only).
+
+    Args:
+        preset: the preset name stored in every file, e.g. ``"32c"``.
+        fingerprint: 8 bytes identifying the weights whose latents are coded.
+        priors: (C, 32) integer per-channel prior tables, each summing to ``entropy.TABLE_TOTAL``.
+        channel_order: (C,) channel indices, most important first.
+        earlier: {fingerprint hex: sidecar entry} of the preset's earlier weights.
+
+    Attributes:
+        preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), channels (C).
+    """
+
+    def __init__(
+        self,
+        preset: str,
+        fingerprint: bytes,
+        priors,
+        channel_order,
+        earlier: dict | None = None,
+    ):
+        self.preset, self.fingerprint = preset, bytes(fingerprint)
+        self.priors = np.asarray(priors, dtype=np.int64)
+        self.channel_order = np.asarray(channel_order, dtype=np.int64)
+        self.channels = len(self.priors)
+        self.earlier = earlier or {}
+        c = self.channels
+        if self.priors.shape != (c, entropy.ALPHABET) or sorted(self.channel_order) != list(
+            range(c)
+        ):
+            raise L3ICError(f"preset {preset!r} has priors or channel order of wrong shape")
+
+    @classmethod
+    def from_sidecar(cls, preset: str, sidecar: dict, fingerprint: bytes, channels: int):
+        """The coder of a sidecar dict (a generic prior and the natural order where it has none).
+
+        Args:
+            preset: the name the files will carry.
+            sidecar: the preset's JSON sidecar (``priors``, ``channel_order``, ``earlier``).
+            fingerprint: the weights' 8-byte fingerprint.
+            channels: latent channels C.
+        """
+        return cls(
+            preset,
+            fingerprint,
+            sidecar.get("priors", entropy.default_prior(channels)),
+            sidecar.get("channel_order", range(channels)),
+            {e["fingerprint"]: e for e in sidecar.get("earlier", [])},
+        )
+
+    # ----- latents -> bytes ---------------------------------------------------------------
+
+    def pack(self, latent, shape: tuple[int, int], grayscale: bool = False) -> bytes:
+        """Entropy-codes a latent into .l3ic bytes.
+
+        Args:
+            latent: (h, w, C) integer array, values -15..16.
+            shape: (H, W) of the image.
+            grayscale: mark the file to decode as a (H, W) grayscale image.
+        """
+        return self.pack_checked(self.check_latent(latent), shape, grayscale)
+
+    def pack_checked(self, q: np.ndarray, shape: tuple[int, int], grayscale: bool) -> bytes:
+        """``pack`` for a latent known to be valid: (h, w, C) int8 in -15..16 (encoder output)."""
+        symbols = to_symbols(q)
+        codes = [
+            entropy.encode_channel(symbols[..., k].ravel(), self.priors[k])
+            for k in range(self.channels)
+        ]
+        height, width = shape
+        c = container.Container(
+            self.preset, self.fingerprint, width, height, grayscale, q.shape, codes
+        )
+        return container.pack(c)
+
+    def check_latent(self, latent) -> np.ndarray:
+        """``latent`` as (h, w, C) int8 after checking shape, dtype and values; else L3ICError."""
+        q = np.asarray(latent)
+        if q.ndim != 3 or q.shape[2] != self.channels or 0 in q.shape:
+            raise L3ICError(f"latent must have shape (h, w, {self.channels}), got {q.shape}")
+        if not np.issubdtype(q.dtype, np.integer) or q.min() < QMIN or q.max() > QMAX:
+            raise L3ICError(f"latent values must be integers in {QMIN}..{QMAX}")
+        return q.astype(np.int8, copy=False)
+
+    # ----- bytes -> latents ---------------------------------------------------------------
+
+    def parse(self, data, max_pixels: int | None = None) -> container.Container:
+        """Parses .l3ic bytes (or checks an already parsed ``Container``) for decoding.
+
+        Checks, before any stream is decoded, that this preset and these weights wrote the file,
+        that the image is within the pixel limit (``container.pixel_limit(max_pixels)``) and
+        that every stream is long enough for its channel (``entropy.min_stream_bytes``).
+
+        Raises:
+            DecompressionBombError: over the pixel limit.
+            L3ICError: damaged, or written by another preset or other weights.
+        """
+        c = data if isinstance(data, container.Container) else container.parse(data)
+        container.check_pixel_limit(c, max_pixels)
+        if c.preset == self.preset and c.fingerprint != self.fingerprint:
+            raise L3ICError(self._other_weights(c.fingerprint.hex()))
+        if c.preset != self.preset:
+            raise L3ICError(
+                f"file was written by preset {c.preset!r} (weights {c.fingerprint.hex()}), "
+                f"not by this preset {self.preset!r} (weights {self.fingerprint.hex()})"
+            )
+        if c.latent_shape[2] != self.channels:
+            raise L3ICError(
+                f"file has {c.latent_shape[2]} latent channels, "
+                f"preset {self.preset!r} has {self.channels}"
+            )
+        h, w, _ = c.latent_shape
+        for k, code in enumerate(c.codes):
+            if code.mode == entropy.CONSTANT:
+                continue
+            table = self.priors[k] if code.mode == entropy.PRIOR else code.table
+            if len(code.stream) < entropy.min_stream_bytes(h * w, table):
+                raise L3ICError(
+                    f"corrupt .l3ic file: channel {k}'s stream of {len(code.stream)} bytes is "
+                    f"too short for a {c.width}x{c.height} image"
+                )
+        return c
+
+    def read(
+        self, data, channels: Sequence[int] | None = None, *, max_pixels: int | None = None
+    ) -> tuple[np.ndarray, dict]:
+        """Decodes the latent of .l3ic bytes (or a parsed ``Container``), only ``channels``.
+
+        Streams of channels not asked for are skipped by their stored lengths, not decoded.
+
+        Args:
+            data: the .l3ic file, or its ``Container``.
+            channels: channel indices to decode, in the order wanted (default all).
+            max_pixels: the pixel limit, as for ``parse``.
+
+        Returns:
+            ((h, w, len(channels)) int8 latent, metadata: ``Container.metadata()`` and
+            ``channels``, the indices decoded).
+        """
+        c = self.parse(data, max_pixels)
+        picked = self._pick(channels)
+        return self._decode_streams(c, picked), {**c.metadata(), "channels": picked}
+
+    def read_partial(
+        self, data, channels: Sequence[int], *, max_pixels: int | None = None
+    ) -> tuple[np.ndarray, dict]:
+        """The whole (h, w, C) latent with only ``channels`` decoded, the others at their
+        likeliest value.
+
+        A skipped channel gets the value its header makes most likely, without touching its
+        stream: a constant channel its constant, a table-coded channel the argmax of its stored
+        table, a prior-coded channel the argmax of its prior.
+
+        Returns:
+            ((h, w, C) int8 latent, metadata as ``read``'s).
+        """
+        c = self.parse(data, max_pixels)
+        h, w, nc = c.latent_shape
+        picked = self._pick(channels)
+        q = np.empty((h, w, nc), dtype=np.int8)
+        for k, code in enumerate(c.codes):
+            if code.mode == entropy.CONSTANT:
+                symbol = code.symbol
+            else:
+                symbol = np.argmax(code.table if code.mode == entropy.TABLE else self.priors[k])
+            q[..., k] = from_symbols(symbol)
+        q[..., picked] = self._decode_streams(c, picked)
+        return q, {**c.metadata(), "channels": picked}
+
+    def top_channels(self, k: int) -> list[int]:
+        """The ``k`` most important channels (0..C), from the preset's ``channel_order``."""
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, int | np.integer)
+            or not 0 <= k <= self.channels
+        ):
+            raise L3ICError(f"top_channels must be a whole number in 0..{self.channels}, got {k!r}")
+        return self.channel_order[:k].tolist()
+
+    def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
+        """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""
+        h, w, _ = c.latent_shape
+        q = np.empty((h, w, len(picked)), dtype=np.int8)
+        for i, k in enumerate(picked):
+            symbols = entropy.decode_channel(c.codes[k], h * w, self.priors[k])
+            q[..., i] = from_symbols(symbols).reshape(h, w)
+        return q
+
+    def _pick(self, channels: Sequence[int] | None) -> list[int]:
+        nc = self.channels
+        if channels is None:
+            return list(range(nc))
+        if isinstance(channels, int | np.integer):
+            raise L3ICError(
+                f"channels is a list of channel indices, got the number {channels}: for the k "
+                "most important channels use top_channels=k"
+            )
+        picked = [int(k) for k in channels]
+        if any(not 0 <= k < nc for k in picked):
+            raise L3ICError(f"channels must lie in 0..{nc - 1}, got {list(channels)}")
+        return picked
+
+    def _other_weights(self, fp: str) -> str:
+        """The message for a file of this preset written with weights other than these."""
+        old = self.earlier.get(fp)
+        if old is None:
+            return (
+                f"file was written by weights {fp} of preset {self.preset!r}, which this l3ic "
+                f"does not know (it has {self.fingerprint.hex()}): it comes from a newer l3ic or "
+                "from custom weights; decode it with the l3ic that wrote it"
+            )
+        version = old.get("l3ic_version", "?")
+        return (
+            f"file was written by earlier weights of preset {self.preset!r} ({fp}, shipped with "
+            f"l3ic {version}, commit {old.get('commit') or '?'}), replaced by "
+            f"{self.fingerprint.hex()} in this l3ic: decode it with l3ic {version} (the preset "
+            "policy in the README says why)"
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def get_coder(preset: str) -> LatentCoder:
+    """The shared coder of a shipped preset, from its sidecar alone (loaded once per process).
+
+    Raises:
+        L3ICError: unknown preset, or its sidecar missing or without a fingerprint.
+    """
+    channels = preset_channels(preset)
+    sidecar = load_sidecar(preset)
+    if "fingerprint" not in sidecar:
+        raise L3ICError(f"the sidecar of preset {preset!r} has no weights fingerprint")
+    return LatentCoder.from_sidecar(
+        preset, sidecar, bytes.fromhex(sidecar["fingerprint"]), channels
+    )
+
+
+def channels_arg(channels, top_channels: int | None) -> tuple[Sequence[int] | None, int | None]:
+    """Checks the pair (``channels``: indices, ``top_channels``: a count) a reader was given.
+
+    A number passed as ``channels`` is the deprecated spelling of ``top_channels``: it warns
+    (pointing at the caller's caller) and is moved there.
+
+    Returns:
+        (channels, top_channels), at most one of them not None.
+    """
+    if isinstance(channels, int | np.integer) and not isinstance(channels, bool):
+        warnings.warn(
+            "channels=k for the k most important channels is deprecated: use top_channels=k "
+            "(channels= takes a list of channel indices)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        channels, top_channels = None, int(channels)
+    if channels is not None and top_channels is not None:
+        raise L3ICError("give channels (indices) or top_channels (a count), not both")
+    return channels, top_channels

@@ -1,0 +1,61 @@
+"""The bitstream, pinned: a fixed latent with fixed priors packs to bytes of a known SHA-256.
+
+The network's outputs vary with Keras versions and CPU kernels; the coding of a given latent must
+not. Any change to the format, the entropy coder's use, the table quantisation or the choice of
+modes changes these bytes, and then this test fails: update the pinned hash only with a new
+container version (docs/format.md).
+"""
+
+import hashlib
+
+import numpy as np
+
+from l3ic import container, entropy
+from l3ic.latent_coder import LatentCoder
+
+# A (6, 5, 4) int8 latent, row-major bytes: channel 0 constant (3), channel 1 near zero (coded
+# with the prior), channel 2 mostly 9 (its own table), channel 3 spread over -15..16.
+LATENT_HEX = (
+    "030209f20301f40803010900030209f30300f4f8030109020302090803ff090103fe090403ff090c03ff0906"
+    "030209fc0302f40503fe0904030009f4030209f203fe0906030109fd03fe0904030009fb030209f803ff09f5"
+    "03ff09fd03fff40b030109fd03ff09fd0302f403030009100300f4fd03000903"
+)
+# One prior table (p(q) ~ 2**-|q|, summing to 4096), for all four channels.
+PRIOR = [1, 1, 1, 1, 1, 1, 2, 5, 10, 21, 42, 85, 170, 341, 683, 1366]
+PRIOR += [682, 341, 170, 85, 42, 21, 10, 5, 2, 1, 1, 1, 1, 1, 1, 1]
+SHAPE = (41, 37)  # (H, W) of the image: a 6 x 5 latent
+PINNED_SHA256 = "098320fad8042fa8e73d1ae9a974c948e781ab39e75473a2806f6c7d2766af4d"
+
+
+def golden_coder() -> LatentCoder:
+    return LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1])
+
+
+def golden_latent() -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(LATENT_HEX), dtype=np.int8).reshape(6, 5, 4)
+
+
+def test_fixed_latent_packs_to_pinned_bytes():
+    data = golden_coder().pack(golden_latent(), SHAPE, grayscale=True)
+    assert len(data) == 125
+    assert hashlib.sha256(data).hexdigest() == PINNED_SHA256
+
+
+def test_pinned_bytes_use_every_mode_and_unpack_to_the_latent():
+    coder, q = golden_coder(), golden_latent()
+    data = coder.pack(q, SHAPE, grayscale=True)
+    c = container.parse(data)
+    assert [code.mode for code in c.codes] == [
+        entropy.CONSTANT,
+        entropy.PRIOR,
+        entropy.TABLE,
+        entropy.PRIOR,
+    ]
+    assert (c.height, c.width, c.grayscale, c.latent_shape) == (41, 37, True, (6, 5, 4))
+    latent, meta = coder.read(data)
+    np.testing.assert_array_equal(latent, q)
+    assert meta["preset"] == "golden" and meta["fingerprint"] == b"golden!!".hex()
+    np.testing.assert_array_equal(coder.read(data, [3, 1])[0], q[..., [3, 1]])
+    partial, _ = coder.read_partial(data, [2])
+    np.testing.assert_array_equal(partial[..., [0, 2]], q[..., [0, 2]])
+    assert (partial[..., [1, 3]] == 0).all()  # the prior's likeliest value, q = 0
