@@ -197,3 +197,32 @@ def test_trunk_of_another_preset_loads_all_but_e3_and_d1(tmp_path):
     a, b = model_arrays(wide), model_arrays(narrow)
     for key in set(a) - set(skipped):
         np.testing.assert_array_equal(b[key], a[key].astype(np.float16).astype(np.float32))
+
+
+def test_a_diverging_run_stops_and_keeps_the_checkpoint_from_before(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    psnrs = iter([30.0, 31.0, 26.5])  # validations at steps 20, 40, 60: the last 4.5 dB down
+    monkeypatch.setattr(
+        train, "validate", lambda *a: {"psnr": next(psnrs), "ssim": 0.9, "bpp": 1.0, "bpp_est": 1.0}
+    )
+    argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "20"]
+    assert cli_train.train_main([*argv, "--ckpt-every", "20"]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "checkpoint of step 40 is kept" in err
+    assert int(train.read_checkpoint(tmp_path)["step"]) == 40
+    assert [row["step"] for row in _log(tmp_path)] == ["20", "40", "60"]
+
+
+def test_an_unvalidated_checkpoint_after_a_loss_spike_is_not_written():
+    guard = train._DivergenceGuard()
+    for loss in (0.01, 0.02):
+        guard.add_loss(loss)
+    assert guard.interval_ok()  # nothing to compare with yet
+    guard.end_interval(10, saved=True)
+    guard.add_loss(0.5)  # 33x the best interval's mean 0.015
+    assert not guard.interval_ok()
+    guard.end_interval(20, saved=False)
+    assert guard.saved_step == 10 and guard.best_loss == pytest.approx(0.015)
+    guard.add_loss(0.1)
+    assert guard.interval_ok()

@@ -50,6 +50,11 @@ __all__ = [
 
 CKPT_NAME, CONFIG_NAME, LOG_NAME = "ckpt.npz", "config.json", "log.csv"
 SHARD_BYTES = 12 << 20  # checkpoint shards stay under the 16 MiB a GPU machine returns per file
+# Divergence guard (see Run.train): a validation this far below the run's best PSNR stops the
+# run, and an unvalidated checkpoint whose interval's mean loss is this many times the best
+# interval's is not written, so the checkpoint left on disk is from before the divergence.
+DIVERGED_PSNR_DROP_DB = 3.0
+DIVERGED_LOSS_RATIO = 10.0
 LOG_FIELDS = (
     "step",
     "seconds",
@@ -277,10 +282,17 @@ class Run:
             val_every: validate every this many steps (and at the end).
             ckpt_every: write a checkpoint every this many steps (and at the end).
             stop_at: stop at this step (for tests of ``--resume``).
+
+        Divergence guard: at a step that is validated, validation comes before the checkpoint;
+        a validation PSNR ``DIVERGED_PSNR_DROP_DB`` below the run's best stops the run
+        (L3ICError) without saving, and a checkpoint between validations is skipped when its
+        interval's mean loss exceeds ``DIVERGED_LOSS_RATIO`` x the best interval's. So the
+        checkpoint on disk always predates a divergence, and export or ``--init`` can use it.
         """
         last = self.cfg["steps"] if stop_at is None else min(stop_at, self.cfg["steps"])
         sums = np.zeros(3)
         count, t_mark, step_mark = 0, time.perf_counter(), self.step
+        guard = _DivergenceGuard(saved_step=self.step if self.step else None)
         while self.step < last:
             t0 = time.perf_counter()
             logs = self.net.train_on_batch(sampler(self.step), return_dict=True)
@@ -291,6 +303,7 @@ class Run:
                 raise L3ICError(f"loss is {values[0]} at step {self.step}: lower --lr")
             sums += values
             count += 1
+            guard.add_loss(values[0])
             if self.step % 50 == 0:
                 print(
                     f"step {self.step}: loss {values[0]:.5f} mse {values[1]:.5f} "
@@ -298,33 +311,90 @@ class Run:
                     flush=True,
                 )
             done = self.step == last
-            if self.step % ckpt_every == 0 or done:
-                self.save()
-            if self.step % val_every == 0 or done:
+            validated = self.step % val_every == 0 or done
+            if validated:  # before the checkpoint, so a diverged state is never saved
                 rate = (self.step - step_mark) / (time.perf_counter() - t_mark)
-                loss, mse, bpp = sums / max(count, 1)
-                lmbda = float(ops.convert_to_numpy(self.net.rate_weight))
-                row = {
-                    "step": self.step,
-                    "seconds": round(self.seconds, 1),
-                    "lr": f"{float(self.net.optimizer.learning_rate):.3g}",
-                    "loss": f"{loss:.6f}",
-                    "mse": f"{mse:.6f}",
-                    "bpp_est": f"{bpp:.4f}",
-                    "bits_per_value": f"{bpp * STRIDE**2 / self.cfg['channels']:.4f}",
-                    "lmbda": f"{lmbda:.4g}",
-                    "steps_per_s": f"{rate:.3f}",
-                }
-                if val_images:
-                    val = validate(self.net, val_images, prior_images)
-                    row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
-                    target = self.cfg.get("target_bpp")
-                    if target and not done:
-                        self.net.rate_weight.assign(steer_lmbda(lmbda, val["bpp"], target))
-                self.log_row(row)
-                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+                self._validate(sums / max(count, 1), rate, val_images, prior_images, done, guard)
                 sums[:] = 0
                 count, t_mark, step_mark = 0, time.perf_counter(), self.step
+            if self.step % ckpt_every == 0 or done:
+                keep = validated or guard.interval_ok()
+                if keep:
+                    self.save()
+                else:
+                    print(
+                        f"step {self.step}: training loss far above its best, checkpoint not "
+                        f"written (the one of step {guard.saved_step} is kept)",
+                        flush=True,
+                    )
+                guard.end_interval(self.step, saved=keep)
+
+    def _validate(self, means, rate, val_images, prior_images, done: bool, guard) -> None:
+        """Logs the interval's means and the validation figures; steers lmbda toward the target.
+
+        Raises:
+            L3ICError: the validation PSNR fell ``DIVERGED_PSNR_DROP_DB`` below the run's best
+                (the checkpoint on disk is from before; nothing is saved at this step).
+        """
+        loss, mse, bpp = means
+        lmbda = float(ops.convert_to_numpy(self.net.rate_weight))
+        row = {
+            "step": self.step,
+            "seconds": round(self.seconds, 1),
+            "lr": f"{float(self.net.optimizer.learning_rate):.3g}",
+            "loss": f"{loss:.6f}",
+            "mse": f"{mse:.6f}",
+            "bpp_est": f"{bpp:.4f}",
+            "bits_per_value": f"{bpp * STRIDE**2 / self.cfg['channels']:.4f}",
+            "lmbda": f"{lmbda:.4g}",
+            "steps_per_s": f"{rate:.3f}",
+        }
+        val = None
+        if val_images:
+            val = validate(self.net, val_images, prior_images)
+            row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
+            target = self.cfg.get("target_bpp")
+            if target and not done:
+                self.net.rate_weight.assign(steer_lmbda(lmbda, val["bpp"], target))
+        self.log_row(row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        if val is not None and val["psnr"] < guard.best_psnr - DIVERGED_PSNR_DROP_DB:
+            kept = "no checkpoint was written"
+            if guard.saved_step is not None:
+                kept = (
+                    f"the checkpoint of step {guard.saved_step} is kept: export it, or start "
+                    "again from it with a lower --lr"
+                )
+            raise L3ICError(
+                f"training diverged: validation PSNR {val['psnr']:.2f} dB at step {self.step}, "
+                f"best {guard.best_psnr:.2f} dB; {kept}"
+            )
+        if val is not None:
+            guard.best_psnr = max(guard.best_psnr, val["psnr"])
+
+
+class _DivergenceGuard:
+    """What ``Run.train`` remembers to tell a diverging run: best validation PSNR, best mean
+    training loss of a checkpoint interval, and the step of the last checkpoint written."""
+
+    def __init__(self, saved_step: int | None = None):
+        self.best_psnr, self.best_loss = -np.inf, np.inf
+        self.saved_step = saved_step
+        self._sum, self._count = 0.0, 0
+
+    def add_loss(self, loss: float) -> None:
+        self._sum += loss
+        self._count += 1
+
+    def interval_ok(self) -> bool:
+        """Whether this interval's mean loss is under ``DIVERGED_LOSS_RATIO`` x the best one's."""
+        return self._sum / max(self._count, 1) <= DIVERGED_LOSS_RATIO * self.best_loss
+
+    def end_interval(self, step: int, saved: bool) -> None:
+        if saved:
+            self.best_loss = min(self.best_loss, self._sum / max(self._count, 1))
+            self.saved_step = step
+        self._sum, self._count = 0.0, 0
 
 
 def new_recipe(
