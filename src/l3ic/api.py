@@ -6,7 +6,6 @@ load the preset's network on first use (``get_codec``, once per process).
 
 import functools
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from . import container
 from .errors import L3ICError
 from .image import read_image, write_atomic
 from .latent_coder import channels_arg, get_coder
+from .presets import resolve_preset
 
 __all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec", "get_coder"]
 
@@ -26,16 +26,6 @@ def get_codec(preset: str):
     from .codec import Codec  # imports Keras: only when a network is needed
 
     return Codec(preset)
-
-
-def _preset_arg(preset: str | None, model: str | None) -> str:
-    """The preset asked for, taking the deprecated keyword ``model`` (with a warning)."""
-    if model is None:
-        return "32c" if preset is None else preset
-    warnings.warn("model= is deprecated: use preset=", DeprecationWarning, stacklevel=3)
-    if preset is not None:
-        raise TypeError("give preset= or model=, not both")
-    return model
 
 
 def compress(
@@ -52,7 +42,7 @@ def compress(
     Returns:
         The .l3ic file as bytes.
     """
-    codec = get_codec(_preset_arg(preset, model))
+    codec = get_codec(resolve_preset(preset, model))
     return codec.compress(image_or_path, drop_alpha=drop_alpha)
 
 
@@ -139,7 +129,7 @@ def imwrite(
     (temporary file + rename).
     """
     path = Path(path)
-    preset = _preset_arg(preset, model)
+    preset = resolve_preset(preset, model)
     if path.suffix.lower() == ".l3ic":
         data = compress(image, preset=preset)
     else:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import L3ICError, one_line
 from .keras_import import import_keras_quietly
-from .presets import PRESETS
+from .presets import DEFAULT_PRESET, PRESETS
 
 __all__ = ["main"]
 
@@ -118,18 +118,18 @@ def _add_preset(p: argparse.ArgumentParser) -> None:
 
 def _deprecated_options(args: argparse.Namespace) -> None:
     """Maps the old spellings --model and --channels to --preset and --top-channels, warning."""
-    for old, dest, new in (
-        ("--model", "preset", "-m/--preset"),
-        ("--channels", "top_channels", "--top-channels"),
+    for old_dest, dest, old, new in (
+        ("deprecated_model", "preset", "--model", "-m/--preset"),
+        ("deprecated_channels", "top_channels", "--channels", "--top-channels"),
     ):
-        value = getattr(args, f"deprecated_{old[2:]}", None)
+        value = getattr(args, old_dest, None)
         if value is None:
             continue
         print(f"l3ic: warning: {old} is deprecated: use {new}", file=sys.stderr)
         if getattr(args, dest) is None:
             setattr(args, dest, value)
     if hasattr(args, "preset") and args.preset is None:
-        args.preset = "32c"
+        args.preset = DEFAULT_PRESET
 
 
 def _add_outputs(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,14 @@ from .errors import L3ICError
 from .image import read_image, to_rgb8
 from .latent_coder import LatentCoder, channels_arg
 from .model import L3ICModel
-from .presets import fingerprint, load_sidecar, load_weights, model_arrays, preset_channels
+from .presets import (
+    fingerprint,
+    load_sidecar,
+    load_weights,
+    model_arrays,
+    preset_channels,
+    resolve_preset,
+)
 from .presets import weights_path as _weights_path
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
@@ -48,8 +55,8 @@ class Codec:
     Keras ``L3ICModel``: images <-> latents).
 
     Args:
-        preset: "16c", "32c" or "64c"; its weights and sidecar come from the models folder
-            (``presets.models_dir``).
+        preset: "16c", "32c" (default) or "64c"; its weights and sidecar come from the
+            models folder (``presets.models_dir``); ``model=`` is its deprecated name.
         tile: tile core size in latent cells (8 px each) for large images.
 
     Attributes:
@@ -62,14 +69,10 @@ class Codec:
         channel_order: (C,) channel indices, most important first.
     """
 
-    def __init__(self, preset: str = "32c", *, tile: int = DEFAULT_TILE, model: str | None = None):
-        if model is not None:
-            warnings.warn(
-                "Codec(model=...) is deprecated: the argument is now called preset",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            preset = model
+    def __init__(
+        self, preset: str | None = None, *, tile: int = DEFAULT_TILE, model: str | None = None
+    ):
+        preset = resolve_preset(preset, model)
         channels = preset_channels(preset)
         path = _weights_path(preset)
         sidecar = load_sidecar(preset)

@@ -39,7 +39,7 @@ from . import container
 from .errors import L3ICError, one_line
 from .image import is_image_name, read_image, write_atomic
 from .keras_import import import_keras_quietly
-from .presets import load_sidecar, preset_channels, weights_path
+from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 
 __all__ = ["INDEX_NAME", "Report", "convert", "find_images", "read_index"]
 
@@ -257,10 +257,7 @@ def convert(
         raise L3ICError(f"no such folder: {src}")
     if workers < 1:
         raise L3ICError(f"workers must be at least 1, got {workers}")
-    if model is not None:
-        warnings.warn("convert(model=...) is deprecated: use preset=", DeprecationWarning, 2)
-        preset = preset or model
-    preset = preset or "32c"
+    preset = resolve_preset(preset, model)
     preset_channels(preset)
     weights_path(preset)
     fp = load_sidecar(preset).get("fingerprint")

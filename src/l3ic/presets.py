@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ __all__ = [
     "PRESETS",
     "models_dir",
     "checkout_models",
+    "DEFAULT_PRESET",
+    "resolve_preset",
     "preset_channels",
     "weights_path",
     "load_sidecar",
@@ -34,6 +37,7 @@ __all__ = [
 ]
 
 PRESETS = {"16c": 16, "32c": 32, "64c": 64}
+DEFAULT_PRESET = "32c"
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -56,6 +60,21 @@ def checkout_models() -> Path:
     if not path.is_dir():
         raise L3ICError("no models/ here: run from the repository's root or give --models-dir")
     return path
+
+
+def resolve_preset(preset: str | None, model: str | None) -> str:
+    """The preset a public function was asked for: ``preset``, else the deprecated keyword
+    ``model`` (warning at the caller of that function), else ``DEFAULT_PRESET``.
+
+    Raises:
+        TypeError: both were given.
+    """
+    if model is None:
+        return DEFAULT_PRESET if preset is None else preset
+    warnings.warn("model= is deprecated: use preset=", DeprecationWarning, stacklevel=3)
+    if preset is not None:
+        raise TypeError("give preset= or model=, not both")
+    return model
 
 
 def preset_channels(name: str) -> int:
