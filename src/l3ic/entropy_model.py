@@ -97,7 +97,7 @@ def validate(
             (
                 metrics.psnr(x, y),
                 metrics.ssim(x, y),
-                metrics.bpp(len(codec.coder.pack(q, x.shape[:2])), *x.shape[:2]),
+                metrics.bpp(len(codec.coder.pack_checked(q, x.shape[:2], False)), *x.shape[:2]),
                 float(ops.convert_to_numpy(net.estimated_bpp(z))),
             )
         )

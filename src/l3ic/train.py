@@ -358,19 +358,8 @@ class Run:
                 self.net.rate_weight.assign(steer_lmbda(lmbda, val["bpp"], target))
         self.log_row(row)
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-        if val is not None and val["psnr"] < guard.best_psnr - DIVERGED_PSNR_DROP_DB:
-            kept = "no checkpoint was written"
-            if guard.saved_step is not None:
-                kept = (
-                    f"the checkpoint of step {guard.saved_step} is kept: export it, or start "
-                    "again from it with a lower --lr"
-                )
-            raise L3ICError(
-                f"training diverged: validation PSNR {val['psnr']:.2f} dB at step {self.step}, "
-                f"best {guard.best_psnr:.2f} dB; {kept}"
-            )
         if val is not None:
-            guard.best_psnr = max(guard.best_psnr, val["psnr"])
+            guard.add_validation(val["psnr"], self.step)
 
 
 class _DivergenceGuard:
@@ -381,6 +370,25 @@ class _DivergenceGuard:
         self.best_psnr, self.best_loss = -np.inf, np.inf
         self.saved_step = saved_step
         self._sum, self._count = 0.0, 0
+
+    def add_validation(self, psnr: float, step: int) -> None:
+        """Records a validation PSNR (dB) of ``step``.
+
+        Raises:
+            L3ICError: it is ``DIVERGED_PSNR_DROP_DB`` or more below the best so far.
+        """
+        if psnr < self.best_psnr - DIVERGED_PSNR_DROP_DB:
+            kept = "no checkpoint was written"
+            if self.saved_step is not None:
+                kept = (
+                    f"the checkpoint of step {self.saved_step} is kept: export it, or start "
+                    "again from it with a lower --lr"
+                )
+            raise L3ICError(
+                f"training diverged: validation PSNR {psnr:.2f} dB at step {step}, "
+                f"best {self.best_psnr:.2f} dB; {kept}"
+            )
+        self.best_psnr = max(self.best_psnr, psnr)
 
     def add_loss(self, loss: float) -> None:
         self._sum += loss
