@@ -532,14 +532,22 @@ class L3IC(BenchCodec):
 
     @property
     def description(self) -> str:
-        import keras
-
         lib = self._import()
         presets = " ".join(f"{p}:{self._identity(self.l3ic_codec(p))}" for p in self.sweep())
         return (
-            f"l3ic {getattr(lib, '__version__', '?')} (Keras {keras.__version__}, "
-            f"backend {keras.backend.backend()}), weights+priors {presets}"
+            f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime()}), weights+priors {presets}"
         )
+
+    def _runtime(self) -> str:
+        """The runtime the network runs on, with its version."""
+        runtime = self.l3ic_codec(self.sweep()[0]).runtime
+        if runtime == "onnx":
+            import onnxruntime
+
+            return f"ONNX Runtime {onnxruntime.__version__}"
+        import keras
+
+        return f"Keras {keras.__version__}, backend {keras.backend.backend()}"
 
     @staticmethod
     def _identity(codec: Any) -> str:

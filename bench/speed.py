@@ -13,14 +13,22 @@ peak across exec on Linux) and its resident size after imports and image loading
 first encode. Threaded codecs run with 1 thread and with all cores; JPEG (libjpeg-turbo via
 Pillow) and WebP (Pillow) have no thread setting.
 
-l3ic also gets network-only times (``encode_latent`` / ``decode_latent``) and the entropy
-coding time (full minus network, timed back to back in each run). When a GPU is visible to
-JAX, l3ic is also timed with ``KERAS_BACKEND=jax`` at batch 1 and 8 (images/s).
+l3ic runs on each runtime of its network (``--runtimes``: ONNX Runtime, the default, and the
+Keras reference; the "runtime" column), with 1 thread and with all cores (ONNX Runtime:
+``$L3IC_THREADS``; Keras: TensorFlow's thread pools). It also gets network-only times
+(``encode_latent`` / ``decode_latent``) and the entropy coding time (full minus network, timed
+back to back in each run), and whole-process figures: ``l3ic compress`` and ``l3ic decompress``
+of the 768x512 image as a user runs them, one fresh process each (what the ``l3ic`` script
+runs: ``l3ic.cli.main``), wall time measured by the parent from start to exit and peak memory
+(VmHWM) reported by the process itself, median of ``--runs`` after one warm-up run that
+also fills the ONNX graph cache. When a GPU is visible to JAX, l3ic is also timed with
+``KERAS_BACKEND=jax`` at batch 1 and 8 (images/s).
 
 Examples:
   python -m bench.speed
   python -m bench.speed --codecs jpeg420 avif420 --runs 7
   python -m bench.speed --codecs l3ic --target-bpp 0.5
+  python -m bench.speed --codecs l3ic jpeg420 avif420 --runtimes onnx keras
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -44,12 +53,36 @@ from PIL import Image
 
 from bench.codecs import CODECS, BenchCodec, Quality
 
-__all__ = ["build_images", "main", "median_time", "nearest_quality", "paired_times"]
+__all__ = [
+    "build_images",
+    "main",
+    "median_time",
+    "nearest_quality",
+    "paired_times",
+    "whole_process",
+]
 
 BENCH_DIR = Path(__file__).resolve().parent
 KODAK = Path("/work/shared/data/kodak")
 MOSAIC_IMAGES = ("01", "02", "03", "05", "06", "07", "08", "11", "12")
 SIZES = ("768x512", "1920x1080")
+RUNTIMES = ("onnx", "keras")
+
+# One `l3ic ...` command in a fresh process, as the `l3ic` script runs it; at exit it reports
+# its peak resident memory (VmHWM: this process's own, unlike ru_maxrss) on the last line of
+# stderr.
+_CLI_CHILD = """
+import atexit, json, sys
+from pathlib import Path
+
+def report():
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    print(json.dumps({"peak_mib": int(fields["VmHWM"].split()[0]) / 1024}), file=sys.stderr)
+
+atexit.register(report)
+from l3ic.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def build_images(kodak: Path) -> dict[str, np.ndarray]:
@@ -126,8 +159,12 @@ def _memory_mib() -> tuple[float, float]:
 
 
 def _configure_threads(cls: type[BenchCodec], threads: int | None) -> None:
-    """Limit TensorFlow's thread pools before l3ic builds anything (no-op for others)."""
+    """Limit l3ic's threads before it builds anything (no-op for others): ONNX Runtime's through
+    ``$L3IC_THREADS``, TensorFlow's thread pools on the Keras runtime."""
     if not cls.is_learned or threads is None:
+        return
+    os.environ["L3IC_THREADS"] = str(threads)
+    if os.environ.get("L3IC_RUNTIME") != "keras":
         return
     import keras
 
@@ -202,6 +239,40 @@ def gpu_worker(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def whole_process(runtime: str, preset: str, image: Path, runs: int) -> dict[str, Any]:
+    """``l3ic compress -m PRESET IMAGE`` and ``l3ic decompress`` of its output on ``runtime``, each
+    in ``runs`` fresh processes after one warm-up: median wall time (s) and peak memory (MiB)."""
+    env = {**os.environ, "L3IC_RUNTIME": runtime}
+    env.pop("L3IC_THREADS", None)
+    out: dict[str, Any] = {"runtime": runtime, "preset": preset, "image": image.name}
+    with tempfile.TemporaryDirectory() as tmp:
+        l3ic_file, png = Path(tmp) / "x.l3ic", Path(tmp) / "x.png"
+        commands = {
+            "compress": ["compress", "-m", preset, str(image), "-o", str(l3ic_file), "--force"],
+            "decompress": ["decompress", str(l3ic_file), "-o", str(png), "--force"],
+        }
+        for command, argv in commands.items():
+            times, peaks = [], []
+            for run in range(runs + 1):
+                t0 = time.perf_counter()
+                proc = subprocess.run(
+                    [sys.executable, "-c", _CLI_CHILD, *argv],
+                    capture_output=True, text=True, env=env, cwd=tmp, check=False,
+                )  # fmt: skip
+                seconds = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise RuntimeError(f"l3ic {' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+                if run:  # the first run is the warm-up
+                    times.append(seconds)
+                    peaks.append(json.loads(proc.stderr.strip().splitlines()[-1])["peak_mib"])
+            out[command] = {
+                "seconds": statistics.median(times),
+                "peak_mib": statistics.median(peaks),
+                "runs": times,
+            }
+    return out
+
+
 def _thread_settings(cls: type[BenchCodec]) -> list[int | None]:
     """1 and all cores for codecs with a thread setting (l3ic: TensorFlow's pools), else None."""
     if cls.threaded or cls.is_learned:
@@ -252,8 +323,9 @@ def _markdown(doc: dict[str, Any]) -> str:
     ]
     for r in doc["results"]:
         threads = r["threads"] if r["threads"] is not None else "1 (no option)"
+        codec = f"{r['codec']} ({r['runtime']})" if r.get("runtime") else r["codec"]
         lines.append(
-            f"| {r['codec']} | {r['size']} | {threads} | {r['quality']} | {r['bpp']:.3f} | "
+            f"| {codec} | {r['size']} | {threads} | {r['quality']} | {r['bpp']:.3f} | "
             f"{1000 * r['encode_s']:.1f} | {1000 * r['decode_s']:.1f} | "
             f"{r['rss_peak_mib']:.0f} ({r['rss_base_mib']:.0f}) |"
         )
@@ -265,15 +337,34 @@ def _markdown(doc: dict[str, Any]) -> str:
             "",
             "Entropy = median over interleaved runs of (full - network-only) time.",
             "",
-            "| image | threads | preset | net enc ms | net dec ms | entropy enc ms | "
+            "| runtime | image | threads | preset | net enc ms | net dec ms | entropy enc ms | "
             "entropy dec ms |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in learned:
             lines.append(
-                f"| {r['size']} | {r['threads']} | {r['quality']} | "
+                f"| {r.get('runtime', 'keras')} | {r['size']} | {r['threads']} | {r['quality']} | "
                 f"{1000 * r['net_encode_s']:.1f} | {1000 * r['net_decode_s']:.1f} | "
                 f"{1000 * r['entropy_encode_s']:.1f} | {1000 * r['entropy_decode_s']:.1f} |"
+            )
+    if doc.get("whole_process"):
+        lines += [
+            "",
+            "## l3ic: whole process",
+            "",
+            "`l3ic compress` / `l3ic decompress` of the 768x512 image, each a fresh process: wall "
+            "time from start to exit (imports, loading the network, coding, writing the file) "
+            "and peak RSS; median of the runs after one warm-up.",
+            "",
+            "| runtime | preset | compress s | compress peak MiB | decompress s | "
+            "decompress peak MiB |",
+            "|---|---|---|---|---|---|",
+        ]
+        for w in doc["whole_process"]:
+            c, d = w["compress"], w["decompress"]
+            lines.append(
+                f"| {w['runtime']} | {w['preset']} | {c['seconds']:.2f} | {c['peak_mib']:.0f} | "
+                f"{d['seconds']:.2f} | {d['peak_mib']:.0f} |"
             )
     lines += ["", "## JAX on GPU", "", f"```\n{json.dumps(doc['gpu'], indent=1)}\n```"]
     lines += ["", "Skipped codecs: " + (", ".join(doc["skipped"]) or "none")]
@@ -309,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=BENCH_DIR / "results" / "speed",
         help="output folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--runtimes",
+        nargs="+",
+        choices=RUNTIMES,
+        default=list(RUNTIMES),
+        help="runtimes of l3ic's network to time (default: %(default)s)",
     )
     parser.add_argument(
         "--every-preset",
@@ -350,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     images = build_images(args.kodak)
-    results, skipped, gpu = [], [], {}
+    results, skipped, gpu, whole = [], [], {}, []
     common = ["--runs", str(args.runs), "--kodak", str(args.kodak)]
     for name in args.codecs:
         cls = CODECS[name]
@@ -365,17 +463,27 @@ def main(argv: list[str] | None = None) -> int:
                 quality, rate = nearest_quality(cls(), images[size], args.target_bpp)
                 print(f"{name} {size}: quality {quality} ({rate:.3f} bpp)", file=sys.stderr)
                 settings = [quality]
-            for quality, threads in itertools.product(settings, _thread_settings(cls)):
+            runtimes = args.runtimes if cls.is_learned else [None]
+            for runtime, quality, threads in itertools.product(
+                runtimes, settings, _thread_settings(cls)
+            ):
                 argv_w = ["--worker", name, size, str(quality), str(threads).lower(), *common]
-                row = _spawn(argv_w)
+                env = None if runtime is None else {**os.environ, "L3IC_RUNTIME": runtime}
+                row = _spawn(argv_w, env)
                 results.append(
-                    {"codec": name, "size": size, "threads": threads, "quality": quality, **row}
-                )
+                    {"codec": name, "runtime": runtime, "size": size, "threads": threads,
+                     "quality": quality, **row}
+                )  # fmt: skip
+            if cls.is_learned and size == "768x512":
+                for runtime in runtimes:
+                    whole.append(
+                        whole_process(runtime, settings[0], args.kodak / "kodim23.png", args.runs)
+                    )
             if cls.is_learned:
                 reason = _jax_gpu_available()
                 gpu[f"{size} {quality}"] = reason or _spawn(
                     ["--gpu-worker", size, str(quality), *common],
-                    env={**os.environ, "KERAS_BACKEND": "jax"},
+                    env={**os.environ, "KERAS_BACKEND": "jax", "L3IC_RUNTIME": "keras"},
                 )
     doc = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -389,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": "peak RSS (VmHWM) of a fresh process per row; in brackets its RSS after "
         "imports and image loading, before the first encode",
         "results": results,
+        "whole_process": whole,
         "skipped": skipped,
         "gpu": gpu or "l3ic unavailable, so no JAX-on-GPU run",
     }

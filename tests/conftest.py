@@ -1,9 +1,16 @@
 """Shared fixtures: seeded untrained models, so tests never need trained weights."""
 
 import json
+import os
 
 import pytest
 from support import untrained_codec
+
+
+@pytest.fixture(scope="session", autouse=True)
+def graph_cache(tmp_path_factory):
+    """ONNX graphs built by the tests go to a temporary cache, not the user's ~/.cache/l3ic."""
+    os.environ["L3IC_CACHE_DIR"] = str(tmp_path_factory.mktemp("graph-cache"))
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +28,7 @@ def models_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     for name, channels in (("16c", 16), ("32c", 32)):
         codec = untrained_codec(channels, seed=1)
-        fp = save_weights(codec.net, folder / f"{name}.npz")
+        fp = save_weights(codec.net.model, folder / f"{name}.npz")
         sidecar = {
             "priors": entropy.default_prior(channels).tolist(),
             "channel_order": list(range(channels))[::-1],

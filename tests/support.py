@@ -10,8 +10,8 @@ def untrained_codec(channels: int, seed: int = 0, tile: int = 64):
     from l3ic import Codec
 
     codec = Codec.untrained(channels, seed=seed, tile=tile)
-    codec.net.encoder.get_layer("scale").scale.assign(LATENT_SCALE)
-    return Codec.from_model(codec.net, codec.preset, {}, tile=tile)
+    codec.net.model.encoder.get_layer("scale").scale.assign(LATENT_SCALE)
+    return Codec.from_model(codec.net.model, codec.preset, {}, tile=tile)
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:

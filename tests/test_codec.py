@@ -141,10 +141,10 @@ def test_files_of_replaced_weights_say_which_version_wrote_them():
 
     old = untrained_codec(16, seed=1)
     new = untrained_codec(16, seed=2)
-    data = Codec.from_model(old.net, "16c", {}).compress(smooth_image(24, 24))
+    data = Codec.from_model(old.net.model, "16c", {}).compress(smooth_image(24, 24))
     fp = old.fingerprint.hex()
     history = {"earlier": [{"fingerprint": fp, "l3ic_version": "0.1.0", "commit": "abc1234"}]}
     with pytest.raises(L3ICError, match=f"earlier weights of preset '16c' \\({fp}.*0.1.0.*abc1234"):
-        Codec.from_model(new.net, "16c", history).decompress(data)
+        Codec.from_model(new.net.model, "16c", history).decompress(data)
     with pytest.raises(L3ICError, match=f"weights {fp} of preset '16c', which this l3ic does not"):
-        Codec.from_model(new.net, "16c", {}).decompress(data)
+        Codec.from_model(new.net.model, "16c", {}).decompress(data)

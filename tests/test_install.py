@@ -2,13 +2,16 @@
 
 The wheel test builds the wheel, installs it (without dependencies: they are already installed)
 into a fresh virtual environment that sees this environment's packages, and uses the CLI, the
-Python API and imageio from there, in a folder outside the checkout.
+Python API and imageio from there, in a folder outside the checkout. In that environment Keras,
+TensorFlow, JAX and PyTorch cannot be imported (a start-up hook makes them look uninstalled), as
+in a base install (``pip install l3ic``) that has no training stack.
 """
 
 import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -42,6 +45,11 @@ def venv(tmp_path_factory):
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)],
         check=True,
     )
+    site = (
+        env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
+    (site / "_no_training_stack.py").write_text(NO_TRAINING_STACK)
+    (site / "_no_training_stack.pth").write_text("import _no_training_stack\n")
     python = env / "bin" / "python"
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
@@ -53,6 +61,63 @@ def venv(tmp_path_factory):
     picture = np.asarray(iio.imread(ROOT / "src" / "l3ic" / "samples" / "astronaut.png"))
     iio.imwrite(work / "photo.png", picture[100:164, 200:296])  # 64 x 96
     return env, work
+
+
+# Installed into the wheel's venv: the training stack looks uninstalled there.
+NO_TRAINING_STACK = """
+import sys
+
+
+class NotInstalled:
+    names = {"keras", "tensorflow", "jax", "torch"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInstalled())
+"""
+
+
+def test_base_install_needs_no_training_stack(venv):
+    env, work = venv
+    (wheel,) = (env.parent / "dist").glob("l3ic-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in z.read(name).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    base = [r for r in requires if "extra ==" not in r]
+    assert any(r.startswith("onnxruntime") for r in base)
+    heavy = ("keras", "tensorflow", "jax", "torch")
+    assert not [r for r in base if r.startswith(heavy)], base
+    train = [r for r in requires if "extra == 'train'" in r or 'extra == "train"' in r]
+    assert any(r.startswith("keras") for r in train) and any("tensorflow" in r for r in train)
+    blocked = subprocess.run(
+        [str(env / "bin" / "python"), "-c", "import keras"], capture_output=True, text=True
+    )
+    assert blocked.returncode == 1 and "No module named 'keras'" in blocked.stderr
+
+
+def test_wheel_keras_runtime_without_keras_says_what_to_install(venv):
+    env, work = venv
+    out = subprocess.run(
+        [str(env / "bin" / "l3ic"), "compress", "photo.png", "-o", "k.l3ic", "--runtime", "keras"],
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1 and not (work / "k.l3ic").exists()
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("l3ic: error: photo.png:") and 'pip install "l3ic[train]"' in line
+    out = subprocess.run(
+        [str(env / "bin" / "l3ic"), "train", "--steps", "1", "--out", "run"],
+        cwd=work, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    (line,) = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and 'pip install "l3ic[train]"' in line
 
 
 def _run(args, cwd):

@@ -1,7 +1,9 @@
 """The module-level functions of l3ic: compress, decompress, read_latent, imread, imwrite.
 
-``read_latent`` needs only the preset's latent coder (no network, no Keras import); the others
-load the preset's network on first use (``get_codec``, once per process).
+``read_latent`` needs only the preset's latent coder (no network); the others load the preset's
+network on first use (``get_codec``, once per process and runtime). The network runs on ONNX
+Runtime unless ``runtime="keras"`` (or ``$L3IC_RUNTIME=keras``) asks for the Keras reference
+(``runtime``); neither reading latents nor the default runtime imports Keras.
 """
 
 import functools
@@ -21,15 +23,26 @@ __all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_co
 
 
 @functools.lru_cache(maxsize=8)
-def get_codec(preset: str):
-    """The shared ``Codec`` of a preset (network loaded once per process)."""
-    from .codec import Codec  # imports Keras: only when a network is needed
+def get_codec(preset: str, runtime: str | None = None):
+    """The shared ``Codec`` of a preset on a runtime, loaded once per process.
 
-    return Codec(preset)
+    Args:
+        preset: "16c", "32c" or "64c".
+        runtime: "onnx" or "keras"; None: ``$L3IC_RUNTIME``, else "onnx" (read at the first
+            call for each argument pair, which is what the cache is keyed by).
+    """
+    from .codec import Codec
+
+    return Codec(preset, runtime=runtime)
 
 
 def compress(
-    image_or_path, preset: str | None = None, drop_alpha: bool = False, *, model: str | None = None
+    image_or_path,
+    preset: str | None = None,
+    drop_alpha: bool = False,
+    *,
+    runtime: str | None = None,
+    model: str | None = None,
 ) -> bytes:
     """Compresses an image.
 
@@ -38,11 +51,13 @@ def compress(
             converted), or the path of an image file.
         preset: "16c", "32c" (default) or "64c"; ``model=`` is its deprecated name.
         drop_alpha: discard an alpha channel instead of refusing RGBA input.
+        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx"); the file does not
+            depend on it (docs/runtimes.md).
 
     Returns:
         The .l3ic file as bytes.
     """
-    codec = get_codec(resolve_preset(preset, model))
+    codec = get_codec(resolve_preset(preset, model), runtime)
     return codec.compress(image_or_path, drop_alpha=drop_alpha)
 
 
@@ -52,6 +67,7 @@ def decompress(
     *,
     top_channels: int | None = None,
     max_pixels: int | None = None,
+    runtime: str | None = None,
 ) -> np.ndarray:
     """Decodes .l3ic bytes to a (H, W, 3) uint8 image ((H, W) for grayscale files).
 
@@ -65,6 +81,7 @@ def decompress(
         top_channels: progressive preview from the ``top_channels`` most important channels.
         max_pixels: refuse, before decoding anything, files that declare more pixels
             (default: ``$L3IC_MAX_PIXELS`` or 33.5 Mpx, ``container.DEFAULT_MAX_PIXELS``).
+        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
 
     Raises:
         DecompressionBombError: over the pixel limit (an ``L3ICError``).
@@ -73,7 +90,7 @@ def decompress(
     channels, top_channels = channels_arg(channels, top_channels)
     c = container.parse(data)
     container.check_pixel_limit(c, max_pixels)
-    return get_codec(c.preset).decompress(
+    return get_codec(c.preset, runtime).decompress(
         c, channels, top_channels=top_channels, max_pixels=max_pixels
     )
 
@@ -105,13 +122,15 @@ def _is_l3ic(path: Path) -> bool:
         return f.read(4) == container.MAGIC
 
 
-def imread(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
-    """Reads an image file as an array: an .l3ic file decoded (within ``max_pixels``, as
-    ``decompress``: uint8), any other format as ``image.read_image`` reads it (upright, in
-    sRGB; uint8, or uint16 for 16-bit grayscale)."""
+def imread(
+    path: str | os.PathLike, *, max_pixels: int | None = None, runtime: str | None = None
+) -> np.ndarray:
+    """Reads an image file as an array: an .l3ic file decoded (within ``max_pixels``, on
+    ``runtime``, as ``decompress``: uint8), any other format as ``image.read_image`` reads it
+    (upright, in sRGB; uint8, or uint16 for 16-bit grayscale)."""
     path = Path(path)
     if path.is_file() and _is_l3ic(path):
-        return decompress(path.read_bytes(), max_pixels=max_pixels)
+        return decompress(path.read_bytes(), max_pixels=max_pixels, runtime=runtime)
     return read_image(path)  # also says why a path is not readable (missing, a folder, ...)
 
 
@@ -121,9 +140,11 @@ def imwrite(
     preset: str | None = None,
     force: bool = True,
     *,
+    runtime: str | None = None,
     model: str | None = None,
 ) -> None:
-    """Writes an image: compressed with ``preset`` if ``path`` ends in .l3ic, else via imageio.
+    """Writes an image: compressed with ``preset`` (on ``runtime``, as ``compress``) if ``path``
+    ends in .l3ic, else via imageio.
 
     ``model=`` is the deprecated name of ``preset``. The file appears whole or not at all
     (temporary file + rename).
@@ -131,7 +152,7 @@ def imwrite(
     path = Path(path)
     preset = resolve_preset(preset, model)
     if path.suffix.lower() == ".l3ic":
-        data = compress(image, preset=preset)
+        data = compress(image, preset=preset, runtime=runtime)
     else:
         import imageio.v3 as iio
 

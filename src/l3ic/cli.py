@@ -2,7 +2,9 @@
 
 Exit codes, for every command (``train`` too): 0 success, 1 bad input (one line on stderr per
 failed file), 2 bad usage. Warnings raised while processing a file are shown as one line each,
-``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network: it never imports Keras.
+``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network. The network runs on ONNX Runtime
+unless ``--runtime keras`` (or ``$L3IC_RUNTIME=keras``) asks for Keras, which only then is
+imported.
 """
 
 import argparse
@@ -19,13 +21,15 @@ import numpy as np
 from .errors import L3ICError, one_line
 from .keras_import import import_keras_quietly
 from .presets import DEFAULT_PRESET, PRESETS
+from .runtime import RUNTIMES
 
 __all__ = ["main"]
 
 EXAMPLES = """examples:
-  l3ic compress photo.png                      # -> photo.l3ic (model 32c)
+  l3ic compress photo.png                      # -> photo.l3ic (preset 32c)
   l3ic compress -m 16c photo.png -o small.l3ic
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
+  l3ic compress --runtime keras photo.png      # the Keras reference instead of ONNX Runtime
   l3ic decompress photo.l3ic                   # -> photo.png
   l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
   l3ic decompress photo.l3ic --top-channels 8  # preview from the 8 most important channels
@@ -63,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
     _add_preset(c)
     c.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of refusing")
+    _add_runtime(c)
     _add_outputs(c)
 
     d = add(
@@ -86,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         help="refuse files declaring more pixels (default $L3IC_MAX_PIXELS or 33554432: a guard "
         "against decompression bombs; raise it for large images you trust)",
     )
+    _add_runtime(d)
     _add_outputs(d)
 
     i = add("info", "show what an .l3ic file holds", "example:\n  l3ic info photo.l3ic --json")
@@ -104,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_preset(v)
     v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
+    _add_runtime(v)
 
     sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
     return p
@@ -113,6 +120,15 @@ def _add_preset(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--preset", choices=list(PRESETS), help="preset (default 32c)")
     p.add_argument(
         "--model", choices=list(PRESETS), dest="deprecated_model", help=argparse.SUPPRESS
+    )
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="where the network runs: onnx (ONNX Runtime) or keras (the reference; needs "
+        'pip install "l3ic[train]"); default $L3IC_RUNTIME, else onnx. Files do not depend on it',
     )
 
 
@@ -172,7 +188,7 @@ def _compress_one(path: Path, args) -> str:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
     t0 = time.perf_counter()
     image = read_image(path)
-    data = compress(image, preset=args.preset, drop_alpha=args.drop_alpha)
+    data = compress(image, preset=args.preset, drop_alpha=args.drop_alpha, runtime=args.runtime)
     write_atomic(out, data, force=args.force)
     h, w = image.shape[:2]
     return (
@@ -194,7 +210,10 @@ def _decompress_one(path: Path, args) -> str:
     _check_writable(out)
     t0 = time.perf_counter()
     image = decompress(
-        path.read_bytes(), top_channels=args.top_channels, max_pixels=args.max_pixels
+        path.read_bytes(),
+        top_channels=args.top_channels,
+        max_pixels=args.max_pixels,
+        runtime=args.runtime,
     )
     try:
         encoded = iio.imwrite("<bytes>", image, extension=out.suffix.lower())
@@ -272,7 +291,9 @@ def _convert(args) -> int:
     from .convert import convert
 
     try:
-        report = convert(args.src, args.dst, args.preset, args.workers, args.drop_alpha)
+        report = convert(
+            args.src, args.dst, args.preset, args.workers, args.drop_alpha, runtime=args.runtime
+        )
     except (L3ICError, OSError) as e:
         print(f"l3ic: error: {one_line(e)}", file=sys.stderr)
         return 1
@@ -330,7 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "train":
         if argv[1:2] == ["gpu-run"]:  # the GPU run is written for JAX
             os.environ.setdefault("KERAS_BACKEND", "jax")
-        import_keras_quietly()
+        try:
+            import_keras_quietly()
+        except ImportError as e:
+            why = f"training needs Keras and TensorFlow ({e})"
+            print(f'l3ic: error: {why}: pip install "l3ic[train]"', file=sys.stderr)
+            return 1
         from .cli_train import train_main
 
         return train_main(argv[1:])
@@ -339,7 +365,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
-        import_keras_quietly()
         if args.command == "convert":
             return _convert(args)
         one = _compress_one if args.command == "compress" else _decompress_one

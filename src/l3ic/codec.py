@@ -16,23 +16,23 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 
-import keras
 import numpy as np
 
 from .codebook import STRIDE, latent_size
 from .errors import L3ICError
 from .image import read_image, to_rgb8
 from .latent_coder import LatentCoder, channels_arg
-from .model import L3ICModel
 from .presets import (
+    assign_arrays,
     fingerprint,
     load_sidecar,
-    load_weights,
     model_arrays,
     preset_channels,
+    read_arrays,
     resolve_preset,
 )
 from .presets import weights_path as _weights_path
+from .runtime import KerasNet, OnnxNet, resolve_runtime
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
 
@@ -52,17 +52,21 @@ class Codec:
     """A preset's network with its latent coder: compresses and decompresses images.
 
     ``Codec`` = ``coder`` (a ``LatentCoder``: latents <-> bytes, numpy only) + ``net`` (the
-    Keras ``L3ICModel``: images <-> latents).
+    network on a runtime, images <-> latents: ``runtime.OnnxNet`` on ONNX Runtime, the default,
+    or ``runtime.KerasNet`` around the Keras ``L3ICModel``, the reference and training path).
 
     Args:
         preset: "16c", "32c" (default) or "64c"; its weights and sidecar come from the
             models folder (``presets.models_dir``); ``model=`` is its deprecated name.
         tile: tile core size in latent cells (8 px each) for large images.
+        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
 
     Attributes:
         preset: the preset name stored in every file.
         coder: the ``LatentCoder`` (priors, channel order, fingerprint).
-        net: the ``L3ICModel``.
+        net: the network on its runtime (``net.runtime``; ``net.model`` is the ``L3ICModel``
+            of a Keras one).
+        runtime: "onnx" or "keras".
         channels: latent channels C.
         fingerprint: 8 bytes identifying the weights.
         priors: (C, 32) int64 per-channel prior tables.
@@ -70,42 +74,63 @@ class Codec:
     """
 
     def __init__(
-        self, preset: str | None = None, *, tile: int = DEFAULT_TILE, model: str | None = None
+        self,
+        preset: str | None = None,
+        *,
+        tile: int = DEFAULT_TILE,
+        runtime: str | None = None,
+        model: str | None = None,
     ):
         preset = resolve_preset(preset, model)
+        runtime = resolve_runtime(runtime)
         channels = preset_channels(preset)
         path = _weights_path(preset)
         sidecar = load_sidecar(preset)
-        net = L3ICModel(channels)
-        fp = load_weights(net, path)
+        arrays = read_arrays(path)
+        fp = fingerprint(arrays)
         if sidecar.get("fingerprint", fp.hex()) != fp.hex():
             raise L3ICError(
                 f"the weights of preset {preset!r} ({path}, {fp.hex()}) are not those its "
                 f"sidecar describes ({sidecar['fingerprint']}): export them again"
             )
+        if runtime == "onnx":
+            net = OnnxNet(arrays, channels, key=f"{preset}-{fp.hex()}")
+        else:
+            net = KerasNet(_keras_model(channels))
+            assign_arrays(net.model, arrays, path)
         self._setup(LatentCoder.from_sidecar(preset, sidecar, fp, channels), net, tile)
 
     @classmethod
     def untrained(cls, channels: int = 16, seed: int = 0, tile: int = DEFAULT_TILE) -> "Codec":
-        """A codec with seeded random weights and a generic prior, for tests and experiments."""
-        keras.utils.set_random_seed(seed)
-        return cls.from_model(L3ICModel(channels), f"untrained-{channels}c", {}, tile)
+        """A Keras codec with seeded random weights and a generic prior, for tests and
+        experiments."""
+        model = _keras_model(channels, seed)
+        return cls.from_model(model, f"untrained-{channels}c", {}, tile)
 
     @classmethod
-    def from_model(cls, net: L3ICModel, name: str, sidecar: dict, tile: int = DEFAULT_TILE):
-        """Wraps an in-memory L3ICModel (e.g. during training) with the priors of ``sidecar``.
+    def from_model(
+        cls, net, name: str, sidecar: dict, tile: int = DEFAULT_TILE, runtime: str = "keras"
+    ) -> "Codec":
+        """Wraps an in-memory ``L3ICModel`` (e.g. during training) with the priors of ``sidecar``.
 
         Args:
-            net: the network.
+            net: the ``model.L3ICModel``.
             name: the preset name its files will carry.
             sidecar: a sidecar dict (priors, channel order; {} for generic ones).
+            runtime: "keras" runs ``net`` itself; "onnx" runs ONNX graphs built from its
+                current weights (in memory, not cached).
         """
-        fp = fingerprint(model_arrays(net))
+        arrays = model_arrays(net)
+        fp = fingerprint(arrays)
+        if resolve_runtime(runtime) == "onnx":
+            runner = OnnxNet(arrays, net.channels, key=None)
+        else:
+            runner = KerasNet(net)
         self = cls.__new__(cls)
-        self._setup(LatentCoder.from_sidecar(name, sidecar, fp, net.channels), net, tile)
+        self._setup(LatentCoder.from_sidecar(name, sidecar, fp, net.channels), runner, tile)
         return self
 
-    def _setup(self, coder: LatentCoder, net: L3ICModel, tile: int) -> None:
+    def _setup(self, coder: LatentCoder, net, tile: int) -> None:
         if tile < 1:
             raise L3ICError(f"tile must be at least 1 latent cell, got {tile}")
         if coder.channels != net.channels:
@@ -113,6 +138,7 @@ class Codec:
         self.coder, self.net, self.tile = coder, net, tile
 
     preset = property(lambda self: self.coder.preset, doc="The preset name stored in files.")
+    runtime = property(lambda self: self.net.runtime, doc='"onnx" or "keras".')
     channels = property(lambda self: self.coder.channels, doc="Latent channels C.")
     fingerprint = property(lambda self: self.coder.fingerprint, doc="8 bytes: the weights.")
     priors = property(lambda self: self.coder.priors, doc="(C, 32) int64 prior tables.")
@@ -187,9 +213,7 @@ class Codec:
         z = np.empty((b, h, w, self.channels), dtype=np.int8)
         for i0, i1, a0, a1 in _spans(h, self.tile, ENCODER_MARGIN):
             for j0, j1, c0, c1 in _spans(w, self.tile, ENCODER_MARGIN):
-                window = x[:, s * a0 : s * a1, s * c0 : s * c1].astype(np.float32) / 255.0
-                q = self.net.quantizer(self.net.encoder(window, training=False))
-                q = keras.ops.convert_to_numpy(q)
+                q = self.net.encode(np.ascontiguousarray(x[:, s * a0 : s * a1, s * c0 : s * c1]))
                 z[:, i0:i1, j0:j1] = q[:, i0 - a0 : i1 - a0, j0 - c0 : j1 - c0]
         return z
 
@@ -203,10 +227,10 @@ class Codec:
         y = np.empty((b, s * h, s * w, 3), dtype=np.uint8)
         for i0, i1, a0, a1 in _spans(h, self.tile, DECODER_MARGIN):
             for j0, j1, c0, c1 in _spans(w, self.tile, DECODER_MARGIN):
-                window = q[:, a0:a1, c0:c1].astype(np.float32)
-                t = keras.ops.convert_to_numpy(self.net.decoder(window, training=False))
-                t = t[:, s * (i0 - a0) : s * (i1 - a0), s * (j0 - c0) : s * (j1 - c0)]
-                y[:, s * i0 : s * i1, s * j0 : s * j1] = np.round(np.clip(t, 0, 1) * 255)
+                t = self.net.decode(np.ascontiguousarray(q[:, a0:a1, c0:c1]))
+                y[:, s * i0 : s * i1, s * j0 : s * j1] = t[
+                    :, s * (i0 - a0) : s * (i1 - a0), s * (j0 - c0) : s * (j1 - c0)
+                ]
         return y[:, :height, :width]
 
     # ----- entropy coding: latents <-> bytes (the coder's) -----------------------------------
@@ -287,6 +311,26 @@ class Codec:
         if meta["grayscale"]:  # the rounded mean of three values: (sum + 1) // 3, no ties
             return ((y.sum(axis=2, dtype=np.uint16) + 1) // 3).astype(np.uint8)
         return y
+
+
+def _keras_model(channels: int, seed: int | None = None):
+    """A new ``L3ICModel`` (Keras imported quietly here), with seeded weights if ``seed``."""
+    from .keras_import import import_keras_quietly
+
+    try:
+        import_keras_quietly()
+    except ImportError as e:
+        raise L3ICError(
+            f'the keras runtime needs Keras and TensorFlow ({e}): pip install "l3ic[train]", '
+            "or use the default runtime, onnx"
+        ) from None
+    import keras
+
+    from .model import L3ICModel
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    return L3ICModel(channels)
 
 
 def _renamed(deprecated: dict, old: str, new: str, value):

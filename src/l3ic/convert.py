@@ -38,8 +38,8 @@ from pathlib import Path
 from . import container
 from .errors import L3ICError, one_line
 from .image import is_image_name, read_image, write_atomic
-from .keras_import import import_keras_quietly
 from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
+from .runtime import resolve_runtime
 
 __all__ = ["INDEX_NAME", "Report", "convert", "find_images", "read_index"]
 
@@ -109,12 +109,11 @@ def _label(rel: Path) -> str | None:
     return rel.parts[0] if len(rel.parts) > 1 else None
 
 
-def _init_worker(preset: str) -> None:
+def _init_worker(preset: str, runtime: str) -> None:
     global _worker_codec
-    import_keras_quietly()  # TensorFlow's C++ start-up notes, once per worker
     from .api import get_codec
 
-    _worker_codec = get_codec(preset)
+    _worker_codec = get_codec(preset, runtime)
 
 
 def _convert_file(
@@ -137,15 +136,17 @@ def _convert_file(
     return result, [one_line(str(w.message)) for w in caught]
 
 
-def _results(jobs: list, preset: str, workers: int, drop_alpha: bool) -> Iterator[tuple]:
+def _results(
+    jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool
+) -> Iterator[tuple]:
     """Yields (job, result of ``_convert_file``) as conversions finish."""
     if workers == 1:
-        _init_worker(preset)
+        _init_worker(preset, runtime)
         for job in jobs:
             yield job, _convert_file(*job[1:], drop_alpha)
         return
     pool = ProcessPoolExecutor(
-        workers, multiprocessing.get_context("spawn"), _init_worker, (preset,)
+        workers, multiprocessing.get_context("spawn"), _init_worker, (preset, runtime)
     )
     try:
         todo, pending = iter(jobs), {}
@@ -230,6 +231,7 @@ def convert(
     drop_alpha: bool = False,
     progress: bool = True,
     *,
+    runtime: str | None = None,
     model: str | None = None,
 ) -> Report:
     """Converts the image tree ``src`` to .l3ic files under ``dst`` and writes ``dst/index.json``.
@@ -241,6 +243,8 @@ def convert(
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr.
+        runtime: the network's runtime, "onnx" or "keras" (default ``$L3IC_RUNTIME``, else
+            "onnx"); the files do not depend on it.
 
     Returns:
         The Report; failed images and warnings are listed there, not raised.
@@ -258,6 +262,7 @@ def convert(
     if workers < 1:
         raise L3ICError(f"workers must be at least 1, got {workers}")
     preset = resolve_preset(preset, model)
+    runtime = resolve_runtime(runtime)
     preset_channels(preset)
     weights_path(preset)
     fp = load_sidecar(preset).get("fingerprint")
@@ -284,7 +289,7 @@ def convert(
     t0 = time.perf_counter()
     bar = tqdm(total=len(jobs), unit="img", file=sys.stderr, disable=not progress, leave=False)
     with bar:
-        for (rel, _, _), (result, caught) in _results(jobs, preset, workers, drop_alpha):
+        for (rel, _, _), (result, caught) in _results(jobs, preset, runtime, workers, drop_alpha):
             bar.update()
             report.warnings += [(str(rel), message) for message in caught]
             if isinstance(result, str):

@@ -36,10 +36,13 @@ class LatentDataset(keras.utils.PyDataset):
         root: folder written by ``l3ic convert``.
         batch_size: images per batch (at most; see the module docstring on sizes).
         channels, top_channels: as for ``LatentFiles``.
-        decode: yield images decoded by the model (batched, on the backend's device).
+        decode: yield images decoded by the network, a batch at a time (ONNX Runtime: its CPU
+            provider, or CUDA with onnxruntime-gpu; ``runtime="keras"``: the Keras backend's
+            device).
         shuffle: shuffle images and batch order, anew every epoch.
         seed: seed of the shuffling.
         indices: as for ``LatentFiles``.
+        runtime: as for ``LatentFiles``: "onnx" or "keras" (default ``$L3IC_RUNTIME`` or "onnx").
         **kwargs: ``keras.utils.PyDataset`` options (workers, use_multiprocessing,
             max_queue_size).
 
@@ -58,12 +61,15 @@ class LatentDataset(keras.utils.PyDataset):
         indices: Sequence[int] | None = None,
         *,
         top_channels: int | None = None,
+        runtime: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise L3ICError(f"batch_size must be at least 1, got {batch_size}")
-        self.files = LatentFiles(root, channels, decode, indices, top_channels=top_channels)
+        self.files = LatentFiles(
+            root, channels, decode, indices, top_channels=top_channels, runtime=runtime
+        )
         self.batch_size, self.shuffle = batch_size, shuffle
         self._rng = np.random.default_rng(seed)
         self._batches = self._plan()

@@ -4,9 +4,10 @@ Installing l3ic registers the plugin automatically (see ``src/_l3ic_imageio_auto
 the wheel installs as a top-level module); calling ``register()`` does the same by hand and is
 idempotent.
 
-Methods: ``read(index=0, max_pixels=None)`` -> (H, W, 3) or (H, W) uint8; ``iter()``;
-``write(image, preset="32c")`` (``model=`` is the deprecated name of ``preset``);
-``properties()``; ``metadata()``.
+Methods: ``read(index=0, max_pixels=None, runtime=None)`` -> (H, W, 3) or (H, W) uint8;
+``iter()``; ``write(image, preset="32c", runtime=None)`` (``model=`` is the deprecated name of
+``preset``); ``properties()``; ``metadata()``. ``runtime`` is "onnx" or "keras" (default
+``$L3IC_RUNTIME``, else "onnx"), as in ``l3ic.decompress``.
 """
 
 from collections.abc import Iterator
@@ -41,7 +42,9 @@ class L3ICPlugin(PluginV3):
             self._data = self.request.get_file().read()
         return self._data
 
-    def read(self, *, index: int | None = 0, max_pixels: int | None = None) -> np.ndarray:
+    def read(
+        self, *, index: int | None = 0, max_pixels: int | None = None, runtime: str | None = None
+    ) -> np.ndarray:
         """Decodes the image: (H, W, 3) uint8, or (H, W) for grayscale files.
 
         ``max_pixels`` is the decoding pixel limit (``l3ic.decompress``); over it,
@@ -51,7 +54,7 @@ class L3ICPlugin(PluginV3):
 
         if index not in (0, None, Ellipsis):
             raise IndexError(f".l3ic files hold one image, index {index} asked for")
-        image = decompress(self._bytes(), max_pixels=max_pixels)
+        image = decompress(self._bytes(), max_pixels=max_pixels, runtime=runtime)
         return image[None] if index is Ellipsis else image
 
     def iter(self) -> Iterator[np.ndarray]:
@@ -59,12 +62,18 @@ class L3ICPlugin(PluginV3):
         yield self.read()
 
     def write(
-        self, ndimage, *, preset: str | None = None, drop_alpha: bool = False, model=None
+        self,
+        ndimage,
+        *,
+        preset: str | None = None,
+        drop_alpha: bool = False,
+        runtime: str | None = None,
+        model=None,
     ) -> bytes | None:
         """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset`` (default 32c)."""
         from .api import compress
 
-        data = compress(np.asarray(ndimage), preset, drop_alpha, model=model)
+        data = compress(np.asarray(ndimage), preset, drop_alpha, runtime=runtime, model=model)
         self.request.get_file().write(data)
         return data if self.request._uri_type == URI_BYTES else None
 

@@ -4,7 +4,7 @@ A map-style dataset (``__len__`` and ``__getitem__``, the ``torch.utils.data.Dat
 so ``torch.utils.data.DataLoader`` wraps it; torch itself is never imported here). Reading
 latents needs only the preset's latent coder: no network and no Keras import, so a data-loader
 worker starts in a fraction of a second. With ``decode=True`` the network is loaded (once per
-process) to decode images.
+process, on ONNX Runtime unless ``runtime="keras"``) to decode images, a batch at a time.
 
 ``x`` is the latent as float32 (h, w, k) holding the integers -15..16 (only the channels asked
 for, in that order), or with ``decode=True`` the decoded image as float32 (H, W, 3) in [0, 1],
@@ -39,6 +39,8 @@ class LatentFiles:
         indices: positions in the index's item list to use (e.g. a train/validation split);
             default all.
         top_channels: read the ``top_channels`` most important channels (1..C) instead.
+        runtime: the network's runtime with ``decode=True``: "onnx" or "keras" (default
+            ``$L3IC_RUNTIME``, else "onnx").
 
     Attributes:
         root: the folder.
@@ -47,6 +49,7 @@ class LatentFiles:
         preset: the preset that wrote the files.
         channels: the latent channel indices read, in order.
         labels: (N,) int32 label indices.
+        runtime: the runtime asked for (None: the default).
     """
 
     def __init__(
@@ -57,8 +60,10 @@ class LatentFiles:
         indices: Sequence[int] | None = None,
         *,
         top_channels: int | None = None,
+        runtime: str | None = None,
     ):
         self.root = Path(root)
+        self.runtime = runtime
         index = read_index(self.root)
         items = index["items"]
         self.items = items if indices is None else [items[int(i)] for i in indices]
@@ -121,5 +126,5 @@ class LatentFiles:
 
         qs = [coder.read_partial(d, self.channels)[0] for d in data]
         shape = (self.items[ids[0]]["height"], self.items[ids[0]]["width"])
-        images = get_codec(self.preset).decode_latent_batch(qs, [shape] * len(qs))
+        images = get_codec(self.preset, self.runtime).decode_latent_batch(qs, [shape] * len(qs))
         return np.stack(images).astype(np.float32) / 255.0, self.labels[list(ids)]

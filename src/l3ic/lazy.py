@@ -72,6 +72,7 @@ class L3ICFile:
         *,
         top_channels: int | None = None,
         max_pixels: int | None = None,
+        runtime: str | None = None,
     ) -> np.ndarray:
         """Decodes the image (all channels, or a progressive preview); loads the network.
 
@@ -80,6 +81,7 @@ class L3ICFile:
                 default all. A number here is the deprecated spelling of ``top_channels``.
             top_channels: decode only the ``top_channels`` most important channels.
             max_pixels: the decoding pixel limit (``container.pixel_limit``).
+            runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
 
         Returns:
             (H, W, 3) uint8 image ((H, W) for grayscale files).
@@ -87,7 +89,7 @@ class L3ICFile:
         from .api import get_codec
 
         channels, top_channels = channels_arg(channels, top_channels)
-        codec = get_codec(self.preset)
+        codec = get_codec(self.preset, runtime)
         return codec.decompress(
             self._container, channels, top_channels=top_channels, max_pixels=max_pixels
         )

@@ -31,6 +31,7 @@ __all__ = [
     "save_weights",
     "save_npz_atomic",
     "load_weights",
+    "read_arrays",
     "assign_arrays",
     "lineage",
     "load_matching",
@@ -136,7 +137,8 @@ def save_weights(model, path: str | Path) -> bytes:
     return fingerprint(arrays)
 
 
-def _read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights .npz, {"encoder/e1/kernel": float16 array}; L3ICError if bad."""
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
@@ -172,7 +174,7 @@ def assign_arrays(model, arrays: dict[str, np.ndarray], source, strict: bool = T
 
 def load_weights(model, path: str | Path) -> bytes:
     """Loads float16 .npz weights into an L3ICModel (as float32); returns their fingerprint."""
-    arrays = _read_arrays(path)
+    arrays = read_arrays(path)
     assign_arrays(model, arrays, path)
     return fingerprint(arrays)
 
@@ -186,7 +188,7 @@ def lineage(init: str | Path | None) -> dict | None:
     if init is None:
         return None
     path = Path(init)
-    fp = fingerprint(_read_arrays(path))
+    fp = fingerprint(read_arrays(path))
     sidecar_path = path.with_suffix(".json")
     sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
     patches = sidecar.get("patches_total")
@@ -201,4 +203,4 @@ def load_matching(model, path: str | Path) -> list[str]:
     For starting one preset from another's trunk: every layer but the last encoder convolution
     (e3) and the first decoder convolution (d1) has the same shape in all presets.
     """
-    return assign_arrays(model, _read_arrays(path), path, strict=False)
+    return assign_arrays(model, read_arrays(path), path, strict=False)

@@ -1,0 +1,219 @@
+"""The two runtimes of the network: ONNX Runtime (the default) against the Keras reference, and
+the on-disk cache of the ONNX graphs built from the weights."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from support import smooth_image, untrained_codec
+
+import l3ic
+from l3ic import L3ICError, api
+from l3ic.cli import main
+from l3ic.codec import Codec
+from l3ic.presets import PRESETS
+from l3ic.runtime import GRAPH_VERSION, resolve_runtime
+
+SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"
+# A latent value that lands on a rounding boundary may round the other way in the other runtime
+# (float sums in another order). Over the 24 Kodak images that happened to at most 1.3 values in
+# a million (16c; docs/runtimes.md, bench/results/runtime_agreement.json); this bound is ~8x that.
+MAX_FLIP_FRACTION = 1e-5
+
+
+def _compare_latents(a: np.ndarray, b: np.ndarray) -> None:
+    """The latents agree but for rare boundary flips of one step."""
+    diff = a.astype(np.int16) - b.astype(np.int16)
+    assert a.shape == b.shape and a.dtype == b.dtype == np.int8
+    assert np.abs(diff).max() <= 1
+    assert np.count_nonzero(diff) <= max(1, MAX_FLIP_FRACTION * diff.size)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return iio.imread(SAMPLE)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_shipped_presets_agree_across_runtimes(preset, sample):
+    onnx, keras = Codec(preset, runtime="onnx"), Codec(preset, runtime="keras")
+    assert (onnx.runtime, keras.runtime) == ("onnx", "keras")
+    q_onnx, q_keras = onnx.encode_latent(sample), keras.encode_latent(sample)
+    _compare_latents(q_onnx, q_keras)
+    files = onnx.compress(sample), keras.compress(sample)
+    assert (files[0] == files[1]) == np.array_equal(q_onnx, q_keras)
+    # one file decodes to the same image within 1 grey level on either runtime
+    y_onnx, y_keras = onnx.decompress(files[1]), keras.decompress(files[1])
+    assert y_onnx.shape == y_keras.shape == sample.shape
+    grey = np.abs(y_onnx.astype(np.int16) - y_keras)
+    assert grey.max() <= 1 and np.mean(grey > 0) < 1e-3
+
+
+def test_runtimes_agree_on_tiles_odd_sizes_and_batches(codec16):
+    onnx = Codec.from_model(codec16.net.model, "t", {}, tile=3, runtime="onnx")
+    images = [smooth_image(37, 53, seed=1), smooth_image(37, 53, seed=2), smooth_image(20, 9)]
+    latents = onnx.encode_latent_batch(images)
+    for image, q in zip(images, latents, strict=True):
+        _compare_latents(q, codec16.encode_latent(image))
+    shapes = [im.shape[:2] for im in images]
+    for y, ref in zip(
+        onnx.decode_latent_batch(latents, shapes),
+        codec16.decode_latent_batch(latents, shapes),
+        strict=True,
+    ):
+        assert y.shape == ref.shape and np.abs(y.astype(np.int16) - ref).max() <= 1
+
+
+def test_default_runtime_is_onnx_and_env_chooses(monkeypatch):
+    monkeypatch.delenv("L3IC_RUNTIME", raising=False)
+    assert resolve_runtime() == "onnx"
+    monkeypatch.setenv("L3IC_RUNTIME", "keras")
+    assert resolve_runtime() == "keras" and resolve_runtime("onnx") == "onnx"
+    with pytest.raises(L3ICError, match="unknown runtime 'tf'"):
+        resolve_runtime("tf")
+
+
+def test_api_and_imageio_take_a_runtime(presets, tmp_path):
+    image = smooth_image(32, 48)
+    for runtime in ("onnx", "keras"):
+        data = l3ic.compress(image, "16c", runtime=runtime)
+        assert l3ic.decompress(data, runtime=runtime).shape == (32, 48, 3)
+        assert api.get_codec("16c", runtime).runtime == runtime
+        iio.imwrite(tmp_path / f"{runtime}.l3ic", image, preset="16c", runtime=runtime)
+        assert iio.imread(tmp_path / f"{runtime}.l3ic", runtime=runtime).shape == (32, 48, 3)
+    assert api.get_codec("16c").runtime == resolve_runtime()
+
+
+def test_cli_runtime_option(presets, tmp_path, capsys):
+    iio.imwrite(tmp_path / "a.png", smooth_image(24, 40))
+    for runtime in ("onnx", "keras"):
+        out = tmp_path / f"{runtime}.l3ic"
+        args = ["compress", str(tmp_path / "a.png"), "-m", "16c", "-o", str(out)]
+        assert main([*args, "--runtime", runtime]) == 0
+        assert main(["decompress", str(out), "--runtime", runtime, "-o", str(out) + ".png"]) == 0
+    with pytest.raises(SystemExit) as stop:
+        main(["compress", str(tmp_path / "a.png"), "--runtime", "tf"])
+    assert stop.value.code == 2
+    capsys.readouterr()
+
+
+def test_bad_runtime_in_environment_is_one_error_line(presets, tmp_path, monkeypatch, capsys):
+    iio.imwrite(tmp_path / "a.png", smooth_image(24, 40))
+    monkeypatch.setenv("L3IC_RUNTIME", "tf")
+    assert main(["compress", str(tmp_path / "a.png"), "-m", "16c"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"l3ic: error: {tmp_path / 'a.png'}: unknown runtime 'tf': choose one of "
+                   "onnx, keras"]  # fmt: skip
+
+
+# ----- the graph cache -------------------------------------------------------------------------
+
+
+def _cached(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_graphs_are_built_once_at_first_use_and_keyed_by_fingerprint(
+    presets, tmp_path, monkeypatch
+):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("L3IC_CACHE_DIR", str(cache))
+    codec = Codec("16c", runtime="onnx")
+    assert not cache.exists()  # nothing built before it is needed
+    data = codec.compress(smooth_image(16, 16))
+    fp = codec.fingerprint.hex()
+    assert _cached(cache) == [f"16c-{fp}-g{GRAPH_VERSION}.encoder.onnx"]
+    codec.decompress(data)
+    assert len(_cached(cache)) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    again = Codec("16c", runtime="onnx")
+    assert again.compress(smooth_image(16, 16)) == data
+    again.decompress(data)
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # reused, not rebuilt
+    other = Codec("32c", runtime="onnx")  # other weights, other files
+    other.compress(smooth_image(16, 16))
+    assert f"32c-{other.fingerprint.hex()}-g{GRAPH_VERSION}.encoder.onnx" in _cached(cache)
+
+
+def test_damaged_or_unwritable_cache_is_rebuilt_or_skipped(presets, tmp_path, monkeypatch):
+    image = smooth_image(16, 24)
+    monkeypatch.setenv("L3IC_CACHE_DIR", str(tmp_path / "cache"))
+    reference = Codec("16c", runtime="onnx").compress(image)
+    (path,) = (tmp_path / "cache").iterdir()
+    path.write_bytes(b"not an onnx graph")
+    assert Codec("16c", runtime="onnx").compress(image) == reference
+    assert path.stat().st_size > 1000  # written again, whole
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("L3IC_CACHE_DIR", str(blocker / "cache"))  # cannot be created
+    assert Codec("16c", runtime="onnx").compress(image) == reference
+
+
+# Many fresh processes start at once with an empty cache and build the same graphs.
+RACER = """
+import sys, l3ic
+import numpy as np
+image = np.full((24, 32, 3), 90, np.uint8)
+data = l3ic.compress(image, "16c")
+sys.stdout.write(data.hex()[:64] + " " + str(l3ic.decompress(data).shape))
+"""
+
+
+def test_processes_racing_to_build_a_graph_all_succeed(presets, tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "L3IC_MODELS_DIR": str(presets), "L3IC_CACHE_DIR": str(cache)}
+    env.pop("L3IC_RUNTIME", None)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACER], env=env, cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1  # the same file everywhere
+    names = _cached(cache)
+    assert len(names) == 2 and all(n.endswith((".encoder.onnx", ".decoder.onnx")) for n in names)
+    import onnx
+
+    for name in names:  # whole graphs, no temporary files left
+        onnx.checker.check_model(onnx.load(cache / name))
+
+
+# Runs in a fresh interpreter: the default runtime compresses and decodes without Keras.
+NO_KERAS = """
+import json, sys
+import numpy as np
+import imageio.v3 as iio
+import l3ic
+image = np.asarray(iio.imread(sys.argv[1]))
+data = l3ic.compress(image, "16c")
+back = l3ic.decompress(data)
+iio.imwrite("x.l3ic", image, preset="16c")
+again = iio.imread("x.l3ic")
+heavy = sorted(m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules)
+print(json.dumps({"shapes": [back.shape, again.shape], "heavy": heavy}))
+"""
+
+
+def test_default_runtime_imports_no_keras(presets, tmp_path):
+    iio.imwrite(tmp_path / "a.png", smooth_image(24, 40))
+    env = {**os.environ, "L3IC_MODELS_DIR": str(presets)}
+    env.pop("L3IC_RUNTIME", None)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_KERAS, str(tmp_path / "a.png")],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"shapes": [[24, 40, 3], [24, 40, 3]], "heavy": []}
+
+
+def test_untrained_codec_on_onnx_matches_keras():
+    keras_codec = untrained_codec(16, seed=3)
+    onnx_codec = Codec.from_model(keras_codec.net.model, "t", {}, runtime="onnx")
+    image = smooth_image(40, 56)
+    _compare_latents(onnx_codec.encode_latent(image), keras_codec.encode_latent(image))
