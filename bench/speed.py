@@ -239,11 +239,19 @@ def gpu_worker(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def whole_process(runtime: str, preset: str, image: Path, runs: int) -> dict[str, Any]:
+def whole_process(
+    runtime: str | None, preset: str, image: Path, runs: int, python: str = sys.executable
+) -> dict[str, Any]:
     """``l3ic compress -m PRESET IMAGE`` and ``l3ic decompress`` of its output on ``runtime``, each
-    in ``runs`` fresh processes after one warm-up: median wall time (s) and peak memory (MiB)."""
-    env = {**os.environ, "L3IC_RUNTIME": runtime}
+    in ``runs`` fresh processes after one warm-up: median wall time (s) and peak memory (MiB).
+
+    ``python`` is the interpreter of the l3ic install to run (another virtual environment, say);
+    ``runtime`` None leaves ``$L3IC_RUNTIME`` unset (the install's default)."""
+    env = dict(os.environ)
     env.pop("L3IC_THREADS", None)
+    env.pop("L3IC_RUNTIME", None)
+    if runtime is not None:
+        env["L3IC_RUNTIME"] = runtime
     out: dict[str, Any] = {"runtime": runtime, "preset": preset, "image": image.name}
     with tempfile.TemporaryDirectory() as tmp:
         l3ic_file, png = Path(tmp) / "x.l3ic", Path(tmp) / "x.png"
@@ -256,7 +264,7 @@ def whole_process(runtime: str, preset: str, image: Path, runs: int) -> dict[str
             for run in range(runs + 1):
                 t0 = time.perf_counter()
                 proc = subprocess.run(
-                    [sys.executable, "-c", _CLI_CHILD, *argv],
+                    [python, "-c", _CLI_CHILD, *argv],
                     capture_output=True, text=True, env=env, cwd=tmp, check=False,
                 )  # fmt: skip
                 seconds = time.perf_counter() - t0
