@@ -217,3 +217,13 @@ def test_untrained_codec_on_onnx_matches_keras():
     onnx_codec = Codec.from_model(keras_codec.net.model, "t", {}, runtime="onnx")
     image = smooth_image(40, 56)
     _compare_latents(onnx_codec.encode_latent(image), keras_codec.encode_latent(image))
+
+
+def test_threads_from_the_environment(presets, monkeypatch):
+    image = smooth_image(16, 24)
+    reference = Codec("16c", runtime="onnx").compress(image)
+    monkeypatch.setenv("L3IC_THREADS", "1")
+    assert Codec("16c", runtime="onnx").compress(image) == reference
+    monkeypatch.setenv("L3IC_THREADS", "many")
+    with pytest.raises(L3ICError, match="L3IC_THREADS must be a whole number"):
+        Codec("16c", runtime="onnx").compress(image)

@@ -10,7 +10,14 @@ All maths is done in float64 with a data range of 255.
   targets (docs/architecture.md, "Published figures": skimage ``compare_ssim``, multichannel,
   data range 1 on float images, which is the same number).
 - ``ssim_gaussian``: Wang et al. 2004 SSIM (11x11 Gaussian window, sigma 1.5, population
-  covariance), through scikit-image.
+  covariance), as scikit-image's ``structural_similarity(..., gaussian_weights=True,
+  use_sample_covariance=False)``.
+
+Both SSIMs are computed here in numpy, the way scikit-image computes them: scikit-image filters
+the whole image (reflecting at the borders) and then averages the SSIM map without a border of
+half a window, which leaves exactly the windows that lie inside the image, so filtering only
+those ("valid" filtering) gives the same number (the tests compare with scikit-image to 1e-9).
+That keeps scipy and scikit-image out of the base install (they are test dependencies).
 - ``ms_ssim``: Wang, Simoncelli and Bovik 2003 MS-SSIM, five scales, weights
   ``(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``, computed per channel and averaged over R, G, B.
   It reproduces ``tf.image.ssim_multiscale(x, y, max_val=255)`` (default arguments): valid
@@ -30,8 +37,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
-from skimage.metrics import structural_similarity
 
 __all__ = [
     "MS_SSIM_MIN_SIDE",
@@ -51,6 +56,7 @@ __all__ = [
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _FILTER_SIZE = 11
 _FILTER_SIGMA = 1.5
+_UNIFORM_SIZE = 7  # scikit-image's default SSIM window
 _K1, _K2 = 0.01, 0.03
 _DATA_RANGE = 255.0
 MS_SSIM_MIN_SIDE = (_FILTER_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
@@ -117,7 +123,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
         Mean SSIM in [-1, 1]; 1.0 for identical images.
     """
     _check_pair(a, b)
-    return float(structural_similarity(a, b, channel_axis=-1, data_range=_DATA_RANGE))
+    taps = np.full(_UNIFORM_SIZE, 1.0 / _UNIFORM_SIZE)
+    return _ssim_mean(a, b, taps, covariance=_UNIFORM_SIZE**2 / (_UNIFORM_SIZE**2 - 1.0))
 
 
 def ssim_gaussian(a: np.ndarray, b: np.ndarray) -> float:
@@ -131,17 +138,25 @@ def ssim_gaussian(a: np.ndarray, b: np.ndarray) -> float:
         Mean SSIM in [-1, 1] over pixels and channels; 1.0 for identical images.
     """
     _check_pair(a, b)
-    return float(
-        structural_similarity(
-            a,
-            b,
-            channel_axis=-1,
-            data_range=_DATA_RANGE,
-            gaussian_weights=True,
-            sigma=_FILTER_SIGMA,
-            use_sample_covariance=False,
-        )
-    )
+    return _ssim_mean(a, b, _gaussian_1d(), covariance=1.0)
+
+
+def _ssim_mean(a: np.ndarray, b: np.ndarray, taps: np.ndarray, covariance: float) -> float:
+    """Mean SSIM of (H, W, C) uint8 images over the windows inside the image and the channels.
+
+    ``taps``: the separable window; ``covariance``: the factor on (co)variances (n / (n - 1) for
+    sample covariances of n-pixel windows, 1 for population ones).
+    """
+    if min(a.shape[:2]) < len(taps):
+        raise ValueError(f"SSIM needs both sides >= {len(taps)} px, got {a.shape[0]}x{a.shape[1]}")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (_K1 * _DATA_RANGE) ** 2, (_K2 * _DATA_RANGE) ** 2
+    mx, my = _filter_valid(x, taps), _filter_valid(y, taps)
+    vx = covariance * (_filter_valid(x * x, taps) - mx * mx)
+    vy = covariance * (_filter_valid(y * y, taps) - my * my)
+    vxy = covariance * (_filter_valid(x * y, taps) - mx * my)
+    s = (2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s.mean(axis=(0, 1)).mean())
 
 
 def _gaussian_1d() -> np.ndarray:
@@ -152,11 +167,17 @@ def _gaussian_1d() -> np.ndarray:
 
 
 def _filter_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Separable 'valid' Gaussian filtering of the first two axes of (H, W, C) float64."""
-    half = len(taps) // 2
-    y = ndimage.correlate1d(x, taps, axis=0, mode="constant")
-    y = ndimage.correlate1d(y, taps, axis=1, mode="constant")
-    return y[half:-half, half:-half]
+    """Separable 'valid' filtering of the first two axes of (H, W, C) float64 by ``taps`` (n,):
+    (H - n + 1, W - n + 1, C), each output the weighted sum of the window below and right of it."""
+    n = len(taps)
+    h, w = x.shape[0] - n + 1, x.shape[1] - n + 1
+    y = taps[0] * x[:h]
+    for k in range(1, n):
+        y += taps[k] * x[k : k + h]
+    z = taps[0] * y[:, :w]
+    for k in range(1, n):
+        z += taps[k] * y[:, k : k + w]
+    return z
 
 
 def _ssim_terms(x: np.ndarray, y: np.ndarray, taps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

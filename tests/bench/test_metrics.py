@@ -42,6 +42,22 @@ def test_ssim_is_skimage_default(image256):
     assert metrics.ssim_gaussian(image256, b) != pytest.approx(expected, abs=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(256, 256), (61, 97), (7, 12), (11, 11)])
+def test_both_ssims_are_scikit_images(shape, make_image):
+    a = make_image(*shape, seed=7)
+    for sigma in (2, 10, 40):
+        b = _noisy(a, sigma)
+        expected = structural_similarity(a, b, channel_axis=-1, data_range=255)
+        assert metrics.ssim(a, b) == pytest.approx(expected, abs=1e-9)
+        if min(shape) < 11:
+            continue
+        expected = structural_similarity(
+            a, b, channel_axis=-1, data_range=255, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False,
+        )  # fmt: skip
+        assert metrics.ssim_gaussian(a, b) == pytest.approx(expected, abs=1e-9)
+
+
 def test_metrics_fall_with_noise(image256):
     mild, strong = _noisy(image256, 3), _noisy(image256, 20)
     for f in (metrics.psnr, metrics.ssim, metrics.ssim_gaussian, metrics.ms_ssim):
