@@ -227,3 +227,13 @@ def test_threads_from_the_environment(presets, monkeypatch):
     monkeypatch.setenv("L3IC_THREADS", "many")
     with pytest.raises(L3ICError, match="L3IC_THREADS must be a whole number"):
         Codec("16c", runtime="onnx").compress(image)
+
+
+def test_cuda_provider_comes_first_where_onnxruntime_has_it(presets, monkeypatch):
+    import onnxruntime
+
+    assert Codec("16c", runtime="onnx").net.providers[-1] == "CPUExecutionProvider"
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: gpu)
+    net = Codec("16c", runtime="onnx").net  # sessions are made at first use: none here
+    assert net.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
