@@ -142,21 +142,12 @@ def ssim_gaussian(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ssim_mean(a: np.ndarray, b: np.ndarray, taps: np.ndarray, covariance: float) -> float:
-    """Mean SSIM of (H, W, C) uint8 images over the windows inside the image and the channels.
-
-    ``taps``: the separable window; ``covariance``: the factor on (co)variances (n / (n - 1) for
-    sample covariances of n-pixel windows, 1 for population ones).
-    """
+    """Mean SSIM of (H, W, C) uint8 images over the windows inside the image and the channels
+    (``_ssim_terms`` with window ``taps`` and (co)variance factor ``covariance``)."""
     if min(a.shape[:2]) < len(taps):
         raise ValueError(f"SSIM needs both sides >= {len(taps)} px, got {a.shape[0]}x{a.shape[1]}")
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (_K1 * _DATA_RANGE) ** 2, (_K2 * _DATA_RANGE) ** 2
-    mx, my = _filter_valid(x, taps), _filter_valid(y, taps)
-    vx = covariance * (_filter_valid(x * x, taps) - mx * mx)
-    vy = covariance * (_filter_valid(y * y, taps) - my * my)
-    vxy = covariance * (_filter_valid(x * y, taps) - mx * my)
-    s = (2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(s.mean(axis=(0, 1)).mean())
+    ssim_c, _ = _ssim_terms(a.astype(np.float64), b.astype(np.float64), taps, covariance)
+    return float(ssim_c.mean())
 
 
 def _gaussian_1d() -> np.ndarray:
@@ -180,8 +171,14 @@ def _filter_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
     return z
 
 
-def _ssim_terms(x: np.ndarray, y: np.ndarray, taps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel SSIM and contrast-structure means of (H, W, C) float64 images: two (C,)."""
+def _ssim_terms(
+    x: np.ndarray, y: np.ndarray, taps: np.ndarray, covariance: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel SSIM and contrast-structure means of (H, W, C) float64 images: two (C,).
+
+    ``taps``: the separable window (valid filtering); ``covariance``: the factor on the window's
+    (co)variances, n / (n - 1) for sample covariances of n-pixel windows, 1 for population ones.
+    """
     c1 = (_K1 * _DATA_RANGE) ** 2
     c2 = (_K2 * _DATA_RANGE) ** 2
     mu_x = _filter_valid(x, taps)
@@ -191,7 +188,7 @@ def _ssim_terms(x: np.ndarray, y: np.ndarray, taps: np.ndarray) -> tuple[np.ndar
     luminance = (num0 + c1) / (den0 + c1)
     num1 = 2.0 * _filter_valid(x * y, taps)
     den1 = _filter_valid(x**2 + y**2, taps)
-    cs = (num1 - num0 + c2) / (den1 - den0 + c2)
+    cs = (covariance * (num1 - num0) + c2) / (covariance * (den1 - den0) + c2)
     return (luminance * cs).mean(axis=(0, 1)), cs.mean(axis=(0, 1))
 
 
