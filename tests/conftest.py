@@ -45,8 +45,8 @@ def presets(models_dir, monkeypatch):
     from l3ic import api, latent_coder
 
     monkeypatch.setenv("L3IC_MODELS_DIR", str(models_dir))
-    api.get_codec.cache_clear()
+    api._shared_codec.cache_clear()
     latent_coder.get_coder.cache_clear()
     yield models_dir
-    api.get_codec.cache_clear()
+    api._shared_codec.cache_clear()
     latent_coder.get_coder.cache_clear()

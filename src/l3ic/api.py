@@ -18,19 +18,24 @@ from .errors import L3ICError
 from .image import read_image, write_atomic
 from .latent_coder import channels_arg, get_coder
 from .presets import resolve_preset
+from .runtime import resolve_runtime
 
 __all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec", "get_coder"]
 
 
-@functools.lru_cache(maxsize=8)
 def get_codec(preset: str, runtime: str | None = None):
-    """The shared ``Codec`` of a preset on a runtime, loaded once per process.
+    """The shared ``Codec`` of a preset on a runtime, loaded once per process and runtime.
 
     Args:
         preset: "16c", "32c" or "64c".
-        runtime: "onnx" or "keras"; None: ``$L3IC_RUNTIME``, else "onnx" (read at the first
-            call for each argument pair, which is what the cache is keyed by).
+        runtime: "onnx" or "keras"; None: ``$L3IC_RUNTIME``, else "onnx" (resolved before the
+            cache, so None and the runtime it stands for share one codec).
     """
+    return _shared_codec(preset, resolve_runtime(runtime))
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_codec(preset: str, runtime: str):
     from .codec import Codec
 
     return Codec(preset, runtime=runtime)
