@@ -22,6 +22,7 @@ from .errors import L3ICError, one_line
 from .keras_import import import_keras_quietly
 from .presets import DEFAULT_PRESET, PRESETS
 from .runtime import RUNTIMES
+from .shard_convert import ENGINES
 
 __all__ = ["main"]
 
@@ -36,6 +37,7 @@ EXAMPLES = """examples:
   l3ic decompress huge.l3ic --max-pixels 100000000  # a file over the 33.5 Mpx limit
   l3ic info photo.l3ic --json
   l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
+  l3ic convert photos/ shards/ --layout shards --engine dask  # -> tar shards, on Dask
   l3ic train --help                            # train a preset (docs/training.md)
 """
 
@@ -100,10 +102,17 @@ def _parser() -> argparse.ArgumentParser:
 
     v = add(
         "convert",
-        "convert a folder tree of images to .l3ic files and an index (DST/index.json)",
-        "Class sub-folders are kept (ImageFolder layout). Existing outputs are skipped, so a\n"
-        "second run resumes an interrupted one. Exit 1 if any image failed (the others are\n"
-        "converted).\n\nexample:\n  l3ic convert photos/ latents/ -m 32c --workers 2",
+        "convert a folder tree of images to .l3ic files or to tar shards",
+        "Layout files (default): one .l3ic file per image, class sub-folders kept (ImageFolder\n"
+        "layout), and DST/index.json. Layout shards: WebDataset-style tar shards of a few\n"
+        "hundred MB with an index per shard and DST/shards.json (docs/latents.md), written a\n"
+        "task per shard on this machine or on a Dask cluster. Either way a second run resumes\n"
+        "an interrupted one, skipping what is finished. Exit 1 if any image failed (the others\n"
+        "are converted).\n\nexamples:\n"
+        "  l3ic convert photos/ latents/ -m 32c --workers 2\n"
+        "  l3ic convert imagenet/train/ shards/ --layout shards --engine dask --workers 16\n"
+        "  l3ic convert imagenet/train/ shards/ --layout shards --engine dask \\\n"
+        "      --address tcp://scheduler:8786",
     )
     v.add_argument("src", metavar="SRC", help="folder of images, e.g. SRC/<class>/<image>.png")
     v.add_argument("dst", metavar="DST", help="output folder (created if needed)")
@@ -111,6 +120,26 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
     _add_runtime(v)
+    v.add_argument(
+        "--layout",
+        choices=("files", "shards"),
+        help="files: one .l3ic per image (default); shards: tar shards (implied by the options "
+        "below)",
+    )
+    v.add_argument(
+        "--shard-size",
+        metavar="SIZE",
+        help="aimed size of a shard, e.g. 256MB (the default), 1GB",
+    )
+    v.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="where shards are written: local (processes on this machine, the default) or "
+        'dask (a Dask cluster; pip install "l3ic[dask]")',
+    )
+    v.add_argument(
+        "--address", metavar="URL", help="a running Dask scheduler, e.g. tcp://10.0.0.1:8786"
+    )
 
     sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
     return p
@@ -289,11 +318,28 @@ def _run_many(args, one) -> int:
 
 def _convert(args) -> int:
     from .convert import convert
+    from .shard_convert import DEFAULT_SHARD_SIZE, convert_shards, parse_size
 
+    sharded = (args.shard_size, args.engine, args.address) != (None, None, None)
     try:
-        report = convert(
-            args.src, args.dst, args.preset, args.workers, args.drop_alpha, runtime=args.runtime
-        )
+        if args.layout == "files" and sharded:
+            raise L3ICError("--shard-size, --engine and --address need --layout shards")
+        if args.layout == "shards" or sharded:
+            report = convert_shards(
+                args.src,
+                args.dst,
+                args.preset,
+                workers=args.workers,
+                engine=args.engine or ("dask" if args.address else "local"),
+                address=args.address,
+                shard_size=parse_size(args.shard_size) if args.shard_size else DEFAULT_SHARD_SIZE,
+                drop_alpha=args.drop_alpha,
+                runtime=args.runtime,
+            )
+        else:
+            report = convert(
+                args.src, args.dst, args.preset, args.workers, args.drop_alpha, runtime=args.runtime
+            )
     except (L3ICError, OSError) as e:
         print(f"l3ic: error: {one_line(e)}", file=sys.stderr)
         return 1

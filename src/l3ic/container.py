@@ -10,6 +10,7 @@ Pillow's ``MAX_IMAGE_PIXELS``: a file of a few bytes can declare a huge image of
 channels, which would cost minutes and gigabytes to decode.
 """
 
+import itertools
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ __all__ = [
     "Container",
     "pack",
     "parse",
+    "parse_header",
 ]
 
 MAGIC = b"L3IC"
@@ -70,9 +72,12 @@ class Container:
         grayscale: decode to a (H, W) image instead of (H, W, 3).
         latent_shape: (h, w, C) with h = ceil(height / 8), w = ceil(width / 8).
         codes: C ChannelCode, one per latent channel.
-        offsets: byte offset of each channel's stream in the file (filled by ``parse``).
+        offsets: byte offset of each channel's stream in the file (filled by ``parse`` and
+            ``parse_header``).
+        stream_lengths: bytes of each channel's stream, 0 for a constant channel (filled by
+            ``parse`` and ``parse_header``).
         header_bytes: bytes of the header, everything but the streams and the final CRC-32
-            (filled by ``parse``).
+            (filled by ``parse`` and ``parse_header``).
         version: the format version read (``pack`` always writes ``VERSION``).
     """
 
@@ -84,8 +89,14 @@ class Container:
     latent_shape: tuple[int, int, int]
     codes: list[ChannelCode] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    stream_lengths: list[int] = field(default_factory=list)
     header_bytes: int = 0
     version: int = VERSION
+
+    @property
+    def file_bytes(self) -> int:
+        """Size of the whole file: header, streams and the final CRC-32."""
+        return self.header_bytes + sum(self.stream_lengths) + 4
 
     def metadata(self) -> dict:
         """The header as a dict: preset, width, height, grayscale, latent_shape, fingerprint."""
@@ -186,6 +197,37 @@ def parse(data: bytes) -> Container:
         L3ICError: not an .l3ic file, unknown version, damaged, truncated or absurd sizes.
     """
     data = bytes(data)
+    c = parse_header(data)
+    if c.file_bytes != len(data):
+        raise L3ICError(
+            "truncated .l3ic file"
+            if c.file_bytes > len(data)
+            else "trailing bytes after .l3ic data"
+        )
+    end = c.file_bytes - 4
+    if zlib.crc32(data[:end]) != int.from_bytes(data[end:], "little"):
+        raise L3ICError("corrupt .l3ic file (checksum mismatch)")
+    for code, offset, length in zip(c.codes, c.offsets, c.stream_lengths, strict=True):
+        code.stream = data[offset : offset + length]
+    return c
+
+
+def parse_header(data: bytes) -> Container:
+    """Parses and checks the header of a .l3ic file, up to and including its CRC-32.
+
+    What a reader of only some channels needs: where each channel's stream lies
+    (``offsets``, ``stream_lengths``) and how it is coded. The streams are not attached (each
+    code's ``stream`` is empty); the caller reads the ones it wants and sets them. The file's
+    own CRC-32, over the whole file, cannot be checked from part of it; sealed streams
+    (version 2) still detect a stream that is cut or too long.
+
+    Args:
+        data: the file's first bytes, at least its header (anything after it is ignored).
+
+    Raises:
+        L3ICError: as ``parse``, for the header.
+    """
+    data = bytes(data)
     if len(data) < 4 or data[:4] != MAGIC:
         raise L3ICError("not an .l3ic file (wrong magic bytes)")
     _need(data, 4, 3)
@@ -212,7 +254,7 @@ def parse(data: bytes) -> Container:
         sizes.append(n)
     width, height, *latent = sizes
     _check_sizes(width, height, tuple(latent))
-    codes, sealed = [], version >= 2
+    codes, lengths, sealed = [], [], version >= 2
     for _ in range(latent[2]):
         _need(data, pos, 1)
         mode = data[pos]
@@ -222,6 +264,7 @@ def parse(data: bytes) -> Container:
             if data[pos] >= ALPHABET:
                 raise L3ICError(f"corrupt .l3ic header (symbol {data[pos]} out of range)")
             codes.append(ChannelCode(CONSTANT, symbol=data[pos]))
+            lengths.append(0)
             pos += 1
             continue
         if mode not in (PRIOR, TABLE):
@@ -232,36 +275,24 @@ def parse(data: bytes) -> Container:
         table = None
         if mode == TABLE:
             table, pos = unpack_table(data, pos)
-        codes.append(ChannelCode(mode, table=table, stream=length, sealed=sealed))
+        codes.append(ChannelCode(mode, table=table, sealed=sealed))
+        lengths.append(length)
     _need(data, pos, 4)
     if zlib.crc32(data[:pos]) != int.from_bytes(data[pos : pos + 4], "little"):
         raise L3ICError("corrupt .l3ic file (header checksum mismatch)")
     pos += 4
     header_bytes = pos
-    offsets = []
-    for code in codes:
-        length = code.stream if code.mode != CONSTANT else 0
-        offsets.append(pos)
-        _need(data, pos, length)
-        code.stream = data[pos : pos + length]
-        pos += length
-    if pos + 4 != len(data):
-        raise L3ICError(
-            "truncated .l3ic file" if pos + 4 > len(data) else "trailing bytes after .l3ic data"
-        )
-    if zlib.crc32(data[:pos]) != int.from_bytes(data[pos:], "little"):
-        raise L3ICError("corrupt .l3ic file (checksum mismatch)")
-    gray = bool(flags & FLAG_GRAY)
-    latent_shape = tuple(latent)
+    offsets = list(itertools.accumulate(lengths[:-1], initial=header_bytes))
     return Container(
         preset,
         fingerprint,
         width,
         height,
-        gray,
-        latent_shape,
+        bool(flags & FLAG_GRAY),
+        tuple(latent),
         codes,
         offsets,
+        lengths,
         header_bytes,
         version,
     )

@@ -40,6 +40,7 @@ from .errors import L3ICError, one_line
 from .image import is_image_name, read_image, write_atomic
 from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 from .runtime import resolve_runtime
+from .shards import SHARDS_NAME
 
 __all__ = ["INDEX_NAME", "Report", "convert", "find_images", "read_index"]
 
@@ -183,6 +184,8 @@ def _check_dst(
         existing: ``_existing`` of the outputs of this run that exist, by path relative to dst.
         preset, fp: the preset converting and its weights fingerprint (None: not known).
     """
+    if (dst / SHARDS_NAME).exists():
+        raise L3ICError(f"{dst} holds tar shards ({SHARDS_NAME}); use another DST")
     index_path = dst / INDEX_NAME
     if index_path.exists():
         try:

@@ -3,7 +3,11 @@
 - ``LatentFiles`` (``l3ic.latent_files``, re-exported here): one item at a time, ``(x, label)``;
   the ``torch.utils.data.Dataset`` protocol. It imports no Keras; this module does.
 - ``LatentDataset``: a ``keras.utils.PyDataset`` of batches for ``model.fit`` on any backend.
-- ``as_tf_dataset``: a ``tf.data.Dataset`` of the same batches; ``iterate``: a plain iterator.
+- ``ShardBatches``: the same for tar shards (``--layout shards``), reading each batch's
+  samples by the shard indexes; ``LatentShards`` (``l3ic.latent_shards``, re-exported) streams
+  them instead.
+- ``as_tf_dataset``: a ``tf.data.Dataset`` of the batches of either, or of ``LatentShards``
+  samples batched; ``iterate``: a plain iterator.
 
 ``x`` is the latent as float32 (h, w, k) holding the integers -15..16 (only the ``channels``
 asked for, in that order), or with ``decode=True`` the decoded image as float32 (H, W, 3) in
@@ -25,8 +29,16 @@ import numpy as np
 
 from .errors import L3ICError
 from .latent_files import LatentFiles
+from .latent_shards import LatentShards, split_range
 
-__all__ = ["LatentFiles", "LatentDataset", "as_tf_dataset", "iterate"]
+__all__ = [
+    "LatentFiles",
+    "LatentDataset",
+    "LatentShards",
+    "ShardBatches",
+    "as_tf_dataset",
+    "iterate",
+]
 
 
 class LatentDataset(keras.utils.PyDataset):
@@ -104,7 +116,114 @@ class LatentDataset(keras.utils.PyDataset):
         return 3 if self.files.decode else len(self.files.channels)
 
 
-def iterate(dataset: LatentDataset, epochs: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+class ShardBatches(keras.utils.PyDataset):
+    """Batches of latents (or decoded images) and labels from tar shards, for ``model.fit``.
+
+    Batch ``i`` reads its samples by the shard indexes (only the channels asked for), so
+    batches can be loaded in any order and by ``PyDataset`` workers. Samples are grouped by
+    size as in ``LatentDataset``. Under distributed training give ``rank`` and
+    ``world_size``: the samples are split as ``LatentShards`` splits them (equal contiguous
+    blocks of N // world_size; the few left over are not read that epoch), so every rank has
+    the same number of samples, and of batches when all images share one size.
+
+    Args:
+        root: folder written by ``l3ic convert --layout shards``.
+        batch_size: images per batch (at most).
+        channels, top_channels, decode, runtime: as for ``LatentShards``.
+        shuffle: shuffle samples and batch order, anew every epoch.
+        seed: seed of the shuffling (the same on every rank).
+        rank, world_size: this rank and the number of ranks (default 0 of 1).
+        **kwargs: ``keras.utils.PyDataset`` options (workers, use_multiprocessing,
+            max_queue_size).
+
+    Attributes:
+        shards: the ``LatentShards`` whose settings and ``ShardSet`` are used.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        batch_size: int = 32,
+        channels: Sequence[int] | None = None,
+        decode: bool = False,
+        shuffle: bool = True,
+        seed: int = 0,
+        *,
+        top_channels: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        runtime: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if batch_size < 1:
+            raise L3ICError(f"batch_size must be at least 1, got {batch_size}")
+        self.shards = LatentShards(
+            root,
+            channels,
+            top_channels=top_channels,
+            decode=decode,
+            rank=rank,
+            world_size=world_size,
+            runtime=runtime,
+        )
+        sizes = self.shards.shards
+        self._where = [(s, j) for s in range(len(sizes.names)) for j in range(sizes.counts[s])]
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self._batches = self._plan()
+
+    def _plan(self) -> list[list[tuple[int, int]]]:
+        rank, world = self.shards.rank()
+        n = len(self._where)
+        order = np.arange(n)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        start, stop = split_range(n - n % world, world, rank)
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for i in order[start:stop]:
+            s, j = self._where[i]
+            entry = self.shards.shards.samples(s)[j]
+            groups.setdefault((entry["height"], entry["width"]), []).append((s, j))
+        batches = []
+        for ids in groups.values():
+            batches += [ids[k : k + self.batch_size] for k in range(0, len(ids), self.batch_size)]
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch, 1])
+            batches = [batches[k] for k in rng.permutation(len(batches))]
+        return batches
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``idx``: (float32 (B, h, w, k) or (B, H, W, 3), (B,) int32 labels)."""
+        ids = self._batches[idx]
+        sh, channels = self.shards.shards, self.shards.subset
+        qs = [sh.read(s, j, channels, partial=self.shards.decode) for s, j in ids]
+        labels = np.array([sh.samples(s)[j]["label"] for s, j in ids], dtype=np.int32)
+        if not self.shards.decode:
+            return np.stack(qs).astype(np.float32), labels
+        from .api import get_codec
+
+        entry = sh.samples(ids[0][0])[ids[0][1]]
+        shape = (entry["height"], entry["width"])
+        codec = get_codec(sh.preset, self.shards.runtime)
+        images = codec.decode_latent_batch(qs, [shape] * len(qs))
+        return np.stack(images).astype(np.float32) / 255.0, labels
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._batches = self._plan()
+
+    @property
+    def depth(self) -> int:
+        """Channels of ``x``: k latent channels, or 3 when decoding."""
+        return self.shards.depth
+
+
+def iterate(
+    dataset: "LatentDataset | ShardBatches", epochs: int = 1
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yields the (x, labels) batches of ``dataset`` for ``epochs`` epochs, reshuffling between."""
     for _ in range(epochs):
         for idx in range(len(dataset)):
@@ -112,13 +231,29 @@ def iterate(dataset: LatentDataset, epochs: int = 1) -> Iterator[tuple[np.ndarra
         dataset.on_epoch_end()
 
 
-def as_tf_dataset(dataset: LatentDataset):
-    """The batches of ``dataset`` as a prefetching ``tf.data.Dataset`` (one epoch per pass).
+def as_tf_dataset(dataset, batch_size: int | None = None):
+    """A prefetching ``tf.data.Dataset`` of ``dataset``'s batches (one epoch per pass).
+
+    Args:
+        dataset: a ``LatentDataset`` or ``ShardBatches`` (batches as they are), or a
+            ``LatentShards`` (samples, batched by ``batch_size``; they must share a size,
+            and its ``set_epoch`` is the caller's to call between passes).
+        batch_size: batch size for a ``LatentShards`` (required there, refused otherwise).
 
     Returns:
         ``tf.data.Dataset`` of (float32 (B, h, w, k) or (B, H, W, 3), int32 (B,)).
     """
     import tensorflow as tf
+
+    if isinstance(dataset, LatentShards) != (batch_size is not None):
+        raise L3ICError("batch_size is needed for a LatentShards, and only for it")
+    if isinstance(dataset, LatentShards):
+        spec = (
+            tf.TensorSpec((None, None, dataset.depth), tf.float32),
+            tf.TensorSpec((), tf.int32),
+        )
+        samples = tf.data.Dataset.from_generator(lambda: iter(dataset), output_signature=spec)
+        return samples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def batches():
         yield from iterate(dataset)

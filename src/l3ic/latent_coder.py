@@ -139,13 +139,14 @@ class LatentCoder:
                 f"preset {self.preset!r} has {self.channels}"
             )
         h, w, _ = c.latent_shape
+        lengths = c.stream_lengths or [len(code.stream) for code in c.codes]
         for k, code in enumerate(c.codes):
             if code.mode == entropy.CONSTANT:
                 continue
             table = self.priors[k] if code.mode == entropy.PRIOR else code.table
-            if len(code.stream) < entropy.min_stream_bytes(h * w, table):
+            if lengths[k] < entropy.min_stream_bytes(h * w, table):
                 raise L3ICError(
-                    f"corrupt .l3ic file: channel {k}'s stream of {len(code.stream)} bytes is "
+                    f"corrupt .l3ic file: channel {k}'s stream of {lengths[k]} bytes is "
                     f"too short for a {c.width}x{c.height} image"
                 )
         return c
@@ -158,7 +159,8 @@ class LatentCoder:
         Streams of channels not asked for are skipped by their stored lengths, not decoded.
 
         Args:
-            data: the .l3ic file, or its ``Container``.
+            data: the .l3ic file, or its ``Container`` (from ``container.parse``, or from
+                ``container.parse_header`` with the streams of ``channels`` attached).
             channels: channel indices to decode, in the order wanted (default all).
             max_pixels: the pixel limit, as for ``parse``.
 

@@ -1,0 +1,274 @@
+"""Streaming a sharded latent dataset (``shards``): samples in order, split across ranks and
+data-loader workers, shuffled through a buffer, reading only the channels asked for.
+
+``LatentShards`` is an iterable of ``(x, label)``: ``x`` is the latent as float32 (h, w, k)
+holding the integers -15..16 (only the channels asked for, in that order), or with
+``decode=True`` the image decoded from them as float32 (H, W, 3) in [0, 1]; ``label`` is the
+class index (int; -1 for an image outside any class folder). It imports no Keras and no torch;
+``l3ic.torch_data`` wraps it for ``torch.utils.data.DataLoader``, ``l3ic.data`` for Keras and
+tf.data, and ``wds_decoder`` decodes .l3ic members inside ``webdataset`` pipelines.
+
+Splitting, every epoch: the shards are put in order (a new random order per epoch with
+``shuffle``, the same on every rank), their samples form one sequence of N, and rank r of R
+takes the r-th of R equal contiguous blocks of N // R samples. The N mod R samples left over
+(the last ones of that epoch's order: with shuffling, different ones each epoch) are not read
+in that epoch, so every rank reads the same number of samples and, with any batch size, the
+same number of batches: distributed training cannot hang waiting for a rank with fewer. Inside
+a rank, data-loader worker w of W takes the w-th of W contiguous parts of the block (sizes
+differ by at most one). So each sample is read at most once per epoch. Reading is sequential
+within a shard; ``shuffle`` also mixes samples through a buffer of ``shuffle_buffer``.
+"""
+
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .errors import L3ICError, one_line
+from .latent_coder import channels_arg, get_coder
+from .shards import ShardSet
+
+__all__ = ["LatentShards", "wds_decoder", "split_range"]
+
+ON_ERROR = ("raise", "skip")
+
+
+def split_range(n: int, parts: int, part: int) -> tuple[int, int]:
+    """The ``part``-th of ``parts`` contiguous pieces of range(n), sizes differing by at most one.
+
+    Returns:
+        (start, stop).
+    """
+    return part * n // parts, (part + 1) * n // parts
+
+
+def _dist_rank() -> tuple[int, int]:
+    """(rank, world size) of torch.distributed when it is in use, else (0, 1)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _loader_worker() -> tuple[int, int]:
+    """(worker id, workers) of the torch DataLoader worker this runs in, else (0, 1)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            return info.id, info.num_workers
+    return 0, 1
+
+
+class LatentShards:
+    """The samples of a sharded dataset, streamed (see the module docstring for the splitting).
+
+    Args:
+        root: the folder written by ``l3ic convert --layout shards``.
+        channels: latent channel indices to read, in order (default all).
+        top_channels: read the ``top_channels`` most important channels (1..C) instead.
+        decode: yield images decoded by the network (ONNX Runtime unless ``runtime="keras"``)
+            from the channels read, the others at their likeliest value.
+        shuffle: new shard order every epoch and a shuffle buffer; ``set_epoch`` before each.
+        shuffle_buffer: samples held for shuffling.
+        seed: seed of the shuffling (the same on every rank).
+        rank, world_size: this process's rank among the ranks of distributed training; default
+            torch.distributed's if it is initialised, else 0 of 1.
+        on_error: "raise": a damaged or missing shard or record raises ``L3ICError`` naming the
+            shard and the sample; "skip": it is left out, counted in ``skipped`` and reported
+            by a warning at the end of the pass.
+        runtime: the network's runtime with ``decode=True``.
+
+    Attributes:
+        shards: the ``ShardSet`` read from (classes, names, counts, preset).
+        channels: the channel indices read, in order.
+        subset: ``channels``, or None when all are read (then whole records are read and both
+            CRC-32s checked).
+        skipped: (shard, key or None, reason) of what was skipped in this process.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        channels: Sequence[int] | None = None,
+        *,
+        top_channels: int | None = None,
+        decode: bool = False,
+        shuffle: bool = False,
+        shuffle_buffer: int = 1000,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        on_error: str = "raise",
+        runtime: str | None = None,
+    ):
+        if on_error not in ON_ERROR:
+            raise L3ICError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+        if shuffle_buffer < 1:
+            raise L3ICError(f"shuffle_buffer must be at least 1, got {shuffle_buffer}")
+        self.shards = ShardSet(root)
+        coder = get_coder(self.shards.preset)
+        channels, top_channels = channels_arg(channels, top_channels)
+        if top_channels is not None:
+            if top_channels == 0:
+                raise L3ICError(f"top_channels must lie in 1..{coder.channels}, got 0")
+            channels = coder.top_channels(top_channels)
+        self.subset = None if channels is None else [int(k) for k in channels]
+        self.channels = (
+            list(range(coder.channels)) if channels is None else [int(k) for k in channels]
+        )
+        if not self.channels or not all(0 <= k < coder.channels for k in self.channels):
+            raise L3ICError(f"channels must be a non-empty list of 0..{coder.channels - 1}")
+        if (rank is None) != (world_size is None):
+            raise L3ICError("give both rank and world_size, or neither")
+        if world_size is not None and not 0 <= rank < world_size:
+            raise L3ICError(f"rank must lie in 0..{world_size - 1}, got {rank}")
+        self.decode, self.shuffle, self.shuffle_buffer = decode, shuffle, shuffle_buffer
+        self.seed, self.epoch, self.on_error, self.runtime = seed, 0, on_error, runtime
+        self._rank = None if rank is None else (rank, world_size)
+        self.skipped: list[tuple[str, str | None, str]] = []
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names; labels index them."""
+        return self.shards.classes
+
+    @property
+    def depth(self) -> int:
+        """Channels of ``x``: the latent channels read, or 3 when decoding."""
+        return 3 if self.decode else len(self.channels)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch, which picks the shard order and the shuffling (call before each)."""
+        self.epoch = int(epoch)
+
+    def rank(self) -> tuple[int, int]:
+        """(rank, world size) this process reads as."""
+        return self._rank or _dist_rank()
+
+    def __len__(self) -> int:
+        """Samples this rank reads per epoch (all data-loader workers together)."""
+        return len(self.shards) // self.rank()[1]
+
+    def plan(self, worker: int = 0, workers: int = 1) -> list[tuple[int, int, int]]:
+        """What one data-loader worker of this rank reads this epoch, before the buffer.
+
+        Returns:
+            (shard index, first sample, stop) runs, in reading order.
+        """
+        rank, world = self.rank()
+        order = np.arange(len(self.shards.names))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        per_rank = len(self.shards) // world
+        a, b = split_range(per_rank, workers, worker)
+        start, stop = rank * per_rank + a, rank * per_rank + b
+        runs, pos = [], 0
+        for s in order:
+            n = int(self.shards.counts[s])
+            lo, hi = max(start, pos), min(stop, pos + n)
+            if lo < hi:
+                runs.append((int(s), lo - pos, hi - pos))
+            pos += n
+        return runs
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
+        worker, workers = _loader_worker()
+        samples = self._read(self.plan(worker, workers))
+        if self.shuffle:
+            rank = self.rank()[0]
+            rng = np.random.default_rng([self.seed, self.epoch, rank, worker, 1])
+            samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)
+        yield from samples
+        if self.skipped:
+            warnings.warn(
+                f"skipped {len(self.skipped)} damaged or missing samples or shards, e.g. "
+                f"{self.skipped[0][0]} {self.skipped[0][1] or ''}: {self.skipped[0][2]}",
+                stacklevel=2,
+            )
+
+    def _read(self, runs: list[tuple[int, int, int]]) -> Iterator[tuple[np.ndarray, int]]:
+        channels, codec = self.subset, None
+        if self.decode:
+            from .api import get_codec  # the network, only when decoding
+
+            codec = get_codec(self.shards.preset, self.runtime)
+        for s, lo, hi in runs:
+            try:
+                entries = self.shards.samples(s)
+            except L3ICError as e:
+                if self.on_error == "raise":
+                    raise
+                self.skipped.append((self.shards.names[s], None, one_line(e)))
+                continue
+            for j in range(lo, hi):
+                try:
+                    q = self.shards.read(s, j, channels, partial=self.decode)
+                except L3ICError as e:
+                    if self.on_error == "raise":
+                        raise
+                    self.skipped.append((self.shards.names[s], entries[j]["key"], one_line(e)))
+                    continue
+                label = entries[j]["label"]
+                if codec is None:
+                    yield q.astype(np.float32), label
+                else:
+                    shape = (entries[j]["height"], entries[j]["width"])
+                    yield codec.decode_latent(q, shape).astype(np.float32) / 255.0, label
+
+
+def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
+    """Yields ``items`` in a random order, holding at most ``size`` of them at a time."""
+    buffer = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        i = int(rng.integers(size))
+        buffer[i], item = item, buffer[i]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def wds_decoder(
+    channels: Sequence[int] | None = None,
+    *,
+    top_channels: int | None = None,
+    preset: str | None = None,
+):
+    """A decoding handler for the ``webdataset`` library: ``.decode(l3ic.wds_decoder())``.
+
+    Decodes the ``.l3ic`` members of samples to latents with the preset named in each file
+    (no network); other members are left to the pipeline's other handlers.
+
+    Args:
+        channels: channel indices to decode, in order (default all).
+        top_channels: decode the ``top_channels`` most important channels instead (needs
+            ``preset``, whose importance order it uses).
+        preset: the preset the files must come from (default: any).
+
+    Returns:
+        handler(key, data) -> float32 (h, w, k) latent for ``.l3ic`` members, else None.
+    """
+    channels, top_channels = channels_arg(channels, top_channels)
+    if top_channels is not None:
+        if preset is None:
+            raise L3ICError("top_channels needs the preset whose channel order it uses")
+        channels = get_coder(preset).top_channels(top_channels)
+
+    def handler(key: str, data: bytes):
+        if key.rsplit(".", 1)[-1].lower() != "l3ic":
+            return None
+        from . import container
+
+        c = container.parse(data)
+        if preset is not None and c.preset != preset:
+            raise L3ICError(f"sample written by preset {c.preset}, not {preset}")
+        return get_coder(c.preset).read(c, channels)[0].astype(np.float32)
+
+    return handler

@@ -1,0 +1,454 @@
+"""Sharded latent datasets: WebDataset-style tar shards of .l3ic records, with an index.
+
+A folder written by ``l3ic convert --layout shards`` (``shard_convert``) holds::
+
+    shards.json            the dataset: preset, classes, and which images go to which shard
+    shard-000000.tar       one shard: for each image, the members KEY.l3ic (the .l3ic file),
+                           KEY.cls (the class index, as text; absent for unlabelled images) and
+                           KEY.json (source path, label, width, height), in this order
+    shard-000000.json      the shard's index (below)
+    ...
+
+The tars are plain POSIX (ustar) archives in the layout of the ``webdataset`` library: its
+``WebDataset(urls)`` and ``tarfile_to_samples`` read them as they are. ``KEY`` is the image's
+position in the plan, nine digits (``000000042``); the source path is in ``KEY.json``, since
+paths may hold dots, which WebDataset reads as the start of an extension.
+
+A shard's index (``SHARD_INDEX_FORMAT``) lets a reader fetch one image, or only some of its
+latent channels, without scanning the tar::
+
+    {"format": "l3ic-shard-index", "version": 1, "shard": "shard-000000.tar",
+     "tar_bytes": 268431360, "preset": "32c", "fingerprint": "0123...",
+     "samples": [{"key": "000000000", "source": "cat/001.png", "label": 0, "width": 256,
+                  "height": 256, "offset": 512, "bytes": 5130, "streams": [301, 301, 490, ...]},
+                 ...],
+     "failed": [["cat/007.png", "cannot identify image file"]], "warnings": []}
+
+``offset`` and ``bytes`` locate the KEY.l3ic member's data in the tar. ``streams`` holds C + 1
+byte positions within that member: the header is ``[0, streams[0])``, channel k's stream is
+``[streams[k], streams[k + 1])`` (empty for a constant channel), and the file's CRC-32 follows
+``streams[C]``. ``label`` is -1 for an image outside any class folder.
+
+A shard is finished when its tar and its index both exist and agree (the index's ``tar_bytes``
+is the tar's size): every shard is written to a temporary file and renamed, the tar first, so a
+killed writer leaves either nothing or a tar without an index, which the next run rewrites.
+"""
+
+import json
+import os
+import tarfile
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import container
+from .errors import L3ICError, one_line
+from .image import read_image, write_atomic
+from .latent_coder import get_coder
+
+__all__ = [
+    "SHARDS_NAME",
+    "ShardTask",
+    "ShardSet",
+    "shard_index_name",
+    "write_shard",
+    "finished_shard",
+    "read_shards",
+]
+
+SHARDS_NAME = "shards.json"
+SHARDS_FORMAT, SHARDS_VERSION = "l3ic-shards", 1
+SHARD_INDEX_FORMAT, SHARD_INDEX_VERSION = "l3ic-shard-index", 1
+
+_worker_codecs: dict = {}  # (preset, runtime) -> Codec, per worker process
+
+
+def shard_index_name(name: str) -> str:
+    """The index file of shard ``name``: ``shard-000000.tar`` -> ``shard-000000.json``."""
+    return name.removesuffix(".tar") + ".json"
+
+
+@dataclass
+class ShardTask:
+    """What one worker needs to write one shard.
+
+    Attributes:
+        name: the shard's file name, e.g. ``shard-000000.tar``.
+        items: (key, source path relative to ``src`` with ``/``, label index or -1) per image.
+        classes: the dataset's class names (``label`` indexes them).
+        src, dst: the image folder and the dataset folder.
+        preset, runtime: the preset to compress with and the network's runtime.
+        drop_alpha: discard alpha channels instead of failing on RGBA images.
+    """
+
+    name: str
+    items: list[tuple[str, str, int]]
+    classes: list[str]
+    src: str
+    dst: str
+    preset: str
+    runtime: str
+    drop_alpha: bool = False
+
+
+def _codec(preset: str, runtime: str):
+    from .api import get_codec  # the network: only where images are converted
+
+    key = (preset, runtime)
+    if key not in _worker_codecs:
+        _worker_codecs[key] = get_codec(preset, runtime)
+    return _worker_codecs[key]
+
+
+def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, fileobj=_Reader(data))
+
+
+class _Reader:
+    """A minimal file object over bytes for ``TarFile.addfile`` (no copy)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = memoryview(data), 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self.data) if n < 0 else self.pos + n
+        chunk = self.data[self.pos : end].tobytes()
+        self.pos += len(chunk)
+        return chunk
+
+
+def write_shard(task: ShardTask) -> dict:
+    """Converts the images of one shard and writes the shard and its index, each atomically.
+
+    Runs in a worker process (any engine): loads the preset's network once per process. Images
+    that cannot be converted are listed in the index's ``failed``, not raised.
+
+    Returns:
+        The shard's index (the dict written to ``shard_index_name(task.name)``).
+    """
+    dst = Path(task.dst)
+    codec = _codec(task.preset, task.runtime)
+    records, failed, caught_all = [], [], []
+    for key, rel, label in task.items:
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                image = read_image(Path(task.src, rel))
+                data = codec.compress(image, drop_alpha=task.drop_alpha)
+            except (L3ICError, OSError) as e:
+                failed.append([rel, one_line(e)])
+                data = None
+        caught_all += [[rel, one_line(str(w.message))] for w in caught]
+        if data is None:
+            continue
+        c = container.parse_header(data)
+        streams = [*c.offsets, c.file_bytes - 4]
+        meta = {
+            "source": rel,
+            "label": task.classes[label] if label >= 0 else None,
+            "width": c.width,
+            "height": c.height,
+        }
+        records.append((key, rel, label, data, streams, meta))
+    fd, tmp = tempfile.mkstemp(dir=dst, prefix=f".{task.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    try:
+        with (
+            os.fdopen(fd, "wb") as f,
+            tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+        ):
+            for key, _, label, data, _, meta in records:
+                _member(tar, f"{key}.l3ic", data)
+                if label >= 0:
+                    _member(tar, f"{key}.cls", str(label).encode())
+                _member(tar, f"{key}.json", json.dumps(meta).encode())
+        offsets = _l3ic_offsets(tmp)
+        tar_bytes = os.path.getsize(tmp)
+        os.replace(tmp, dst / task.name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    coder = get_coder(task.preset)
+    index = {
+        "format": SHARD_INDEX_FORMAT,
+        "version": SHARD_INDEX_VERSION,
+        "shard": task.name,
+        "tar_bytes": tar_bytes,
+        "preset": task.preset,
+        "fingerprint": coder.fingerprint.hex(),
+        "samples": [
+            {
+                "key": key,
+                "source": rel,
+                "label": label,
+                "width": meta["width"],
+                "height": meta["height"],
+                "offset": offsets[key],
+                "bytes": len(data),
+                "streams": streams,
+            }
+            for key, rel, label, data, streams, meta in records
+        ],
+        "failed": failed,
+        "warnings": caught_all,
+    }
+    text = json.dumps(index, separators=(",", ":")) + "\n"
+    write_atomic(dst / shard_index_name(task.name), text.encode(), force=True)
+    return index
+
+
+def _l3ic_offsets(path: str) -> dict[str, int]:
+    """{key: byte offset of the data of member KEY.l3ic} of a tar just written."""
+    with tarfile.open(path, mode="r:") as tar:
+        return {
+            m.name.removesuffix(".l3ic"): m.offset_data
+            for m in tar.getmembers()
+            if m.name.endswith(".l3ic")
+        }
+
+
+def _load_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise L3ICError(f"cannot read {what} {path}: {one_line(e)}") from None
+
+
+def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict | None:
+    """The index of shard ``name`` if it is finished and holds the images ``keys``, else None.
+
+    Finished: the index reads, names this shard, and its ``tar_bytes`` is the tar's size; every
+    key is either a sample or a failed image of the shard.
+    """
+    dst = Path(dst)
+    index_path, tar_path = dst / shard_index_name(name), dst / name
+    if not index_path.exists() or not tar_path.exists():
+        return None
+    try:
+        index = _check_shard_index(_load_json(index_path, "shard index"), index_path)
+    except L3ICError:
+        return None
+    if index["tar_bytes"] != tar_path.stat().st_size:
+        return None
+    if len(index["samples"]) + len(index["failed"]) != len(keys):
+        return None
+    if any(s["key"] not in set(keys) for s in index["samples"]):
+        return None
+    return index
+
+
+def _check_shard_index(index, path: Path) -> dict:
+    if not isinstance(index, dict) or index.get("format") != SHARD_INDEX_FORMAT:
+        raise L3ICError(f"{path} is not an l3ic shard index")
+    if index.get("version") != SHARD_INDEX_VERSION:
+        raise L3ICError(f"{path}: unsupported shard index version {index.get('version')}")
+    for field in ("shard", "tar_bytes", "samples", "failed"):
+        if field not in index:
+            raise L3ICError(f"{path}: the shard index has no {field!r}")
+    return index
+
+
+def read_shards(root: str | os.PathLike) -> dict:
+    """Reads and checks ``root/shards.json`` of a finished conversion.
+
+    Raises:
+        L3ICError: missing or not an l3ic shards file, or a conversion that has not finished
+            (a shard without its summary: run the same ``l3ic convert`` again to finish it).
+    """
+    path = Path(root) / SHARDS_NAME
+    meta = _load_json(path, "shard list")
+    if not isinstance(meta, dict) or meta.get("format") != SHARDS_FORMAT:
+        raise L3ICError(f"{path} is not an l3ic shard list")
+    if meta.get("version") != SHARDS_VERSION:
+        raise L3ICError(f"{path}: unsupported shard list version {meta.get('version')}")
+    for shard in meta.get("shards", []):
+        if "samples" not in shard:
+            raise L3ICError(
+                f"{path}: shard {shard.get('name')} is not finished; run the same "
+                "`l3ic convert` again to finish the conversion"
+            )
+    return meta
+
+
+class ShardSet:
+    """Random access to the samples of a sharded dataset, reading only the bytes needed.
+
+    Each shard's index is loaded on first use; each shard file is opened once per process
+    (and reopened after a fork) and read with ``os.pread``, so one ``ShardSet`` can be shared by
+    threads and copied into worker processes.
+
+    Args:
+        root: the folder written by ``l3ic convert --layout shards``.
+
+    Attributes:
+        root: the folder.
+        preset, classes: from ``shards.json``.
+        names: shard file names, in order.
+        counts: (S,) int64 samples of each shard.
+        coder: the preset's ``LatentCoder``.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        meta = read_shards(self.root)
+        self.preset, self.classes = meta["preset"], meta["classes"]
+        self.names = [s["name"] for s in meta["shards"]]
+        self.counts = np.array([s["samples"] for s in meta["shards"]], dtype=np.int64)
+        self.coder = get_coder(self.preset)
+        if meta.get("fingerprint") != self.coder.fingerprint.hex():
+            raise L3ICError(
+                f"{self.root} was converted with weights {meta.get('fingerprint')} of preset "
+                f"{self.preset}, not with the weights of this l3ic "
+                f"({self.coder.fingerprint.hex()}); convert it again"
+            )
+        self._indexes: dict[int, list[dict]] = {}
+        self._tar_bytes: dict[int, int] = {}
+        self._files: dict[int, int] = {}
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_files={}, _lock=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def samples(self, shard: int) -> list[dict]:
+        """The index entries of shard ``shard`` (loaded and checked on first use).
+
+        Raises:
+            L3ICError: the index is missing or unreadable, or disagrees with shards.json or
+                with its tar (size), naming the shard.
+        """
+        if shard not in self._indexes:
+            name = self.names[shard]
+            path = self.root / shard_index_name(name)
+            index = _check_shard_index(_load_json(path, "shard index"), path)
+            if index["shard"] != name or len(index["samples"]) != self.counts[shard]:
+                raise L3ICError(
+                    f"{path} does not match {SHARDS_NAME} (shard {index['shard']}, "
+                    f"{len(index['samples'])} samples; {SHARDS_NAME} says {name}, "
+                    f"{self.counts[shard]}): convert again"
+                )
+            self._open(shard, index["tar_bytes"])
+            self._tar_bytes[shard] = index["tar_bytes"]
+            self._indexes[shard] = index["samples"]
+        return self._indexes[shard]
+
+    def _open(self, shard: int, tar_bytes: int) -> int:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._files, self._pid = {}, os.getpid()
+            if shard not in self._files:
+                path = self.root / self.names[shard]
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError as e:
+                    raise L3ICError(f"cannot open shard {path}: {one_line(e)}") from None
+                size = os.fstat(fd).st_size
+                if size != tar_bytes:
+                    os.close(fd)
+                    raise L3ICError(
+                        f"shard {path} has {size} bytes, its index says {tar_bytes}: the shard "
+                        "is truncated or was replaced; convert again"
+                    )
+                self._files[shard] = fd
+            return self._files[shard]
+
+    def _pread(self, shard: int, sample: dict, start: int, stop: int) -> bytes:
+        fd = self._open(shard, self._tar_bytes[shard])
+        data = os.pread(fd, stop - start, sample["offset"] + start)
+        if len(data) != stop - start:
+            raise L3ICError(
+                f"shard {self.root / self.names[shard]}: sample {sample['key']} is cut short"
+            )
+        return data
+
+    def read_bytes(self, shard: int, j: int) -> bytes:
+        """The whole .l3ic file of sample ``j`` of shard ``shard``."""
+        sample = self.samples(shard)[j]
+        return self._pread(shard, sample, 0, sample["bytes"])
+
+    def read(
+        self, shard: int, j: int, channels: list[int] | None = None, partial: bool = False
+    ) -> np.ndarray:
+        """Decodes the latent of sample ``j`` of shard ``shard``, reading only what it needs.
+
+        With ``channels`` None the whole record is read and checked (both CRC-32s); otherwise
+        only its header and the streams of ``channels`` (``container.parse_header``).
+
+        Args:
+            shard, j: the sample.
+            channels: channel indices to decode, in order (default all).
+            partial: return the whole (h, w, C) latent with the channels not read at their
+                likeliest value (``LatentCoder.read_partial``), for decoding to pixels.
+
+        Returns:
+            (h, w, len(channels)) int8, or (h, w, C) int8 with ``partial``.
+
+        Raises:
+            L3ICError: a damaged record or one the index does not describe, naming the shard
+                and the sample.
+        """
+        sample = self.samples(shard)[j]
+        try:
+            if channels is None:
+                data = self._pread(shard, sample, 0, sample["bytes"])
+                c = container.parse(data)
+            else:
+                c = self._read_channels(shard, sample, channels)
+            if partial:
+                return self.coder.read_partial(c, channels or range(self.coder.channels))[0]
+            return self.coder.read(c, channels)[0]
+        except L3ICError as e:
+            raise L3ICError(
+                f"shard {self.root / self.names[shard]}, sample {sample['key']} "
+                f"({sample['source']}): {e}"
+            ) from None
+
+    def _read_channels(self, shard: int, sample: dict, channels: list[int]) -> container.Container:
+        streams = sample["streams"]
+        c = container.parse_header(self._pread(shard, sample, 0, streams[0]))
+        if [*c.offsets, c.file_bytes - 4] != streams or c.file_bytes != sample["bytes"]:
+            raise L3ICError("its header does not match the shard index")
+        for start, stop in _coalesce(sorted({int(k) for k in channels}), streams):
+            data = self._pread(shard, sample, streams[start], streams[stop])
+            for k in range(start, stop):
+                a, b = streams[k] - streams[start], streams[k + 1] - streams[start]
+                c.codes[k].stream = data[a:b]
+        return c
+
+    def close(self) -> None:
+        """Closes the shard files this process opened."""
+        with self._lock:
+            if self._pid == os.getpid():
+                for fd in self._files.values():
+                    os.close(fd)
+            self._files = {}
+
+
+def _coalesce(channels: list[int], streams: list[int]) -> list[tuple[int, int]]:
+    """Runs of adjacent channels [start, stop) among sorted ``channels``: one read each."""
+    runs: list[tuple[int, int]] = []
+    for k in channels:
+        if k < 0 or k >= len(streams) - 1:
+            raise L3ICError(f"channel {k} out of range 0..{len(streams) - 2}")
+        if runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
+        else:
+            runs.append((k, k + 1))
+    return runs

@@ -1,0 +1,317 @@
+"""Tar shards: conversion (local engine and Dask, a worker killed mid-run), the shard indexes,
+the streaming loaders through each interface, and damaged shards."""
+
+import json
+import os
+import signal
+import tarfile
+import threading
+import time
+import warnings
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from support import smooth_image
+
+from l3ic import container
+from l3ic.cli import main
+from l3ic.errors import L3ICError
+from l3ic.latent_coder import get_coder
+from l3ic.latent_shards import LatentShards, split_range, wds_decoder
+from l3ic.shard_convert import convert_shards, parse_size
+from l3ic.shards import ShardSet, read_shards
+
+
+def make_folder(root, per_class=6, size=(24, 32)):
+    """A 2-class ImageFolder (cat/, dog/) of small PNGs, and one broken file in dog/."""
+    for c, name in enumerate(("cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            iio.imwrite(root / name / f"{i:02d}.png", smooth_image(*size, seed=10 * c + i))
+    (root / "dog" / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return root
+
+
+def tar_samples(dst):
+    """{key: {extension: bytes}} of every member of every shard, read with tarfile."""
+    samples = {}
+    for path in sorted(dst.glob("shard-*.tar")):
+        with tarfile.open(path) as tar:
+            for m in tar.getmembers():
+                key, ext = m.name.split(".", 1)
+                samples.setdefault(key, {})[ext] = tar.extractfile(m).read()
+    return samples
+
+
+def check_dataset(src, dst, expected_sources):
+    """Every source in exactly one shard, and the indexes agree with the tars byte for byte."""
+    meta = read_shards(dst)
+    members = tar_samples(dst)
+    sources = [json.loads(s["json"])["source"] for s in members.values()]
+    assert sorted(sources) == sorted(expected_sources)  # each exactly once
+    assert not list(dst.glob(".*.tmp"))
+    total = 0
+    for shard in meta["shards"]:
+        index = json.loads((dst / shard["name"].replace(".tar", ".json")).read_text())
+        data = (dst / shard["name"]).read_bytes()
+        assert index["tar_bytes"] == len(data) == shard["bytes"]
+        assert len(index["samples"]) == shard["samples"]
+        for s in index["samples"]:
+            record = data[s["offset"] : s["offset"] + s["bytes"]]
+            assert record == members[s["key"]]["l3ic"]
+            c = container.parse(record)
+            assert s["streams"] == [*c.offsets, len(record) - 4]
+            assert int(members[s["key"]]["cls"]) == s["label"]
+            assert meta["classes"][s["label"]] == s["source"].split("/")[0]
+        total += len(index["samples"])
+    assert total == len(expected_sources)
+    return meta
+
+
+def test_convert_to_shards_locally_resume_and_cli(presets, tmp_path, capsys):
+    src, dst = make_folder(tmp_path / "src"), tmp_path / "dst"
+    code = main(["convert", str(src), str(dst), "-m", "16c", "--layout", "shards",
+                 "--shard-size", "6kB"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 1 and "converted 12 images" in out and "1 failed" in out
+    assert "zz-broken.png" in err
+    good = [f"{c}/{i:02d}.png" for c in ("cat", "dog") for i in range(6)]
+    meta = check_dataset(src, dst, good)
+    assert meta["classes"] == ["cat", "dog"] and len(meta["shards"]) > 2
+    # a rerun writes nothing and reports the same dataset
+    stamps = {p.name: p.stat().st_mtime_ns for p in dst.iterdir()}
+    report = convert_shards(src, dst, "16c", progress=False)
+    assert report.converted == 0 and report.skipped == 12 and len(report.failed) == 1
+    assert {p.name: p.stat().st_mtime_ns for p in dst.iterdir() if p.suffix == ".tar"} == {
+        k: v for k, v in stamps.items() if k.endswith(".tar")
+    }
+    # a shard whose index is lost (killed between tar and index) is rewritten; new images go to
+    # new shards after the planned ones
+    (dst / "shard-000001.json").unlink()
+    iio.imwrite(src / "cat" / "new.png", smooth_image(24, 32, seed=99))
+    report = convert_shards(src, dst, "16c", progress=False)
+    assert (
+        report.converted == len(json.loads((dst / "shard-000001.json").read_text())["samples"]) + 1
+    )
+    check_dataset(src, dst, [*good, "cat/new.png"])
+    # the other layout, another preset, bad options: one error line, exit 1
+    assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1
+    assert main(["convert", str(src), str(dst), "-m", "32c", "--layout", "shards"]) == 1
+    assert (
+        main(["convert", str(src), str(tmp_path / "x"), "--layout", "files", "--engine", "dask"])
+        == 1
+    )
+    assert main(["convert", str(src), str(tmp_path / "x"), "--shard-size", "lots"]) == 1
+    err = capsys.readouterr().err
+    assert "holds tar shards" in err and "preset 16c" in err and "need --layout shards" in err
+    assert "not a size" in err
+    assert parse_size("256MB") == 256 * 2**20 and parse_size("1.5k") == 1536
+
+
+def test_dask_engine_survives_a_killed_worker(presets, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    src, dst = make_folder(tmp_path / "src", per_class=20), tmp_path / "dst"
+    good = [f"{c}/{i:02d}.png" for c in ("cat", "dog") for i in range(20)]
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    try:
+        result = {}
+
+        def run():
+            result["report"] = convert_shards(
+                src, dst, "16c", engine="dask", address=cluster.scheduler_address,
+                shard_size=1, progress=False,
+            )  # fmt: skip
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline, killed = time.monotonic() + 120, None
+        while killed is None and time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if keys]
+            if busy and list(dst.glob("shard-*.json")):
+                pids = client.run(os.getpid, workers=[busy[0]])
+                assert thread.is_alive()  # mid-run: some shards done, some being written
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed = busy[0]
+            time.sleep(0.05)
+        thread.join(300)
+        assert killed is not None and not thread.is_alive()
+    finally:
+        client.close()
+        cluster.close()
+    report = result["report"]
+    assert report.converted == 40 and [f for f, _ in report.failed] == ["dog/zz-broken.png"]
+    meta = check_dataset(src, dst, good)
+    assert len(meta["shards"]) == 41  # one image per shard: shard_size 1 byte
+    # what the loaders read is what was written
+    coder = get_coder("16c")
+    members = tar_samples(dst)
+    first = next(iter(LatentShards(dst)))[0]
+    assert np.array_equal(first, coder.read(members["000000000"]["l3ic"])[0])
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, models_dir):
+    """A 2-class dataset of 12 images in 5 shards, converted with the test 16c preset."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("L3IC_MODELS_DIR", str(models_dir))
+    from l3ic import api, latent_coder
+
+    api._shared_codec.cache_clear()
+    latent_coder.get_coder.cache_clear()
+    root = tmp_path_factory.mktemp("shards")
+    src = make_folder(root / "src")
+    (src / "dog" / "zz-broken.png").unlink()
+    convert_shards(src, root / "dst", "16c", shard_size=7000, progress=False)
+    yield root / "dst"
+    mp.undo()
+    api._shared_codec.cache_clear()
+    latent_coder.get_coder.cache_clear()
+
+
+def test_streaming_splits_ranks_and_workers_evenly(shards):
+    full = list(LatentShards(shards))
+    assert len(full) == 12 and full[0][0].shape == (3, 4, 16) and full[0][0].dtype == np.float32
+    assert [y for _, y in full] == [0] * 6 + [1] * 6
+    keyed = {x.tobytes(): y for x, y in full}
+    for epoch in range(3):
+        seen = []
+        for rank in range(5):
+            ds = LatentShards(
+                shards, shuffle=True, shuffle_buffer=3, seed=7, rank=rank, world_size=5
+            )
+            ds.set_epoch(epoch)
+            got = list(ds)
+            assert len(got) == len(ds) == 2  # 12 // 5 on every rank: 2 left over
+            parts = [list(ds._read(ds.plan(w, 3))) for w in range(3)]
+            assert sorted(len(p) for p in parts) == [0, 1, 1]
+            seen += [x.tobytes() for x, _ in got]
+        assert len(set(seen)) == 10 and set(seen) <= set(keyed)  # each sample at most once
+    orders = []
+    for epoch in range(2):
+        ds = LatentShards(shards, shuffle=True, seed=1)
+        ds.set_epoch(epoch)
+        orders.append([x.tobytes() for x, _ in ds])
+    assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
+    assert split_range(10, 3, 0) == (0, 3) and split_range(10, 3, 2) == (6, 10)
+
+
+def test_channel_subsets_read_only_their_bytes(shards, monkeypatch):
+    full = [x for x, _ in LatentShards(shards)]
+    reads = []
+    real = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, off: reads.append(n) or real(fd, n, off))
+    for channels in ([3, 0], [0, 1, 2, 3, 4, 5, 6, 7]):
+        reads.clear()
+        ds = LatentShards(shards, channels)
+        got = [x for x, _ in ds]
+        assert all(np.array_equal(g, f[..., channels]) for g, f in zip(got, full, strict=True))
+        sh = ds.shards
+        wanted = sum(
+            s["streams"][0] + sum(s["streams"][k + 1] - s["streams"][k] for k in channels)
+            for i in range(len(sh.names))
+            for s in sh.samples(i)
+        )
+        assert (
+            sum(reads)
+            == wanted
+            < sum(s["bytes"] for i in range(len(sh.names)) for s in sh.samples(i))
+        )
+    top = LatentShards(shards, top_channels=4)
+    assert top.channels == get_coder("16c").top_channels(4)
+    decoded = next(iter(LatentShards(shards, top_channels=4, decode=True)))[0]
+    assert decoded.shape == (24, 32, 3) and 0 <= decoded.min() and decoded.max() <= 1
+
+
+def test_torch_webdataset_keras_and_tf_interfaces(shards):
+    import keras
+    import torch
+    import webdataset as wds
+
+    from l3ic.data import ShardBatches, as_tf_dataset
+    from l3ic.torch_data import TorchLatentShards
+
+    full = {x.tobytes() for x, _ in LatentShards(shards)}
+    data = TorchLatentShards(shards, shuffle=True)
+    data.set_epoch(1)
+    batches = list(torch.utils.data.DataLoader(data, batch_size=4, num_workers=2))
+    xs = [x.numpy().tobytes() for b, _ in batches for x in b]
+    assert len(xs) == 12 and set(xs) == full  # two workers, each sample once
+    urls = [str(p) for p in sorted(shards.glob("shard-*.tar"))]
+    pipe = wds.DataPipeline(
+        wds.SimpleShardList(urls), wds.tarfile_to_samples(), wds.decode(wds_decoder()),
+        wds.to_tuple("l3ic", "cls"),
+    )  # fmt: skip
+    got = list(pipe)
+    assert {x.tobytes() for x, _ in got} == full and [y for _, y in got] == [0] * 6 + [1] * 6
+    pydata = ShardBatches(shards, batch_size=5, top_channels=8, rank=1, world_size=2)
+    assert sorted(len(pydata[i][1]) for i in range(len(pydata))) == [1, 5]
+    model = keras.Sequential(
+        [keras.Input((None, None, 8)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(pydata, epochs=1, verbose=0)
+    tfdata = as_tf_dataset(LatentShards(shards, top_channels=2), batch_size=5)
+    assert [tuple(x.shape) for x, _ in tfdata] == [(5, 3, 4, 2), (5, 3, 4, 2), (2, 3, 4, 2)]
+
+
+def _copy(shards, tmp_path):
+    dst = tmp_path / "copy"
+    dst.mkdir()
+    for p in shards.iterdir():
+        (dst / p.name).write_bytes(p.read_bytes())
+    return dst
+
+
+def test_damaged_shards_raise_naming_the_shard_or_are_skipped(shards, tmp_path):
+    dst = _copy(shards, tmp_path)
+    index = json.loads((dst / "shard-000001.json").read_text())
+    sample = index["samples"][0]
+    data = bytearray((dst / "shard-000001.tar").read_bytes())
+    data[sample["offset"] + sample["streams"][1] + 1] ^= 0xFF  # inside channel 1's stream
+    (dst / "shard-000001.tar").write_bytes(bytes(data))
+    with pytest.raises(L3ICError, match=f"shard-000001.tar, sample {sample['key']}"):
+        list(LatentShards(dst))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = LatentShards(dst, on_error="skip")
+        assert len(list(ds)) == 11 and ds.skipped[0][1] == sample["key"]
+    assert "skipped 1" in str(caught[-1].message)
+    (dst / "shard-000001.tar").write_bytes((shards / "shard-000001.tar").read_bytes())
+    (dst / "shard-000002.tar").write_bytes((dst / "shard-000002.tar").read_bytes()[:-700])
+    with pytest.raises(L3ICError, match="shard-000002.tar has .* bytes, its index says"):
+        list(LatentShards(dst))
+    (dst / "shard-000003.tar").unlink()
+    with pytest.raises(L3ICError, match="cannot open shard .*shard-000003.tar"):
+        ShardSet(dst).read(3, 0, [0])
+    index = json.loads((dst / "shard-000000.json").read_text())
+    index["samples"][0]["streams"][2] += 4  # the index disagrees with the record's header
+    (dst / "shard-000000.json").write_text(json.dumps(index))
+    with pytest.raises(L3ICError, match="shard-000000.tar, sample 000000000 .*does not match"):
+        ShardSet(dst).read(0, 0, [1])
+    with warnings.catch_warnings(record=True):
+        ds = LatentShards(dst, channels=[1], on_error="skip")
+        n = len(list(ds))
+    # skipped: one sample of shard 0, and shards 2 and 3 whole
+    assert n == 12 - 1 - sum(read_shards(dst)["shards"][i]["samples"] for i in (2, 3)) > 0
+    meta = json.loads((dst / "shards.json").read_text())
+    del meta["shards"][1]["samples"]  # a conversion that did not finish
+    (dst / "shards.json").write_text(json.dumps(meta))
+    with pytest.raises(L3ICError, match="shard-000001.tar is not finished"):
+        ShardSet(dst)
+
+
+def test_wds_decoder_channels_and_other_members(shards):
+    members = tar_samples(shards)
+    record = members["000000000"]["l3ic"]
+    full = get_coder("16c").read(record)[0]
+    handler = wds_decoder([2, 5])
+    assert np.array_equal(handler(".l3ic", record), full[..., [2, 5]])
+    assert handler(".cls", b"0") is None
+    top = wds_decoder(top_channels=3, preset="16c")(".l3ic", record)
+    assert np.array_equal(top, full[..., get_coder("16c").top_channels(3)])
+    with pytest.raises(L3ICError):
+        wds_decoder(top_channels=3)
