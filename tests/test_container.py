@@ -51,9 +51,9 @@ def test_skipped_streams_are_not_decoded(codec16, monkeypatch):
     decoded = []
     real = entropy.decode_channel
 
-    def spy(code, n, prior):
+    def spy(code, n, prior, model=None):
         decoded.append(code)
-        return real(code, n, prior)
+        return real(code, n, prior, model)
 
     monkeypatch.setattr(entropy, "decode_channel", spy)
     codec16.unpack_latent(data, channels=[5, 9])

@@ -20,7 +20,7 @@ def spy(monkeypatch):
     decoded = []
     real = entropy.decode_channel
     monkeypatch.setattr(
-        entropy, "decode_channel", lambda c, n, p: decoded.append(c) or real(c, n, p)
+        entropy, "decode_channel", lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m)
     )
     return decoded
 

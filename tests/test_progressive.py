@@ -39,7 +39,7 @@ def test_only_the_first_k_streams_in_importance_order_are_decoded(codec16, data,
     decoded = []
     real = entropy.decode_channel
     monkeypatch.setattr(
-        entropy, "decode_channel", lambda c, n, p: decoded.append(c) or real(c, n, p)
+        entropy, "decode_channel", lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m)
     )
     codec16.decompress(data, top_channels=3)
     parsed = container.parse(data)

@@ -18,6 +18,8 @@ true length: decoding more symbols than were coded quietly yields that symbol fo
 let a 131-byte file decode to 4096 x 4096 pixels. Sealing costs about 4 bytes per stream.
 """
 
+import math
+
 import constriction
 import numpy as np
 
@@ -39,7 +41,10 @@ __all__ = [
     "unpack_table",
     "encode_channel",
     "decode_channel",
+    "prior_model",
     "min_stream_bytes",
+    "min_bits_per_symbol",
+    "bound_bytes",
     "read_varint",
     "write_varint",
 ]
@@ -50,6 +55,7 @@ MIN_TABLE_BITS = 6  # a stored table sums to 2**bits, bits in 6..12, chosen per 
 CONSTANT, PRIOR, TABLE = 0, 1, 2
 
 SEAL = np.array([0, 1], dtype=np.uint32)  # the coder's first state, 2**32, as its two words
+_SEAL_WORDS = SEAL.tolist()
 
 _AnsCoder = constriction.stream.stack.AnsCoder
 _Categorical = constriction.stream.model.Categorical
@@ -147,8 +153,13 @@ def unpack_table(buf: bytes, pos: int) -> tuple[np.ndarray, int]:
         raise L3ICError(f"bad frequency table: first symbol {lo}, span {n}, {bits} bits")
     total = 1 << bits
     table = np.zeros(ALPHABET, dtype=np.int64)
-    for k in range(lo, lo + n - 1):
-        table[k], pos = read_varint(buf, pos)
+    head = np.frombuffer(buf, dtype=np.uint8, count=min(n - 1, len(buf) - pos), offset=pos)
+    if len(head) == n - 1 and (head < 0x80).all():  # every count fits one varint byte
+        table[lo : lo + n - 1] = head
+        pos += n - 1
+    else:
+        for k in range(lo, lo + n - 1):
+            table[k], pos = read_varint(buf, pos)
     table[lo + n - 1] = total - table.sum()
     if table[lo + n - 1] < 1 or (table > total).any():
         raise L3ICError("bad frequency table: counts do not add up")
@@ -227,18 +238,37 @@ def min_stream_bytes(n: int, table: np.ndarray) -> int:
         n: symbols in the channel (h * w).
         table: (32,) non-negative counts, not all zero.
     """
+    return bound_bytes(n, min_bits_per_symbol(table))
+
+
+def min_bits_per_symbol(table: np.ndarray) -> float:
+    """-log2 of the table's largest probability, less a margin for the coder's rounding."""
     table = np.asarray(table, dtype=np.float64)
-    p_max = min(1.0, float(table.max() / table.sum()) + 2.0**-16)
-    bits = n * -np.log2(p_max) - 64
-    return max(0, int(bits // 8))
+    return -math.log2(min(1.0, float(table.max() / table.sum()) + 2.0**-16))
 
 
-def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:
+def bound_bytes(n: int, bits_per_symbol: float) -> int:
+    """``min_stream_bytes`` from ``min_bits_per_symbol`` of the table (kept per prior)."""
+    return max(0, int((n * bits_per_symbol - 64) // 8))
+
+
+def prior_model(prior: np.ndarray):
+    """The entropy model of a prior table, built once and passed to ``decode_channel``."""
+    return _model(prior)
+
+
+def decode_channel(code: ChannelCode, n: int, prior: np.ndarray, model=None) -> np.ndarray:
     """Decodes one channel of ``n`` symbols; raises L3ICError if the stream does not fit.
 
     A sealed stream must end on the seal exactly: one that runs out before its ``n`` symbols
     are decoded, or has data left over, is an error. An unsealed (version 1) stream can only be
     checked for data left over (see the module docstring).
+
+    Args:
+        code: the channel.
+        n: symbols in the channel (h * w).
+        prior: (32,) the channel's prior table.
+        model: ``prior_model(prior)``, to save building it again for every file.
 
     Returns:
         (n,) uint8 codebook indices.
@@ -248,12 +278,15 @@ def decode_channel(code: ChannelCode, n: int, prior: np.ndarray) -> np.ndarray:
     if len(code.stream) == 0 or len(code.stream) % 4:
         raise L3ICError(f"corrupt channel stream of {len(code.stream)} bytes")
     words = np.frombuffer(code.stream, dtype="<u4").astype(np.uint32)
-    table = prior if code.mode == PRIOR else code.table
+    if code.mode == PRIOR:
+        model = model if model is not None else _model(prior)
+    else:
+        model = _model(code.table)
     try:
         decoder = _AnsCoder(words)
-        symbols = decoder.decode(_model(table), n)
+        symbols = decoder.decode(model, n)
         if code.sealed:
-            exact = np.array_equal(decoder.get_compressed(), SEAL)
+            exact = decoder.get_compressed().tolist() == _SEAL_WORDS
         else:
             exact = decoder.is_empty()
     except (ValueError, RuntimeError, OverflowError) as e:

@@ -53,6 +53,8 @@ class LatentCoder:
         self.channel_order = np.asarray(channel_order, dtype=np.int64)
         self.channels = len(self.priors)
         self.earlier = earlier or {}
+        self._prior_models = [None] * self.channels  # built on first use
+        self._prior_bits = [entropy.min_bits_per_symbol(p) for p in self.priors]
         c = self.channels
         if self.priors.shape != (c, entropy.ALPHABET) or sorted(self.channel_order) != list(
             range(c)
@@ -143,8 +145,11 @@ class LatentCoder:
         for k, code in enumerate(c.codes):
             if code.mode == entropy.CONSTANT:
                 continue
-            table = self.priors[k] if code.mode == entropy.PRIOR else code.table
-            if lengths[k] < entropy.min_stream_bytes(h * w, table):
+            if code.mode == entropy.PRIOR:
+                least = entropy.bound_bytes(h * w, self._prior_bits[k])
+            else:
+                least = entropy.min_stream_bytes(h * w, code.table)
+            if lengths[k] < least:
                 raise L3ICError(
                     f"corrupt .l3ic file: channel {k}'s stream of {lengths[k]} bytes is "
                     f"too short for a {c.width}x{c.height} image"
@@ -211,11 +216,13 @@ class LatentCoder:
     def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
         """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""
         h, w, _ = c.latent_shape
-        q = np.empty((h, w, len(picked)), dtype=np.int8)
+        symbols = np.empty((len(picked), h * w), dtype=np.uint8)
         for i, k in enumerate(picked):
-            symbols = entropy.decode_channel(c.codes[k], h * w, self.priors[k])
-            q[..., i] = from_symbols(symbols).reshape(h, w)
-        return q
+            if self._prior_models[k] is None:
+                self._prior_models[k] = entropy.prior_model(self.priors[k])
+            model = self._prior_models[k]
+            symbols[i] = entropy.decode_channel(c.codes[k], h * w, self.priors[k], model)
+        return from_symbols(symbols.T.reshape(h, w, len(picked)))
 
     def _pick(self, channels: Sequence[int] | None) -> list[int]:
         nc = self.channels
