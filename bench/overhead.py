@@ -25,7 +25,7 @@ def measure(codec: "l3ic.Codec", image: np.ndarray) -> dict:
     """Byte accounting of one compressed image."""
     data = codec.compress(image)
     c = container.parse(data)
-    streams = sum(len(code.stream) for code in c.codes)
+    streams = sum(c.stream_lengths)
     tables = sum(
         len(entropy.pack_table(code.table)) for code in c.codes if code.mode == entropy.TABLE
     )

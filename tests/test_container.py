@@ -57,7 +57,7 @@ def test_skipped_streams_are_not_decoded(codec16, monkeypatch):
 
     monkeypatch.setattr(entropy, "decode_channel", spy)
     codec16.unpack_latent(data, channels=[5, 9])
-    parsed = container.parse(data)
+    parsed = container.parse(data, codec16.coder.channel_order)
     assert [c.stream for c in decoded] == [parsed.codes[5].stream, parsed.codes[9].stream]
 
 

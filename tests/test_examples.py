@@ -24,18 +24,27 @@ def test_train_classifier_one_epoch(presets, tmp_path, capsys):
         for i in range(4):
             iio.imwrite(src / name / f"{i}.png", smooth_image(16, 24, seed=10 * c + i))
     out = tmp_path / "results.json"
-    argv = [str(src), "--latents", str(tmp_path / "latents"), "-m", "16c", "--epochs", "1"]
+    argv = [str(src), "--work", str(tmp_path / "work"), "-m", "16c", "--epochs", "1"]
     results = load("train_classifier").main(
-        [*argv, "--batch-size", "4", "--val-every", "4", "--json", str(out)]
+        [*argv, "--batch-size", "4", "--val-every", "4", "--seeds", "0", "1", "--json", str(out)]
     )
     assert json.loads(out.read_text()) == results
-    assert (results["classes"], results["train_images"], results["val_images"]) == (2, 6, 2)
-    latents, pixels = results["runs"]
-    assert latents["input"] == "latents" and latents["shape"] == [2, 3, 16]
-    assert pixels["input"] == "pixels" and pixels["shape"] == [16, 24, 3]
+    assert results["classes"] == ["circles", "gradients"]
+    assert (results["train_images"], results["val_images"]) == (6, 2)
+    assert [(r["input"], r["seed"]) for r in results["runs"]] == [
+        ("latents", 0),
+        ("pixels", 0),
+        ("latents", 1),
+        ("pixels", 1),
+    ]
+    shapes = {r["input"]: r["shape"] for r in results["runs"]}
+    assert shapes == {"latents": [2, 3, 16], "pixels": [16, 24, 3]}
     for r in results["runs"]:
         assert 0 <= r["val_accuracy"] <= 1 and r["seconds_per_epoch"] > 0
+    s = results["summary"]["latents"]
+    assert s["val_accuracy_min"] <= s["val_accuracy_mean"] <= s["val_accuracy_max"]
     assert "val accuracy" in capsys.readouterr().out
+    assert (tmp_path / "work" / "l3ic-16c" / "train" / "shards.json").exists()
 
 
 def test_progressive_curve(presets, tmp_path):

@@ -24,7 +24,13 @@ LATENT_HEX = (
 PRIOR = [1, 1, 1, 1, 1, 1, 2, 5, 10, 21, 42, 85, 170, 341, 683, 1366]
 PRIOR += [682, 341, 170, 85, 42, 21, 10, 5, 2, 1, 1, 1, 1, 1, 1, 1]
 SHAPE = (41, 37)  # (H, W) of the image: a 6 x 5 latent
-PINNED_SHA256 = "098320fad8042fa8e73d1ae9a974c948e781ab39e75473a2806f6c7d2766af4d"
+PINNED_SHA256 = "42060b170799cc3b30cb11e3ff93387066dbab6e638f229e2e0fa6a80dee229d"  # version 3
+# The same latent as l3ic 0.5 wrote it, in format version 2 (streams in channel order): still read.
+VERSION_2_HEX = (
+    "4c334943020106676f6c64656e676f6c64656e21212529060504001201100208c3160c0000000000000000000000"
+    "0000000000000000000124fd7fe79ab84c18620da345e42830e275cfd40b00b4fa3e0034483300508312d4d244"
+    "00ff68500bba023bfae4bcbdff41fa8a00024566ffb7031300a1020000000fc34b9f"
+)
 
 
 def golden_coder() -> LatentCoder:
@@ -59,3 +65,21 @@ def test_pinned_bytes_use_every_mode_and_unpack_to_the_latent():
     partial, _ = coder.read_partial(data, [2])
     np.testing.assert_array_equal(partial[..., [0, 2]], q[..., [0, 2]])
     assert (partial[..., [1, 3]] == 0).all()  # the prior's likeliest value, q = 0
+
+
+def test_streams_are_stored_in_the_stream_order_and_version_2_still_reads():
+    coder, q = golden_coder(), golden_latent()
+    data = coder.pack(q, SHAPE, grayscale=True)
+    assert data[4] == container.VERSION == 3
+    c = container.parse(data, coder.channel_order)
+    # channel order [2, 0, 3, 1]; channel 0 is constant (no stream): 2, 3, 1 follow the header
+    assert c.offsets[2] == c.header_bytes
+    assert c.offsets[3] == c.offsets[2] + c.stream_lengths[2]
+    assert c.offsets[1] == c.offsets[3] + c.stream_lengths[3]
+    unordered = container.parse(data)  # checked whole, streams not attached
+    assert unordered.offsets == [] and unordered.file_bytes == len(data)
+    old = bytes.fromhex(VERSION_2_HEX)
+    assert container.parse(old).version == 2
+    latent, meta = coder.read(old)
+    np.testing.assert_array_equal(latent, q)
+    np.testing.assert_array_equal(coder.read(old, [3, 1])[0], q[..., [3, 1]])

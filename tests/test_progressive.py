@@ -35,15 +35,21 @@ def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
 
 
 def test_only_the_first_k_streams_in_importance_order_are_decoded(codec16, data, monkeypatch):
+    latent, meta = codec16.unpack_latent(data)
     monkeypatch.setattr(codec16.coder, "channel_order", np.arange(16)[::-1].copy())
+    data = codec16.coder.pack(latent, (meta["height"], meta["width"]))
     decoded = []
     real = entropy.decode_channel
     monkeypatch.setattr(
         entropy, "decode_channel", lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m)
     )
     codec16.decompress(data, top_channels=3)
-    parsed = container.parse(data)
+    parsed = container.parse(data, codec16.coder.channel_order)
     assert [c.stream for c in decoded] == [parsed.codes[k].stream for k in (15, 14, 13)]
+    # stored in that order: the header and the first k streams are a prefix of the file
+    coded = [k for k in range(15, -1, -1) if parsed.codes[k].mode != entropy.CONSTANT]
+    ends = np.cumsum([parsed.stream_lengths[k] for k in coded]) + parsed.header_bytes
+    assert [parsed.offsets[k] for k in coded] == [parsed.header_bytes, *ends[:-1].tolist()]
     decoded.clear()
     assert codec16.decompress(data, top_channels=0).shape == (40, 56, 3) and decoded == []
 

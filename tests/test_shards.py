@@ -4,6 +4,7 @@ the streaming loaders through each interface, and damaged shards."""
 import json
 import os
 import signal
+import sys
 import tarfile
 import threading
 import time
@@ -60,8 +61,9 @@ def check_dataset(src, dst, expected_sources):
         for s in index["samples"]:
             record = data[s["offset"] : s["offset"] + s["bytes"]]
             assert record == members[s["key"]]["l3ic"]
-            c = container.parse(record)
-            assert s["streams"] == [*c.offsets, len(record) - 4]
+            c = container.parse(record, get_coder(meta["preset"]).channel_order)
+            ends = [c.offsets[k] + c.stream_lengths[k] for k in c.stream_order]
+            assert s["streams"] == [c.header_bytes, *ends] and ends[-1] == len(record) - 4
             assert int(members[s["key"]]["cls"]) == s["label"]
             assert meta["classes"][s["label"]] == s["source"].split("/")[0]
         total += len(index["samples"])
@@ -139,6 +141,13 @@ def test_dask_engine_survives_a_killed_worker(presets, tmp_path):
             time.sleep(0.05)
         thread.join(300)
         assert killed is not None and not thread.is_alive()
+        # the workers wrote latents without TensorFlow (ONNX Runtime runs the encoder)
+        loaded = client.run(
+            lambda: sorted({"tensorflow", "keras", "l3ic.shards"} & set(sys.modules))
+        )
+        assert ["l3ic.shards"] in loaded.values() and all(
+            m in (["l3ic.shards"], []) for m in loaded.values()
+        )
     finally:
         client.close()
         cluster.close()
@@ -210,8 +219,9 @@ def test_channel_subsets_read_only_their_bytes(shards, monkeypatch):
         got = [x for x, _ in ds]
         assert all(np.array_equal(g, f[..., channels]) for g, f in zip(got, full, strict=True))
         sh = ds.shards
+        at = {k: i for i, k in enumerate(get_coder("16c").channel_order)}  # stream positions
         wanted = sum(
-            s["streams"][0] + sum(s["streams"][k + 1] - s["streams"][k] for k in channels)
+            s["streams"][0] + sum(s["streams"][at[k] + 1] - s["streams"][at[k]] for k in channels)
             for i in range(len(sh.names))
             for s in sh.samples(i)
         )
@@ -222,6 +232,10 @@ def test_channel_subsets_read_only_their_bytes(shards, monkeypatch):
         )
     top = LatentShards(shards, top_channels=4)
     assert top.channels == get_coder("16c").top_channels(4)
+    reads.clear()
+    assert sum(1 for _ in top) == 12
+    assert len(reads) == 12  # the 4 most important channels: one read (a prefix) per record
+    assert reads == [s["streams"][4] for i in range(len(sh.names)) for s in top.shards.samples(i)]
     decoded = next(iter(LatentShards(shards, top_channels=4, decode=True)))[0]
     assert decoded.shape == (24, 32, 3) and 0 <= decoded.min() and decoded.max() <= 1
 

@@ -10,6 +10,7 @@ Public API::
     codec = l3ic.Codec("32c"); codec.encode_latent(image) # the network (runtime="onnx"|"keras")
     coder = l3ic.get_coder("32c")                         # LatentCoder: latents <-> bytes
     files = l3ic.LatentFiles("latents/")                  # a converted folder
+    shards = l3ic.LatentShards("shards/", top_channels=8) # tar shards, streamed
 
 Naming: a *preset* is "16c", "32c" or "64c"; ``channels`` are always channel indices and
 ``top_channels`` a count (the k most important); image shapes are (H, W), as numpy's.
@@ -44,6 +45,8 @@ _LAZY = {
     "LatentCoder": "latent_coder",
     "get_coder": "latent_coder",
     "LatentFiles": "latent_files",
+    "LatentShards": "latent_shards",
+    "wds_decoder": "latent_shards",
 }
 
 __all__ = ["L3ICError", "DecompressionBombError", "__version__", *_LAZY]

@@ -93,10 +93,10 @@ def decompress(
         L3ICError: any other bad input.
     """
     channels, top_channels = channels_arg(channels, top_channels)
-    c = container.parse(data)
+    c = container.parse_header(data)
     container.check_pixel_limit(c, max_pixels)
     return get_codec(c.preset, runtime).decompress(
-        c, channels, top_channels=top_channels, max_pixels=max_pixels
+        data, channels, top_channels=top_channels, max_pixels=max_pixels
     )
 
 
@@ -116,8 +116,8 @@ def read_latent(
         ((h, w, len(channels)) int8 latent with values -15..16, metadata dict: preset, width,
         height, grayscale, latent_shape, fingerprint, channels).
     """
-    c = container.parse(data)
-    return get_coder(c.preset).read(c, channels, max_pixels=max_pixels)
+    c = container.parse_header(data)
+    return get_coder(c.preset).read(data, channels, max_pixels=max_pixels)
 
 
 def _is_l3ic(path: Path) -> bool:

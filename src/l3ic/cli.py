@@ -362,7 +362,7 @@ def _info(args) -> int:
     except (L3ICError, OSError) as e:
         print(f"l3ic: error: {path}: {one_line(e)}", file=sys.stderr)
         return 1
-    streams = [len(code.stream) for code in c.codes]
+    streams = list(c.stream_lengths)
     modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
     info = {
         "file": str(path),

@@ -1,9 +1,14 @@
-"""The .l3ic file format, version 2 (byte by byte in docs/format.md); version 1 is still read.
+"""The .l3ic file format, version 3 (byte by byte in docs/format.md); versions 1 and 2 are
+still read.
 
 A file is a header (magic, version, preset, weights fingerprint, sizes, one entry per channel,
 header CRC-32), then the channel streams back to back, then a CRC-32 of everything before it.
-Every stream's length is in the header, so channel k is found without decoding channels < k.
-Version 2 differs from version 1 only in its streams, which are sealed (``entropy.SEAL``).
+Every stream's length is in the header, so channel k is found without decoding the others.
+Version 2 differs from version 1 in its streams, which are sealed (``entropy.SEAL``). Version 3
+stores the streams in the preset's importance order (its ``channel_order``, the *stream order*)
+instead of channel order, so the k most important channels are one contiguous byte range
+right after the header: a prefix of the file. The stream order is the preset's, not stored in
+the file (like the priors); ``LatentCoder`` supplies it.
 
 Decoding is bounded by a pixel limit (``pixel_limit``), checked from the header alone, like
 Pillow's ``MAX_IMAGE_PIXELS``: a file of a few bytes can declare a huge image of constant
@@ -46,8 +51,9 @@ __all__ = [
 ]
 
 MAGIC = b"L3IC"
-VERSION = 2  # written
-READ_VERSIONS = (1, 2)
+VERSION = 3  # written
+READ_VERSIONS = (1, 2, 3)
+ORDERED_VERSION = 3  # from this version on, streams are stored in stream order
 FLAG_GRAY = 1
 MAX_SIDE = 1 << 20  # pixels per side
 MAX_PIXELS = 1 << 28  # 268 megapixels: a larger decode would need gigabytes
@@ -73,12 +79,15 @@ class Container:
         latent_shape: (h, w, C) with h = ceil(height / 8), w = ceil(width / 8).
         codes: C ChannelCode, one per latent channel.
         offsets: byte offset of each channel's stream in the file (filled by ``parse`` and
-            ``parse_header``).
+            ``parse_header`` where the stream order is known: always for versions 1 and 2, for
+            version 3 when it is given; else empty, and the streams are not attached).
         stream_lengths: bytes of each channel's stream, 0 for a constant channel (filled by
             ``parse`` and ``parse_header``).
         header_bytes: bytes of the header, everything but the streams and the final CRC-32
             (filled by ``parse`` and ``parse_header``).
         version: the format version read (``pack`` always writes ``VERSION``).
+        stream_order: the channel of each stored stream, in file order (version 3; ``pack``
+            needs it, ``parse`` fills it when it is given); None: channel order.
     """
 
     preset: str
@@ -92,6 +101,7 @@ class Container:
     stream_lengths: list[int] = field(default_factory=list)
     header_bytes: int = 0
     version: int = VERSION
+    stream_order: list[int] | None = None
 
     @property
     def file_bytes(self) -> int:
@@ -159,9 +169,20 @@ def check_pixel_limit(c: Container, max_pixels: int | None = None) -> None:
         )
 
 
+def _order(stream_order, channels: int) -> list[int]:
+    """``stream_order`` checked to be a permutation of the channels (None: channel order)."""
+    if stream_order is None:
+        return list(range(channels))
+    order = [int(k) for k in stream_order]
+    if sorted(order) != list(range(channels)):
+        raise L3ICError(f"stream order must be a permutation of 0..{channels - 1}")
+    return order
+
+
 def pack(c: Container) -> bytes:
-    """Serialises a container. Returns the whole file as bytes."""
+    """Serialises a container, its streams in ``c.stream_order``. Returns the whole file."""
     _check_sizes(c.width, c.height, c.latent_shape)
+    order = _order(c.stream_order, c.latent_shape[2])
     name = c.preset.encode("ascii")
     if not 1 <= len(name) <= 32 or len(c.fingerprint) != FINGERPRINT_BYTES:
         raise L3ICError(f"bad preset name {c.preset!r} or fingerprint")
@@ -178,7 +199,7 @@ def pack(c: Container) -> bytes:
         if code.mode == TABLE:
             head += pack_table(code.table)
     head += zlib.crc32(head).to_bytes(4, "little")
-    body = head + b"".join(code.stream for code in c.codes)
+    body = head + b"".join(c.codes[k].stream for k in order)
     return bytes(body + zlib.crc32(body).to_bytes(4, "little"))
 
 
@@ -187,17 +208,20 @@ def _need(data: bytes, pos: int, n: int) -> None:
         raise L3ICError("truncated .l3ic file")
 
 
-def parse(data: bytes) -> Container:
+def parse(data: bytes, stream_order=None) -> Container:
     """Parses and checks a .l3ic file (both checksums, sizes, stream lengths).
 
     Args:
         data: the whole file.
+        stream_order: for version 3 files, the preset's ``channel_order``; without it the
+            file is checked whole but its streams are not attached (``offsets`` empty), which
+            is all that metadata needs. Ignored for versions 1 and 2.
 
     Raises:
         L3ICError: not an .l3ic file, unknown version, damaged, truncated or absurd sizes.
     """
     data = bytes(data)
-    c = parse_header(data)
+    c = parse_header(data, stream_order)
     if c.file_bytes != len(data):
         raise L3ICError(
             "truncated .l3ic file"
@@ -207,12 +231,12 @@ def parse(data: bytes) -> Container:
     end = c.file_bytes - 4
     if zlib.crc32(data[:end]) != int.from_bytes(data[end:], "little"):
         raise L3ICError("corrupt .l3ic file (checksum mismatch)")
-    for code, offset, length in zip(c.codes, c.offsets, c.stream_lengths, strict=True):
+    for code, offset, length in zip(c.codes, c.offsets, c.stream_lengths, strict=False):
         code.stream = data[offset : offset + length]
     return c
 
 
-def parse_header(data: bytes) -> Container:
+def parse_header(data: bytes, stream_order=None) -> Container:
     """Parses and checks the header of a .l3ic file, up to and including its CRC-32.
 
     What a reader of only some channels needs: where each channel's stream lies
@@ -223,6 +247,7 @@ def parse_header(data: bytes) -> Container:
 
     Args:
         data: the file's first bytes, at least its header (anything after it is ignored).
+        stream_order: as for ``parse``.
 
     Raises:
         L3ICError: as ``parse``, for the header.
@@ -282,7 +307,13 @@ def parse_header(data: bytes) -> Container:
         raise L3ICError("corrupt .l3ic file (header checksum mismatch)")
     pos += 4
     header_bytes = pos
-    offsets = list(itertools.accumulate(lengths[:-1], initial=header_bytes))
+    offsets, order = [], None
+    if version < ORDERED_VERSION or stream_order is not None:
+        order = _order(stream_order if version >= ORDERED_VERSION else None, len(codes))
+        starts = itertools.accumulate((lengths[k] for k in order[:-1]), initial=header_bytes)
+        offsets = [0] * len(codes)
+        for k, start in zip(order, starts, strict=True):
+            offsets[k] = start
     return Container(
         preset,
         fingerprint,
@@ -295,4 +326,5 @@ def parse_header(data: bytes) -> Container:
         lengths,
         header_bytes,
         version,
+        order if version >= ORDERED_VERSION else None,
     )

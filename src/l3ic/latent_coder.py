@@ -102,6 +102,7 @@ class LatentCoder:
         c = container.Container(
             self.preset, self.fingerprint, width, height, grayscale, q.shape, codes
         )
+        c.stream_order = self.channel_order.tolist()
         return container.pack(c)
 
     def check_latent(self, latent) -> np.ndarray:
@@ -118,7 +119,9 @@ class LatentCoder:
     def parse(self, data, max_pixels: int | None = None) -> container.Container:
         """Parses .l3ic bytes (or checks an already parsed ``Container``) for decoding.
 
-        Checks, before any stream is decoded, that this preset and these weights wrote the file,
+        Bytes are parsed with this preset's stream order (``channel_order``, for version 3
+        files). Checks, before any stream is decoded, that this preset and these weights wrote
+        the file,
         that the image is within the pixel limit (``container.pixel_limit(max_pixels)``) and
         that every stream is long enough for its channel (``entropy.min_stream_bytes``).
 
@@ -126,7 +129,10 @@ class LatentCoder:
             DecompressionBombError: over the pixel limit.
             L3ICError: damaged, or written by another preset or other weights.
         """
-        c = data if isinstance(data, container.Container) else container.parse(data)
+        if isinstance(data, container.Container):
+            c = data
+        else:
+            c = container.parse(data, self.channel_order)
         container.check_pixel_limit(c, max_pixels)
         if c.preset == self.preset and c.fingerprint != self.fingerprint:
             raise L3ICError(self._other_weights(c.fingerprint.hex()))
@@ -139,6 +145,10 @@ class LatentCoder:
             raise L3ICError(
                 f"file has {c.latent_shape[2]} latent channels, "
                 f"preset {self.preset!r} has {self.channels}"
+            )
+        if c.version >= container.ORDERED_VERSION and c.stream_order != self.channel_order.tolist():
+            raise L3ICError(
+                "a version 3 file parsed without its preset's stream order: pass its bytes"
             )
         h, w, _ = c.latent_shape
         lengths = c.stream_lengths or [len(code.stream) for code in c.codes]

@@ -266,9 +266,9 @@ def wds_decoder(
             return None
         from . import container
 
-        c = container.parse(data)
-        if preset is not None and c.preset != preset:
-            raise L3ICError(f"sample written by preset {c.preset}, not {preset}")
-        return get_coder(c.preset).read(c, channels)[0].astype(np.float32)
+        written_by = container.parse_header(data).preset
+        if preset is not None and written_by != preset:
+            raise L3ICError(f"sample written by preset {written_by}, not {preset}")
+        return get_coder(written_by).read(data, channels)[0].astype(np.float32)
 
     return handler

@@ -49,7 +49,7 @@ class L3ICFile:
         self.latent_shape = c.latent_shape
         self.grayscale = c.grayscale
         self.nbytes = len(self._data)
-        self.channel_bytes = [len(code.stream) for code in c.codes]
+        self.channel_bytes = list(c.stream_lengths)
 
     def latent(
         self, channels: Sequence[int] | None = None, *, max_pixels: int | None = None
@@ -64,7 +64,7 @@ class L3ICFile:
             (h, w, len(channels)) int8 latent, values -15..16, in the order asked for.
         """
         coder = get_coder(self.preset)
-        return coder.read(self._container, channels, max_pixels=max_pixels)[0]
+        return coder.read(self._data, channels, max_pixels=max_pixels)[0]
 
     def image(
         self,
@@ -91,7 +91,7 @@ class L3ICFile:
         channels, top_channels = channels_arg(channels, top_channels)
         codec = get_codec(self.preset, runtime)
         return codec.decompress(
-            self._container, channels, top_channels=top_channels, max_pixels=max_pixels
+            self._data, channels, top_channels=top_channels, max_pixels=max_pixels
         )
 
     @property

@@ -19,15 +19,19 @@ latent channels, without scanning the tar::
 
     {"format": "l3ic-shard-index", "version": 1, "shard": "shard-000000.tar",
      "tar_bytes": 268431360, "preset": "32c", "fingerprint": "0123...",
+     "stream_order": [5, 0, 17, ...],
      "samples": [{"key": "000000000", "source": "cat/001.png", "label": 0, "width": 256,
                   "height": 256, "offset": 512, "bytes": 5130, "streams": [301, 301, 490, ...]},
                  ...],
      "failed": [["cat/007.png", "cannot identify image file"]], "warnings": []}
 
 ``offset`` and ``bytes`` locate the KEY.l3ic member's data in the tar. ``streams`` holds C + 1
-byte positions within that member: the header is ``[0, streams[0])``, channel k's stream is
-``[streams[k], streams[k + 1])`` (empty for a constant channel), and the file's CRC-32 follows
-``streams[C]``. ``label`` is -1 for an image outside any class folder.
+byte positions within that member, in file order: the header is ``[0, streams[0])``, the i-th
+stored stream is ``[streams[i], streams[i + 1])`` (empty for a constant channel), and the
+file's CRC-32 follows ``streams[C]``. Streams are stored in the preset's importance order
+(``stream_order``, format version 3: the i-th stored stream is channel ``stream_order[i]``), so
+the header and the k most important channels are the one range ``[0, streams[k])``, read at
+once. ``label`` is -1 for an image outside any class folder.
 
 A shard is finished when its tar and its index both exist and agree (the index's ``tar_bytes``
 is the tar's size): every shard is written to a temporary file and renamed, the tar first, so a
@@ -146,8 +150,8 @@ def write_shard(task: ShardTask) -> dict:
         caught_all += [[rel, one_line(str(w.message))] for w in caught]
         if data is None:
             continue
-        c = container.parse_header(data)
-        streams = [*c.offsets, c.file_bytes - 4]
+        c = container.parse_header(data, codec.coder.channel_order)
+        streams = _file_positions(c)
         meta = {
             "source": rel,
             "label": task.classes[label] if label >= 0 else None,
@@ -184,6 +188,7 @@ def write_shard(task: ShardTask) -> dict:
         "tar_bytes": tar_bytes,
         "preset": task.preset,
         "fingerprint": coder.fingerprint.hex(),
+        "stream_order": coder.channel_order.tolist(),
         "samples": [
             {
                 "key": key,
@@ -203,6 +208,12 @@ def write_shard(task: ShardTask) -> dict:
     text = json.dumps(index, separators=(",", ":")) + "\n"
     write_atomic(dst / shard_index_name(task.name), text.encode(), force=True)
     return index
+
+
+def _file_positions(c: container.Container) -> list[int]:
+    """The index's ``streams`` of a parsed record: header end, then each stored stream's end."""
+    order = c.stream_order or range(len(c.codes))
+    return [c.header_bytes, *(c.offsets[k] + c.stream_lengths[k] for k in order)]
 
 
 def _l3ic_offsets(path: str) -> dict[str, int]:
@@ -303,6 +314,8 @@ class ShardSet:
         self.names = [s["name"] for s in meta["shards"]]
         self.counts = np.array([s["samples"] for s in meta["shards"]], dtype=np.int64)
         self.coder = get_coder(self.preset)
+        # the file position of each channel's stream (format version 3: the stream order)
+        self._positions = np.argsort(self.coder.channel_order).tolist()
         if meta.get("fingerprint") != self.coder.fingerprint.hex():
             raise L3ICError(
                 f"{self.root} was converted with weights {meta.get('fingerprint')} of preset "
@@ -408,7 +421,7 @@ class ShardSet:
         try:
             if channels is None:
                 data = self._pread(shard, sample, 0, sample["bytes"])
-                c = container.parse(data)
+                c = container.parse(data, self.coder.channel_order)
             else:
                 c = self._read_channels(shard, sample, channels)
             if partial:
@@ -421,15 +434,24 @@ class ShardSet:
             ) from None
 
     def _read_channels(self, shard: int, sample: dict, channels: list[int]) -> container.Container:
-        streams = sample["streams"]
-        c = container.parse_header(self._pread(shard, sample, 0, streams[0]))
-        if [*c.offsets, c.file_bytes - 4] != streams or c.file_bytes != sample["bytes"]:
+        """The record's header with the streams of ``channels`` attached, read in as few
+        ranges as the stream order allows (the header with the first run, if it starts there)."""
+        streams, order = sample["streams"], self.coder.channel_order
+        if not all(0 <= int(k) < len(order) for k in channels):
+            raise L3ICError(f"channels must lie in 0..{len(order) - 1}, got {list(channels)}")
+        runs = _coalesce(sorted({self._positions[int(k)] for k in channels}))
+        first = runs[0][0] == 0
+        head = self._pread(shard, sample, 0, streams[runs[0][1]] if first else streams[0])
+        c = container.parse_header(head, order)
+        if _file_positions(c) != streams or c.file_bytes != sample["bytes"]:
             raise L3ICError("its header does not match the shard index")
-        for start, stop in _coalesce(sorted({int(k) for k in channels}), streams):
-            data = self._pread(shard, sample, streams[start], streams[stop])
-            for k in range(start, stop):
-                a, b = streams[k] - streams[start], streams[k + 1] - streams[start]
-                c.codes[k].stream = data[a:b]
+        for start, stop in runs:
+            data = head if first and start == 0 else None
+            if data is None:
+                data = self._pread(shard, sample, streams[start], streams[stop])
+            base = 0 if data is head else streams[start]
+            for i in range(start, stop):
+                c.codes[order[i]].stream = data[streams[i] - base : streams[i + 1] - base]
         return c
 
     def close(self) -> None:
@@ -441,12 +463,11 @@ class ShardSet:
             self._files = {}
 
 
-def _coalesce(channels: list[int], streams: list[int]) -> list[tuple[int, int]]:
-    """Runs of adjacent channels [start, stop) among sorted ``channels``: one read each."""
+def _coalesce(positions: list[int]) -> list[tuple[int, int]]:
+    """Runs [start, stop) of adjacent stream positions among sorted ``positions``: one read
+    each."""
     runs: list[tuple[int, int]] = []
-    for k in channels:
-        if k < 0 or k >= len(streams) - 1:
-            raise L3ICError(f"channel {k} out of range 0..{len(streams) - 2}")
+    for k in positions:
         if runs and runs[-1][1] == k:
             runs[-1] = (runs[-1][0], k + 1)
         else:
