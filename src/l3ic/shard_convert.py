@@ -14,7 +14,8 @@ before any shard is written, so a second run, after a crash or a kill, writes on
 that are not finished (``shards.finished_shard``) and gives the same dataset. Images added to
 SRC since the plan go to new shards at its end; new class folders get new label indices after
 the existing ones. Workers load the network on ONNX Runtime (no TensorFlow) unless
-``runtime="keras"``.
+``runtime="keras"``; the worker processes this starts (local pool, LocalCluster) share the cores
+among them: ``$L3IC_THREADS`` = cores // workers each, unless it is set.
 """
 
 import itertools
@@ -156,6 +157,18 @@ def _tasks(meta: dict, src: Path, dst: Path, runtime: str, drop_alpha: bool) -> 
     return tasks
 
 
+def _worker_env(workers: int) -> dict[str, str]:
+    """What a worker process of a pool of ``workers`` on this machine needs: its share of the
+    cores for the network (``$L3IC_THREADS``, unless the caller set it)."""
+    if "L3IC_THREADS" in os.environ:
+        return {"L3IC_THREADS": os.environ["L3IC_THREADS"]}
+    return {"L3IC_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
+
+
+def _set_env(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
 def _run_local(
     tasks: list[ShardTask], workers: int
 ) -> Iterator[tuple[ShardTask, dict | Exception]]:
@@ -166,7 +179,9 @@ def _run_local(
             except (L3ICError, OSError) as e:
                 yield task, e
         return
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers, multiprocessing.get_context("spawn"), _set_env, (_worker_env(workers),)
+    )
     try:
         todo, pending = iter(tasks), {}
         while True:
@@ -202,6 +217,7 @@ def _run_dask(
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
+            env=_worker_env(workers),
         )
     try:
         client = Client(address or cluster, timeout="30s")
