@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +72,12 @@ def _image_shards(images: list[Path], dst: Path, fmt: str) -> list[str]:
 
 def _stream_fraction(shards, channels: list[int]) -> tuple[float, float]:
     """(read / all stream bytes, read / all record bytes) for reading ``channels``."""
+    at = np.argsort(shards.coder.channel_order)  # each channel's position in the file
     read_streams = all_streams = read_total = all_total = 0
     for i in range(len(shards.names)):
         for s in shards.samples(i):
             st = s["streams"]
-            picked = sum(st[k + 1] - st[k] for k in channels)
+            picked = sum(st[at[k] + 1] - st[at[k]] for k in channels)
             read_streams += picked
             all_streams += st[-1] - st[0]
             read_total += st[0] + picked
@@ -176,6 +178,32 @@ def conversion(images: list[Path], work: Path, preset: str) -> dict:
     return out
 
 
+NAMES = {
+    "a_latents_all": "(a) l3ic shards, all channels, latents (`LatentShards`)",
+    "a2_latents_all_webdataset": "(a) the same through `webdataset` + `wds_decoder`",
+    "b_latents_top8": "(b) l3ic shards, 8 most important channels",
+    "c_pixels_decoded": "(c) l3ic shards decoded to pixels (ONNX Runtime)",
+    "d_jpeg_q90_pillow": "(d) JPEG q90 shards, Pillow (`webdataset` rgb8)",
+    "e_png_pillow": "(e) PNG shards, Pillow (`webdataset` rgb8)",
+}
+
+
+def table(result: dict) -> str:
+    """The loader figures of ``result`` as a markdown table."""
+    small, large = result["256x256"], result["768x512"]
+    lines = [
+        "| loader | 256x256 samples/s | vs (d) | 768x512 samples/s | vs (d) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, name in NAMES.items():
+        a, b = small["loaders"][key], large["loaders"][key]
+        lines.append(
+            f"| {name} | {a['samples_per_s']:.0f} | {a['vs_jpeg']:.2f}x | "
+            f"{b['samples_per_s']:.1f} | {b['vs_jpeg']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=Path, default=DATA / "train-gpu")
@@ -204,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["conversion_256x256"] = conversion(small[: args.convert_n], tmp, args.preset)
     text = json.dumps(result, indent=1)
     print(text)
+    print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
