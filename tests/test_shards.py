@@ -164,7 +164,8 @@ def test_dask_engine_survives_a_killed_worker(presets, tmp_path):
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, models_dir):
-    """A 2-class dataset of 12 images in 5 shards, converted with the test 16c preset."""
+    """A 2-class dataset of 12 images in 5 shards, converted with the test 16c preset through
+    the Dask engine (a LocalCluster of 2 workers)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("L3IC_MODELS_DIR", str(models_dir))
     from l3ic import api, latent_coder
@@ -174,7 +175,11 @@ def shards(tmp_path_factory, models_dir):
     root = tmp_path_factory.mktemp("shards")
     src = make_folder(root / "src")
     (src / "dog" / "zz-broken.png").unlink()
-    convert_shards(src, root / "dst", "16c", shard_size=7000, progress=False)
+    pytest.importorskip("distributed")
+    report = convert_shards(
+        src, root / "dst", "16c", engine="dask", workers=2, shard_size=7000, progress=False
+    )
+    assert report.converted == 12 and not report.failed
     yield root / "dst"
     mp.undo()
     api._shared_codec.cache_clear()
