@@ -266,6 +266,9 @@ def test_torch_webdataset_keras_and_tf_interfaces(shards):
     )  # fmt: skip
     got = list(pipe)
     assert {x.tobytes() for x, _ in got} == full and [y for _, y in got] == [0] * 6 + [1] * 6
+    # and as the source of a webdataset pipeline
+    pipe = wds.DataPipeline(TorchLatentShards(shards), wds.shuffle(5), wds.batched(5))
+    assert sorted(len(y) for _, y in pipe) == [2, 5, 5]
     pydata = ShardBatches(shards, batch_size=5, top_channels=8, rank=1, world_size=2)
     assert sorted(len(pydata[i][1]) for i in range(len(pydata))) == [1, 5]
     model = keras.Sequential(
