@@ -13,7 +13,8 @@ On this machine, in one run, one process, one thread each:
   (c) ``LatentShards(decode=True)``: pixels decoded by the network (ONNX Runtime);
   (d) the same images as JPEG quality 90 (Pillow's default 4:2:0) in WebDataset shards,
       decoded by ``webdataset``'s ``decode("rgb8")`` (Pillow);
-  (e) the same as PNG.
+  (e) the same as PNG;
+  and the ceiling of (a): constriction decoding the same streams with nothing else.
   On the first ``-n`` images of ``--images`` (default ../shared/data/train-gpu, 256x256) and on
   every image of ``--large`` (default ../shared/data/kodak, 768x512 and 512x768), each epoch
   read ``--repeat`` times over for the small set of 24.
@@ -85,6 +86,35 @@ def _stream_fraction(shards, channels: list[int]) -> tuple[float, float]:
     return read_streams / all_streams, read_total / all_total
 
 
+def entropy_floor(shards, repeat: int) -> dict:
+    """The entropy decoding alone: constriction decoding every stream of ``shards`` with the
+    models built beforehand, nothing else (best of ``repeat``)."""
+    import constriction
+
+    from l3ic import container, entropy
+
+    coder, jobs, samples = shards.coder, [], 0
+    models = [entropy.prior_model(p) for p in coder.priors]
+    for i in range(len(shards.names)):
+        for j in range(len(shards.samples(i))):
+            c = container.parse(shards.read_bytes(i, j), coder.channel_order)
+            h, w, _ = c.latent_shape
+            samples += 1
+            for k, code in enumerate(c.codes):
+                if code.mode == entropy.CONSTANT:
+                    continue
+                model = models[k] if code.mode == entropy.PRIOR else entropy.prior_model(code.table)
+                jobs.append((np.frombuffer(code.stream, "<u4").astype(np.uint32), model, h * w))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for words, model, n in jobs:
+            constriction.stream.stack.AnsCoder(words).decode(model, n)
+        best = min(best, time.perf_counter() - t0)
+    symbols = sum(n for _, _, n in jobs)
+    return {"samples_per_s": samples / best, "ns_per_symbol": best / symbols * 1e9}
+
+
 def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: int) -> dict:
     """Samples/s of loaders (a)-(e) on ``images``."""
     import webdataset as wds
@@ -121,6 +151,8 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
         slow = name.startswith("c_")
         rate, n = _epochs(make, 1 if slow else epochs, 1 if slow else repeat)
         rows[name] = {"samples_per_s": rate, "samples": n}
+    floor = entropy_floor(top8.shards, epochs)
+    rows["entropy_decoding_alone"] = floor | {"samples": rows["a_latents_all"]["samples"]}
     streams, records = _stream_fraction(top8.shards, top8.channels)
     rows["b_latents_top8"].update(stream_bytes_read=streams, record_bytes_read=records)
     sizes = {
@@ -181,6 +213,7 @@ def conversion(images: list[Path], work: Path, preset: str) -> dict:
 NAMES = {
     "a_latents_all": "(a) l3ic shards, all channels, latents (`LatentShards`)",
     "a2_latents_all_webdataset": "(a) the same through `webdataset` + `wds_decoder`",
+    "entropy_decoding_alone": "(a) its entropy decoding alone (constriction), the ceiling",
     "b_latents_top8": "(b) l3ic shards, 8 most important channels",
     "c_pixels_decoded": "(c) l3ic shards decoded to pixels (ONNX Runtime)",
     "d_jpeg_q90_pillow": "(d) JPEG q90 shards, Pillow (`webdataset` rgb8)",
