@@ -28,7 +28,6 @@ The ratios against (d) are the figures to compare across machines. Writes ``--js
 import argparse
 import io
 import json
-import logging
 import os
 import platform
 import shutil
@@ -167,10 +166,11 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
 
 
 def conversion(images: list[Path], work: Path, preset: str) -> dict:
-    """Images/s of ``convert_shards`` on Dask LocalClusters of 1 and 2 single-threaded workers."""
-    from distributed import Client, LocalCluster
+    """Images/s of ``convert_shards`` on Dask LocalClusters of 1 and 2 single-threaded workers
+    (``L3IC_THREADS=1``, set here before the clusters start)."""
+    from distributed import Client
 
-    from l3ic.shard_convert import convert_shards
+    from l3ic.shard_convert import convert_shards, local_cluster
 
     src, warm = work / "csrc" / "all", work / "cwarm" / "all"
     src.mkdir(parents=True)
@@ -182,13 +182,7 @@ def conversion(images: list[Path], work: Path, preset: str) -> dict:
     os.environ["L3IC_THREADS"] = "1"
     out = {}
     for workers in (1, 2):
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        cluster = local_cluster(workers)
         client = Client(cluster)
         try:
             kw = dict(engine="dask", address=cluster.scheduler_address, progress=False)

@@ -42,7 +42,7 @@ from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 from .runtime import resolve_runtime
 from .shards import SHARDS_NAME
 
-__all__ = ["INDEX_NAME", "Report", "convert", "find_images", "read_index"]
+__all__ = ["INDEX_NAME", "Report", "check_args", "convert", "find_images", "read_index"]
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT, INDEX_VERSION = "l3ic-index", 2
@@ -104,6 +104,30 @@ def find_images(src: Path) -> list[Path]:
             if is_image_name(name):
                 found.append(Path(folder, name).relative_to(src))
     return sorted(found)
+
+
+def check_args(
+    src, dst, workers: int, preset: str | None, model: str | None, runtime: str | None
+) -> tuple[Path, Path, str, str, str | None]:
+    """The checks every conversion makes before it writes anything.
+
+    Returns:
+        (src, dst as Paths, the preset, the runtime, the weights' fingerprint or None).
+
+    Raises:
+        L3ICError: ``src`` is not a folder, workers < 1, unknown preset or runtime, missing
+            weights.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise L3ICError(f"no such folder: {src}")
+    if workers < 1:
+        raise L3ICError(f"workers must be at least 1, got {workers}")
+    preset = resolve_preset(preset, model)
+    runtime = resolve_runtime(runtime)
+    preset_channels(preset)
+    weights_path(preset)
+    return src, dst, preset, runtime, load_sidecar(preset).get("fingerprint")
 
 
 def _label(rel: Path) -> str | None:
@@ -259,16 +283,7 @@ def convert(
     """
     from tqdm import tqdm
 
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise L3ICError(f"no such folder: {src}")
-    if workers < 1:
-        raise L3ICError(f"workers must be at least 1, got {workers}")
-    preset = resolve_preset(preset, model)
-    runtime = resolve_runtime(runtime)
-    preset_channels(preset)
-    weights_path(preset)
-    fp = load_sidecar(preset).get("fingerprint")
+    src, dst, preset, runtime, fp = check_args(src, dst, workers, preset, model, runtime)
     sources = find_images(src)
     inputs = {}  # output path relative to dst -> the sources that would be written there
     for rel in sources:

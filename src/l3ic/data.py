@@ -41,6 +41,17 @@ __all__ = [
 ]
 
 
+def _size_batches(groups: dict, batch_size: int, rng: np.random.Generator | None) -> list[list]:
+    """Batches of at most ``batch_size`` ids, each from one group (images of one size), in
+    group order, or in a random order drawn from ``rng``."""
+    batches = [
+        ids[j : j + batch_size] for ids in groups.values() for j in range(0, len(ids), batch_size)
+    ]
+    if rng is not None:
+        batches = [batches[j] for j in rng.permutation(len(batches))]
+    return batches
+
+
 class LatentDataset(keras.utils.PyDataset):
     """Batches of latents (or decoded images) and labels from a converted folder.
 
@@ -90,14 +101,9 @@ class LatentDataset(keras.utils.PyDataset):
         groups: dict[tuple[int, int], list[int]] = {}
         for i in range(len(self.files)):
             groups.setdefault(self.files.shape_key(i), []).append(i)
-        batches = []
-        for ids in groups.values():
-            if self.shuffle:
-                ids = self._rng.permutation(ids).tolist()
-            batches += [ids[j : j + self.batch_size] for j in range(0, len(ids), self.batch_size)]
         if self.shuffle:
-            batches = [batches[j] for j in self._rng.permutation(len(batches))]
-        return batches
+            groups = {key: self._rng.permutation(ids).tolist() for key, ids in groups.items()}
+        return _size_batches(groups, self.batch_size, self._rng if self.shuffle else None)
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -184,13 +190,8 @@ class ShardBatches(keras.utils.PyDataset):
             s, j = self._where[i]
             entry = self.shards.shards.samples(s)[j]
             groups.setdefault((entry["height"], entry["width"]), []).append((s, j))
-        batches = []
-        for ids in groups.values():
-            batches += [ids[k : k + self.batch_size] for k in range(0, len(ids), self.batch_size)]
-        if self.shuffle:
-            rng = np.random.default_rng([self.seed, self.epoch, 1])
-            batches = [batches[k] for k in rng.permutation(len(batches))]
-        return batches
+        rng = np.random.default_rng([self.seed, self.epoch, 1]) if self.shuffle else None
+        return _size_batches(groups, self.batch_size, rng)
 
     def __len__(self) -> int:
         return len(self._batches)

@@ -1,11 +1,14 @@
 """Image input and output: array conversion rules, reading from paths, atomic file writes."""
 
+import contextlib
 import io
 import os
 import stat
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -19,6 +22,7 @@ __all__ = [
     "to_rgb8",
     "read_image",
     "write_atomic",
+    "open_atomic",
 ]
 
 # File suffixes taken as images wherever l3ic looks through a folder (convert, evaluate, training).
@@ -251,6 +255,20 @@ def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> N
     Raises:
         L3ICError: ``path`` exists and ``force`` is false, or its folder does not exist.
     """
+    with open_atomic(path, force) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | os.PathLike, force: bool = False) -> Iterator[BinaryIO]:
+    """A binary file to write that appears at ``path`` whole when the block ends, or not at all.
+
+    It is a temporary file beside ``path`` (``.NAME.XXXX.tmp``), renamed over ``path`` when
+    the block ends normally and removed when it raises.
+
+    Raises:
+        L3ICError: ``path`` exists and ``force`` is false, or its folder does not exist.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise L3ICError(f"{path} exists (use --force / force=True to overwrite)")
@@ -262,7 +280,7 @@ def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> N
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -223,6 +223,29 @@ class LatentCoder:
             raise L3ICError(f"top_channels must be a whole number in 0..{self.channels}, got {k!r}")
         return self.channel_order[:k].tolist()
 
+    def reader_channels(
+        self, channels: Sequence[int] | None, top_channels: int | None
+    ) -> list[int]:
+        """The channels a dataset reader reads, from ``channels_arg``'s checked pair.
+
+        Args:
+            channels: channel indices (None with ``top_channels`` None: all).
+            top_channels: the k most important channels, 1..C.
+
+        Raises:
+            L3ICError: ``top_channels`` 0, or channels empty or out of range.
+        """
+        if top_channels is not None:
+            if top_channels == 0:
+                raise L3ICError(f"top_channels must lie in 1..{self.channels}, got 0")
+            channels = self.top_channels(top_channels)
+        elif channels is None:
+            channels = range(self.channels)
+        picked = [int(k) for k in channels]
+        if not picked or not all(0 <= k < self.channels for k in picked):
+            raise L3ICError(f"channels must be a non-empty list of 0..{self.channels - 1}")
+        return picked
+
     def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
         """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""
         h, w, _ = c.latent_shape

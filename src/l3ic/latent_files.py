@@ -72,16 +72,7 @@ class LatentFiles:
         self.classes, self.preset, self.decode = index["classes"], index["preset"], decode
         self.labels = np.array([item["label_index"] for item in self.items], dtype=np.int32)
         coder = get_coder(self.preset)
-        channels, top_channels = channels_arg(channels, top_channels)
-        if top_channels is not None:
-            if top_channels == 0:
-                raise L3ICError(f"top_channels must lie in 1..{coder.channels}, got 0")
-            channels = coder.top_channels(top_channels)
-        elif channels is None:
-            channels = range(coder.channels)
-        self.channels = [int(k) for k in channels]
-        if not self.channels or not all(0 <= k < coder.channels for k in self.channels):
-            raise L3ICError(f"channels must be a non-empty list of 0..{coder.channels - 1}")
+        self.channels = coder.reader_channels(*channels_arg(channels, top_channels))
 
     @property
     def model(self) -> str:

@@ -113,16 +113,9 @@ class LatentShards:
         self.shards = ShardSet(root)
         coder = get_coder(self.shards.preset)
         channels, top_channels = channels_arg(channels, top_channels)
-        if top_channels is not None:
-            if top_channels == 0:
-                raise L3ICError(f"top_channels must lie in 1..{coder.channels}, got 0")
-            channels = coder.top_channels(top_channels)
-        self.subset = None if channels is None else [int(k) for k in channels]
-        self.channels = (
-            list(range(coder.channels)) if channels is None else [int(k) for k in channels]
-        )
-        if not self.channels or not all(0 <= k < coder.channels for k in self.channels):
-            raise L3ICError(f"channels must be a non-empty list of 0..{coder.channels - 1}")
+        self.channels = coder.reader_channels(channels, top_channels)
+        every = channels is None and top_channels is None
+        self.subset = None if every else self.channels
         if (rank is None) != (world_size is None):
             raise L3ICError("give both rank and world_size, or neither")
         if world_size is not None and not 0 <= rank < world_size:

@@ -30,11 +30,10 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from .convert import Report, find_images
+from .convert import Report, check_args, find_images
 from .errors import L3ICError, one_line
 from .image import write_atomic
-from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
-from .runtime import resolve_runtime
+from .presets import load_sidecar
 from .shards import (
     SHARDS_FORMAT,
     SHARDS_NAME,
@@ -44,7 +43,7 @@ from .shards import (
     write_shard,
 )
 
-__all__ = ["ENGINES", "DEFAULT_SHARD_SIZE", "convert_shards", "parse_size"]
+__all__ = ["ENGINES", "DEFAULT_SHARD_SIZE", "convert_shards", "local_cluster", "parse_size"]
 
 ENGINES = ("local", "dask")
 DEFAULT_SHARD_SIZE = 256 * 2**20  # bytes: "a few hundred MB", as WebDataset advises
@@ -200,25 +199,31 @@ def _run_local(
         pool.shutdown(cancel_futures=True)
 
 
+def local_cluster(workers: int):
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded processes sharing the cores
+    (``_worker_env``), quiet and without a dashboard."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        env=_worker_env(workers),
+    )
+
+
 def _run_dask(
     tasks: list[ShardTask], workers: int, address: str | None
 ) -> Iterator[tuple[ShardTask, dict | Exception]]:
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError:
         raise L3ICError(
             'the dask engine needs Dask: pip install "l3ic[dask]" (or use --engine local)'
         ) from None
-    cluster = None
-    if address is None:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-            env=_worker_env(workers),
-        )
+    cluster = None if address is not None else local_cluster(workers)
     try:
         client = Client(address or cluster, timeout="30s")
     except OSError as e:
@@ -283,22 +288,13 @@ def convert_shards(
     """
     from tqdm import tqdm
 
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise L3ICError(f"no such folder: {src}")
-    if workers < 1:
-        raise L3ICError(f"workers must be at least 1, got {workers}")
     if engine not in ENGINES:
         raise L3ICError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if address is not None and engine != "dask":
         raise L3ICError("--address needs --engine dask")
     if shard_size < 1:
         raise L3ICError(f"shard_size must be at least 1 byte, got {shard_size}")
-    preset = resolve_preset(preset, None)
-    runtime = resolve_runtime(runtime)
-    preset_channels(preset)
-    weights_path(preset)
-    fp = load_sidecar(preset).get("fingerprint")
+    src, dst, preset, runtime, fp = check_args(src, dst, workers, preset, None, runtime)
     if (dst / "index.json").exists():
         raise L3ICError(f"{dst} holds a conversion to .l3ic files (index.json); use another DST")
     meta = _plan(src, dst, preset, fp, shard_size)

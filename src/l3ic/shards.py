@@ -38,10 +38,10 @@ is the tar's size): every shard is written to a temporary file and renamed, the 
 killed writer leaves either nothing or a tar without an index, which the next run rewrites.
 """
 
+import io
 import json
 import os
 import tarfile
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -51,7 +51,7 @@ import numpy as np
 
 from . import container
 from .errors import L3ICError, one_line
-from .image import read_image, write_atomic
+from .image import open_atomic, read_image, write_atomic
 from .latent_coder import get_coder
 
 __all__ = [
@@ -67,8 +67,6 @@ __all__ = [
 SHARDS_NAME = "shards.json"
 SHARDS_FORMAT, SHARDS_VERSION = "l3ic-shards", 1
 SHARD_INDEX_FORMAT, SHARD_INDEX_VERSION = "l3ic-shard-index", 1
-
-_worker_codecs: dict = {}  # (preset, runtime) -> Codec, per worker process
 
 
 def shard_index_name(name: str) -> str:
@@ -99,45 +97,26 @@ class ShardTask:
     drop_alpha: bool = False
 
 
-def _codec(preset: str, runtime: str):
-    from .api import get_codec  # the network: only where images are converted
-
-    key = (preset, runtime)
-    if key not in _worker_codecs:
-        _worker_codecs[key] = get_codec(preset, runtime)
-    return _worker_codecs[key]
-
-
 def _member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0
-    tar.addfile(info, fileobj=_Reader(data))
-
-
-class _Reader:
-    """A minimal file object over bytes for ``TarFile.addfile`` (no copy)."""
-
-    def __init__(self, data: bytes):
-        self.data, self.pos = memoryview(data), 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        chunk = self.data[self.pos : end].tobytes()
-        self.pos += len(chunk)
-        return chunk
+    tar.addfile(info, fileobj=io.BytesIO(data))
 
 
 def write_shard(task: ShardTask) -> dict:
     """Converts the images of one shard and writes the shard and its index, each atomically.
 
-    Runs in a worker process (any engine): loads the preset's network once per process. Images
-    that cannot be converted are listed in the index's ``failed``, not raised.
+    Runs in a worker process (any engine): the preset's network is loaded once per process
+    (``api.get_codec``). Images that cannot be converted are listed in the index's ``failed``,
+    not raised.
 
     Returns:
         The shard's index (the dict written to ``shard_index_name(task.name)``).
     """
+    from .api import get_codec  # the network (cached per process): only where images are converted
+
     dst = Path(task.dst)
-    codec = _codec(task.preset, task.runtime)
+    codec = get_codec(task.preset, task.runtime)
     records, failed, caught_all = [], [], []
     for key, rel, label in task.items:
         with warnings.catch_warnings(record=True) as caught:
@@ -159,28 +138,18 @@ def write_shard(task: ShardTask) -> dict:
             "height": c.height,
         }
         records.append((key, rel, label, data, streams, meta))
-    fd, tmp = tempfile.mkstemp(dir=dst, prefix=f".{task.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    try:
-        with (
-            os.fdopen(fd, "wb") as f,
-            tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar,
-        ):
-            for key, _, label, data, _, meta in records:
-                _member(tar, f"{key}.l3ic", data)
-                if label >= 0:
-                    _member(tar, f"{key}.cls", str(label).encode())
-                _member(tar, f"{key}.json", json.dumps(meta).encode())
-        offsets = _l3ic_offsets(tmp)
-        tar_bytes = os.path.getsize(tmp)
-        os.replace(tmp, dst / task.name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    coder = get_coder(task.preset)
+    with (
+        open_atomic(dst / task.name, force=True) as f,
+        tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for key, _, label, data, _, meta in records:
+            _member(tar, f"{key}.l3ic", data)
+            if label >= 0:
+                _member(tar, f"{key}.cls", str(label).encode())
+            _member(tar, f"{key}.json", json.dumps(meta).encode())
+    offsets = _l3ic_offsets(dst / task.name)
+    tar_bytes = (dst / task.name).stat().st_size
+    coder = codec.coder
     index = {
         "format": SHARD_INDEX_FORMAT,
         "version": SHARD_INDEX_VERSION,
@@ -216,7 +185,7 @@ def _file_positions(c: container.Container) -> list[int]:
     return [c.header_bytes, *(c.offsets[k] + c.stream_lengths[k] for k in order)]
 
 
-def _l3ic_offsets(path: str) -> dict[str, int]:
+def _l3ic_offsets(path: Path) -> dict[str, int]:
     """{key: byte offset of the data of member KEY.l3ic} of a tar just written."""
     with tarfile.open(path, mode="r:") as tar:
         return {
@@ -251,7 +220,8 @@ def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict |
         return None
     if len(index["samples"]) + len(index["failed"]) != len(keys):
         return None
-    if any(s["key"] not in set(keys) for s in index["samples"]):
+    planned = set(keys)
+    if any(s["key"] not in planned for s in index["samples"]):
         return None
     return index
 
