@@ -6,15 +6,18 @@
 On this machine, in one run, one process, one thread each:
 
 - loaders, in samples/s over whole epochs (best of ``--epochs`` after a warm-up epoch):
-  (a) ``LatentShards`` of l3ic shards, all channels, latents only (float32);
+  (a) ``LatentShards`` of l3ic shards, all channels, latents only (float32), read by the
+      compiled record reader (``l3ic.record_decoder``);
   (a2) the same shards through a ``webdataset`` pipeline with ``l3ic.wds_decoder``;
+  (a3) (a) with the Python reader (container parsing in Python, constriction decoding), as
+      where no C compiler was found at install time;
   (b) ``LatentShards``, the 8 most important channels, with the fraction of the stream bytes
       and of the record bytes read;
   (c) ``LatentShards(decode=True)``: pixels decoded by the network (ONNX Runtime);
   (d) the same images as JPEG quality 90 (Pillow's default 4:2:0) in WebDataset shards,
       decoded by ``webdataset``'s ``decode("rgb8")`` (Pillow);
   (e) the same as PNG;
-  and the ceiling of (a): constriction decoding the same streams with nothing else.
+  and the ceiling of (a3): constriction decoding the same streams with nothing else.
   On the first ``-n`` images of ``--images`` (default ../shared/data/train-gpu, 256x256) and on
   every image of ``--large`` (default ../shared/data/kodak, 768x512 and 512x768), each epoch
   read ``--repeat`` times over for the small set of 24.
@@ -118,6 +121,7 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
     """Samples/s of loaders (a)-(e) on ``images``."""
     import webdataset as wds
 
+    from l3ic.latent_coder import get_coder
     from l3ic.latent_shards import LatentShards, wds_decoder
     from l3ic.shard_convert import convert_shards
 
@@ -136,11 +140,20 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
             wds.to_tuple(ext, "cls"),
         )  # fmt: skip
 
+    def python_reader():
+        coder = get_coder(preset)
+        compiled, coder.compiled = coder.compiled, None
+        try:
+            yield from LatentShards(work / "l3ic")
+        finally:
+            coder.compiled = compiled
+
     top8 = LatentShards(work / "l3ic", top_channels=8)
     rows = {}
     cases = {
         "a_latents_all": lambda: LatentShards(work / "l3ic"),
         "a2_latents_all_webdataset": pipe(l3, wds_decoder(), "l3ic"),
+        "a3_latents_all_python_reader": python_reader,
         "b_latents_top8": lambda: top8,
         "c_pixels_decoded": lambda: LatentShards(work / "l3ic", decode=True),
         "d_jpeg_q90_pillow": pipe(jpg, "rgb8", "jpg"),
@@ -207,7 +220,8 @@ def conversion(images: list[Path], work: Path, preset: str) -> dict:
 NAMES = {
     "a_latents_all": "(a) l3ic shards, all channels, latents (`LatentShards`)",
     "a2_latents_all_webdataset": "(a) the same through `webdataset` + `wds_decoder`",
-    "entropy_decoding_alone": "(a) its entropy decoding alone (constriction), the ceiling",
+    "a3_latents_all_python_reader": "(a) with the Python reader (no compiled reader)",
+    "entropy_decoding_alone": "(a) Python reader's entropy decoding alone (constriction)",
     "b_latents_top8": "(b) l3ic shards, 8 most important channels",
     "c_pixels_decoded": "(c) l3ic shards decoded to pixels (ONNX Runtime)",
     "d_jpeg_q90_pillow": "(d) JPEG q90 shards, Pillow (`webdataset` rgb8)",

@@ -8,6 +8,7 @@ in a base install (``pip install l3ic``) that has no training stack.
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -79,6 +80,25 @@ class NotInstalled:
 
 sys.meta_path.insert(0, NotInstalled())
 """
+
+
+def test_wheel_carries_the_compiled_reader_or_builds_without_a_compiler(venv, tmp_path):
+    env, _ = venv
+    (wheel,) = (env.parent / "dist").glob("l3ic-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("l3ic/_record_decoder") for n in names)
+    assert "py3-none-any" not in wheel.name  # a platform wheel: it holds compiled code
+    # No C compiler: a warning, and a pure-Python wheel that reads latents with constriction.
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, env={**os.environ, "CC": "/nonexistent/cc"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    (pure,) = tmp_path.glob("l3ic-*.whl")
+    assert pure.name.endswith("py3-none-any.whl")
+    assert not [n for n in zipfile.ZipFile(pure).namelist() if "_record_decoder" in n]
+    assert "could not compile" in out.stdout + out.stderr
 
 
 def test_base_install_needs_no_training_stack(venv):

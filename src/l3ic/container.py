@@ -48,6 +48,7 @@ __all__ = [
     "pack",
     "parse",
     "parse_header",
+    "preset_name",
 ]
 
 MAGIC = b"L3IC"
@@ -234,6 +235,20 @@ def parse(data: bytes, stream_order=None) -> Container:
     for code, offset, length in zip(c.codes, c.offsets, c.stream_lengths, strict=False):
         code.stream = data[offset : offset + length]
     return c
+
+
+def preset_name(data: bytes) -> str:
+    """The preset named in a file's header, from its first bytes alone (nothing else checked).
+
+    Raises:
+        L3ICError: not an .l3ic file, or its name cut short or not ASCII.
+    """
+    if len(data) < 7 or data[:4] != MAGIC or len(data) < 7 + data[6]:
+        raise L3ICError("not an .l3ic file (wrong magic bytes or cut short)")
+    try:
+        return bytes(data[7 : 7 + data[6]]).decode("ascii")
+    except UnicodeDecodeError:
+        raise L3ICError("corrupt .l3ic header (preset name)") from None
 
 
 def parse_header(data: bytes, stream_order=None) -> Container:

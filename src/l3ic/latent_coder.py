@@ -4,9 +4,10 @@ A ``LatentCoder`` is what a preset's sidecar (``models/PRESET.json``) holds for 
 into tables: the per-channel priors, the channel importance order, the fingerprint of the
 weights whose latents it codes, and the fingerprints of earlier weights of the preset (for a
 clear message on old files). It packs a latent into a container (``container``) of
-per-channel ANS streams (``entropy``), and reads back all channels or only some. It imports
-numpy and constriction only, so a data-loader worker that reads latents never pays for
-TensorFlow; ``codec.Codec`` adds the network on top.
+per-channel ANS streams (``entropy``), and reads back all channels or only some, through the
+compiled reader (``record_decoder``) where it can. It imports numpy and constriction only
+(and the compiled reader through ctypes), so a data-loader worker that reads latents never
+pays for TensorFlow; ``codec.Codec`` adds the network on top.
 
 Notation: the latent is (h, w, C) int8 with values ``QMIN..QMAX`` (-15..16), h = ceil(H / 8),
 w = ceil(W / 8) for an image of H x W pixels; shapes of images are (H, W), as numpy's.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import container, entropy
+from . import container, entropy, record_decoder
 from .codebook import QMAX, QMIN, from_symbols, to_symbols
 from .errors import L3ICError
 from .presets import load_sidecar, preset_channels
@@ -38,6 +39,8 @@ class LatentCoder:
 
     Attributes:
         preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), channels (C).
+        compiled: the compiled reader (``record_decoder.RecordDecoder``), None where it is not
+            installed; set it to None to read with constriction alone (the same latents).
     """
 
     def __init__(
@@ -60,6 +63,11 @@ class LatentCoder:
             range(c)
         ):
             raise L3ICError(f"preset {preset!r} has priors or channel order of wrong shape")
+        self.compiled = None  # the compiled reader knows priors summing to TABLE_TOTAL only
+        if record_decoder.COMPILED and (self.priors.sum(axis=1) == entropy.TABLE_TOTAL).all():
+            self.compiled = record_decoder.RecordDecoder(
+                preset, self.fingerprint, self.priors, self.channel_order
+            )
 
     @classmethod
     def from_sidecar(cls, preset: str, sidecar: dict, fingerprint: bytes, channels: int):
@@ -172,6 +180,8 @@ class LatentCoder:
         """Decodes the latent of .l3ic bytes (or a parsed ``Container``), only ``channels``.
 
         Streams of channels not asked for are skipped by their stored lengths, not decoded.
+        Bytes go through the compiled reader where it is installed and takes them
+        (``read_compiled``), else through ``parse`` and constriction: the same latent.
 
         Args:
             data: the .l3ic file, or its ``Container`` (from ``container.parse``, or from
@@ -183,9 +193,46 @@ class LatentCoder:
             ((h, w, len(channels)) int8 latent, metadata: ``Container.metadata()`` and
             ``channels``, the indices decoded).
         """
+        if isinstance(data, bytes):
+            fast = self.read_compiled(data, channels, max_pixels=max_pixels)
+            if fast is not None:
+                return fast[0], fast[1]
         c = self.parse(data, max_pixels)
         picked = self._pick(channels)
         return self._decode_streams(c, picked), {**c.metadata(), "channels": picked}
+
+    def read_compiled(
+        self,
+        data: bytes,
+        channels: Sequence[int] | None = None,
+        *,
+        max_pixels: int | None = None,
+        whole: bool = True,
+    ) -> tuple[np.ndarray, dict, list[int]] | None:
+        """``read`` by the compiled reader alone; None where it is not installed or gives up.
+
+        Args:
+            data: the record; with ``whole`` False, its first bytes: at least the header and
+                the streams of ``channels`` (their CRC-32 cannot be checked then).
+            channels, max_pixels: as for ``read``.
+
+        Returns:
+            (latent, metadata) as ``read``'s, and the C + 1 byte positions of the stored
+            streams' starts and of their end; or None: then ``read`` (or ``parse``) decodes
+            the record or says what is wrong with it.
+        """
+        if self.compiled is None:
+            return None
+        try:
+            picked = self._pick(channels)
+            limit = container.pixel_limit(max_pixels)
+        except L3ICError:
+            return None
+        got = self.compiled.decode(data, picked, limit, whole)
+        if got is None:
+            return None
+        q, meta, positions = got
+        return q, {**meta, "channels": picked}, positions
 
     def read_partial(
         self, data, channels: Sequence[int], *, max_pixels: int | None = None

@@ -259,7 +259,7 @@ def wds_decoder(
             return None
         from . import container
 
-        written_by = container.parse_header(data).preset
+        written_by = container.preset_name(data)
         if preset is not None and written_by != preset:
             raise L3ICError(f"sample written by preset {written_by}, not {preset}")
         return get_coder(written_by).read(data, channels)[0].astype(np.float32)

@@ -389,29 +389,34 @@ class ShardSet:
         """
         sample = self.samples(shard)[j]
         try:
-            if channels is None:
-                data = self._pread(shard, sample, 0, sample["bytes"])
-                c = container.parse(data, self.coder.channel_order)
-            else:
-                c = self._read_channels(shard, sample, channels)
+            if channels is not None:
+                return self._read_channels(shard, sample, channels, partial)
+            data = self._pread(shard, sample, 0, sample["bytes"])
             if partial:
-                return self.coder.read_partial(c, channels or range(self.coder.channels))[0]
-            return self.coder.read(c, channels)[0]
+                return self.coder.read_partial(data, range(self.coder.channels))[0]
+            return self.coder.read(data)[0]
         except L3ICError as e:
             raise L3ICError(
                 f"shard {self.root / self.names[shard]}, sample {sample['key']} "
                 f"({sample['source']}): {e}"
             ) from None
 
-    def _read_channels(self, shard: int, sample: dict, channels: list[int]) -> container.Container:
-        """The record's header with the streams of ``channels`` attached, read in as few
-        ranges as the stream order allows (the header with the first run, if it starts there)."""
+    def _read_channels(
+        self, shard: int, sample: dict, channels: list[int], partial: bool
+    ) -> np.ndarray:
+        """``read`` of some channels: the record's header and the streams of ``channels``, read
+        in as few ranges as the stream order allows (the header with the first run, if it
+        starts there). One range from the start is decoded by the compiled reader."""
         streams, order = sample["streams"], self.coder.channel_order
         if not all(0 <= int(k) < len(order) for k in channels):
             raise L3ICError(f"channels must lie in 0..{len(order) - 1}, got {list(channels)}")
         runs = _coalesce(sorted({self._positions[int(k)] for k in channels}))
         first = runs[0][0] == 0
         head = self._pread(shard, sample, 0, streams[runs[0][1]] if first else streams[0])
+        if first and len(runs) == 1 and not partial:
+            fast = self.coder.read_compiled(head, channels, whole=False)
+            if fast is not None and fast[2] == streams and streams[-1] + 4 == sample["bytes"]:
+                return fast[0]
         c = container.parse_header(head, order)
         if _file_positions(c) != streams or c.file_bytes != sample["bytes"]:
             raise L3ICError("its header does not match the shard index")
@@ -422,7 +427,9 @@ class ShardSet:
             base = 0 if data is head else streams[start]
             for i in range(start, stop):
                 c.codes[order[i]].stream = data[streams[i] - base : streams[i + 1] - base]
-        return c
+        if partial:
+            return self.coder.read_partial(c, channels)[0]
+        return self.coder.read(c, channels)[0]
 
     def close(self) -> None:
         """Closes the shard files this process opened."""

@@ -1,0 +1,260 @@
+/* The compiled reader of .l3ic records (format version 3, docs/format.md): parses a record's
+ * header and decodes the ANS streams of the channels asked for, in one call.
+ *
+ * Bit for bit what the Python reader gives (container.parse + entropy.decode_channel, built on
+ * constriction): the streams are constriction's AnsCoder stacks (32-bit words, 64-bit state,
+ * 24-bit probabilities) over Categorical(table, perfect=False) models. For a table of integer
+ * counts summing to 2**bits, that model's cumulative table is exactly
+ *     cdf[i] = floor(sum(counts[:i]) * (2**24 - 32) / 2**bits) + i,   cdf[32] = 2**24
+ * (constriction's "fast" quantization: every symbol gets 1 plus its share of the rest, in
+ * float64 arithmetic that is exact for these integers). tests/test_record_decoder.py checks
+ * the agreement on random tables, latents and damaged streams.
+ *
+ * This code never raises errors of its own: on anything it does not accept (another version,
+ * another preset or weights, a damaged header, a stream that does not end on the seal, ...) it
+ * returns a negative number and the caller falls back to the Python reader, which names the
+ * fault. It checks no CRC-32 (the caller does, with zlib) and nothing it does not need to
+ * decode safely: every read stays inside the buffer it is given.
+ *
+ * Plain C99, no Python headers: loaded with ctypes (record_decoder.py).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#define ALPHABET 32
+#define QMIN (-15)
+#define PRECISION 24
+#define TOTAL (1u << PRECISION)
+#define TABLE_BITS 12
+#define MIN_TABLE_BITS 6
+#define MAX_SIDE (1 << 20)
+#define MAX_PIXELS (1LL << 28)
+#define MAX_CHANNELS 1024
+#define FINGERPRINT_BYTES 8
+#define VERSION 3
+#define LUT_SHIFT 14 /* the symbol lookup table has one entry per 2**14 quantiles */
+#define LUT_SIZE (1 << (PRECISION - LUT_SHIFT))
+
+enum { CONSTANT = 0, PRIOR = 1, TABLE = 2 };
+
+/* What l3ic_decode reports besides the latent (indices into `info`). */
+enum { I_WIDTH, I_HEIGHT, I_H, I_W, I_CHANNELS, I_GRAY, I_HEADER, I_FILE, I_INFO };
+
+typedef struct {
+    int mode;
+    int symbol;     /* CONSTANT: the constant symbol */
+    int64_t table;  /* TABLE: where its stored table starts in the header */
+    int64_t length; /* stream bytes (0 for CONSTANT) */
+    int64_t offset; /* the stream's first byte in the record */
+} Channel;
+
+static int read_varint(const uint8_t *buf, int64_t size, int64_t *pos, uint64_t *value) {
+    uint64_t v = 0;
+    for (int i = 0; i < 5; i++) {
+        if (*pos >= size) return -1;
+        uint8_t byte = buf[(*pos)++];
+        v |= (uint64_t)(byte & 0x7F) << (7 * i);
+        if (!(byte & 0x80)) {
+            *value = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The cumulative table of counts summing to 2**bits (see the top of this file). */
+static void quantized_cdf(const int64_t *counts, int bits, uint32_t *cdf) {
+    uint64_t cumulative = 0;
+    for (int i = 0; i < ALPHABET; i++) {
+        cdf[i] = (uint32_t)((cumulative * (TOTAL - ALPHABET)) >> bits) + (uint32_t)i;
+        cumulative += (uint64_t)counts[i];
+    }
+    cdf[ALPHABET] = TOTAL;
+}
+
+/* A stored frequency table (entropy.pack_table), checked as entropy.unpack_table does. */
+static int read_table(const uint8_t *buf, int64_t size, int64_t *pos, uint32_t *cdf) {
+    if (*pos + 2 > size) return -1;
+    int lo = buf[*pos] & 31, bits = TABLE_BITS - (buf[*pos] >> 5), n = buf[*pos + 1];
+    *pos += 2;
+    if (n < 1 || lo + n > ALPHABET || bits < MIN_TABLE_BITS) return -1;
+    int64_t total = (int64_t)1 << bits, sum = 0, counts[ALPHABET] = {0};
+    for (int k = lo; k < lo + n - 1; k++) {
+        uint64_t count;
+        if (read_varint(buf, size, pos, &count)) return -1;
+        if ((int64_t)count > total) return -1;
+        counts[k] = (int64_t)count;
+        sum += counts[k];
+    }
+    counts[lo + n - 1] = total - sum;
+    if (counts[lo + n - 1] < 1) return -1;
+    quantized_cdf(counts, bits, cdf);
+    return 0;
+}
+
+static inline uint32_t word_at(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* One stream being decoded. The stream is a stack of little-endian words, its top the last
+ * one; a sealed stream starts from a nonzero top word and ends, after exactly its symbols, with
+ * no word left and the state 2**32. */
+typedef struct {
+    const uint8_t *stream;
+    int64_t pos; /* words not yet read */
+    uint64_t state;
+    const uint32_t *cdf;
+    const uint8_t *lut; /* the first symbol whose interval may hold each 2**LUT_SHIFT quantiles */
+    int8_t *out;
+} Lane;
+
+static int start_lane(Lane *lane, const uint8_t *stream, int64_t length, const uint32_t *cdf,
+                      uint8_t *lut, int8_t *out) {
+    for (int s = 0, j = 0; j < LUT_SIZE; j++) {
+        while (cdf[s + 1] <= ((uint32_t)j << LUT_SHIFT)) s++;
+        lut[j] = (uint8_t)s;
+    }
+    lane->stream = stream, lane->cdf = cdf, lane->lut = lut, lane->out = out;
+    lane->pos = length / 4;
+    if (lane->pos < 2) return -1;
+    lane->state = word_at(stream + 4 * --lane->pos);
+    if (lane->state == 0) return -1;
+    lane->state = lane->state << 32 | word_at(stream + 4 * --lane->pos);
+    return 0;
+}
+
+/* Decodes symbol i of a lane into out[i * stride], as a latent value. */
+static inline void step(Lane *lane, int64_t i, int64_t stride) {
+    uint32_t quantile = (uint32_t)lane->state & (TOTAL - 1);
+    unsigned s = lane->lut[quantile >> LUT_SHIFT];
+    while (lane->cdf[s + 1] <= quantile) s++;
+    lane->state = (lane->state >> PRECISION) * (lane->cdf[s + 1] - lane->cdf[s]) +
+                  (quantile - lane->cdf[s]);
+    if (lane->state >> 32 == 0 && lane->pos > 0)
+        lane->state = lane->state << 32 | word_at(lane->stream + 4 * --lane->pos);
+    lane->out[i * stride] = (int8_t)((int)s + QMIN);
+}
+
+static int sealed(const Lane *lane) {
+    return lane->pos == 0 && lane->state == ((uint64_t)1 << 32);
+}
+
+/* Decodes n symbols of each of `count` (1..4) lanes: four in step, whose independent
+ * steps the CPU overlaps, else one by one. Returns 0 if every lane ends on the seal. */
+static int decode_group(Lane *lanes, int count, int64_t n, int64_t stride) {
+    int ok = 1;
+    if (count == 4) {
+        Lane a = lanes[0], b = lanes[1], c = lanes[2], d = lanes[3];
+        for (int64_t i = 0; i < n; i++) {
+            step(&a, i, stride);
+            step(&b, i, stride);
+            step(&c, i, stride);
+            step(&d, i, stride);
+        }
+        return sealed(&a) && sealed(&b) && sealed(&c) && sealed(&d) ? 0 : -1;
+    }
+    for (int k = 0; k < count; k++) {
+        Lane a = lanes[k];
+        for (int64_t i = 0; i < n; i++) step(&a, i, stride);
+        ok = ok && sealed(&a);
+    }
+    return ok ? 0 : -1;
+}
+
+/* Parses the record in data[0:size] (the whole record if `whole`, else at least its header and
+ * the streams of the channels picked) and decodes channels picked[0..npicked) into out, an
+ * (h, w, npicked) int8 array of out_size bytes.
+ *
+ * preset (preset_len bytes), fingerprint (8 bytes), channels, stream_order ((channels,) the
+ * channel of each stored stream) and prior_cdfs ((channels, 33) cumulative tables of the
+ * priors) are the preset's; max_pixels is the decoding limit. info gets I_INFO numbers,
+ * positions the channels + 1 byte positions of the stored streams' starts and of their end.
+ *
+ * Returns 0 when out holds the latent; 1 when only info was filled because out_size is not
+ * h * w * npicked (call again with such a buffer); negative when the record is not one this
+ * code decodes (the caller's Python reader then says why). */
+int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *preset,
+                int preset_len, const uint8_t *fingerprint, int channels,
+                const int32_t *stream_order, const uint32_t *prior_cdfs, int64_t max_pixels,
+                const int32_t *picked, int npicked, int8_t *out, int64_t out_size,
+                int64_t *info, int64_t *positions) {
+    Channel ch[MAX_CHANNELS];
+    if (channels < 1 || channels > MAX_CHANNELS) return -1;
+    if (size < 7 || memcmp(data, "L3IC", 4) != 0 || data[4] != VERSION) return -2;
+    int flags = data[5], name_len = data[6];
+    if (flags & ~1 || name_len != preset_len) return -3;
+    int64_t pos = 7;
+    if (pos + name_len + FINGERPRINT_BYTES > size) return -3;
+    if (memcmp(data + pos, preset, (size_t)name_len) != 0) return -4;
+    pos += name_len;
+    if (memcmp(data + pos, fingerprint, FINGERPRINT_BYTES) != 0) return -4;
+    pos += FINGERPRINT_BYTES;
+    uint64_t sizes[5];
+    for (int i = 0; i < 5; i++)
+        if (read_varint(data, size, &pos, &sizes[i])) return -5;
+    uint64_t width = sizes[0], height = sizes[1], h = sizes[2], w = sizes[3];
+    if (width < 1 || width > MAX_SIDE || height < 1 || height > MAX_SIDE) return -5;
+    if (width * height > (uint64_t)MAX_PIXELS || width * height > (uint64_t)max_pixels)
+        return -5;
+    if (h != (height + 7) / 8 || w != (width + 7) / 8 || sizes[4] != (uint64_t)channels)
+        return -5;
+    for (int k = 0; k < channels; k++) {
+        uint32_t cdf[ALPHABET + 1];
+        uint64_t length;
+        if (pos >= size) return -6;
+        ch[k].mode = data[pos++];
+        ch[k].length = 0;
+        if (ch[k].mode == CONSTANT) {
+            if (pos >= size || data[pos] >= ALPHABET) return -6;
+            ch[k].symbol = data[pos++];
+            continue;
+        }
+        if (ch[k].mode != PRIOR && ch[k].mode != TABLE) return -6;
+        if (read_varint(data, size, &pos, &length) || length < 8 || length % 4) return -6;
+        ch[k].length = (int64_t)length;
+        ch[k].table = pos;
+        if (ch[k].mode == TABLE && read_table(data, size, &pos, cdf)) return -6;
+    }
+    pos += 4; /* the header's CRC-32, checked by the caller */
+    int64_t offset = pos;
+    for (int i = 0; i < channels; i++) {
+        int k = stream_order[i];
+        positions[i] = ch[k].offset = offset;
+        offset += ch[k].length;
+    }
+    positions[channels] = offset;
+    int64_t n = (int64_t)(h * w);
+    info[I_WIDTH] = (int64_t)width, info[I_HEIGHT] = (int64_t)height;
+    info[I_H] = (int64_t)h, info[I_W] = (int64_t)w, info[I_CHANNELS] = channels;
+    info[I_GRAY] = flags & 1, info[I_HEADER] = pos, info[I_FILE] = offset + 4;
+    if (pos > size || (whole && offset + 4 != size)) return -7;
+    if (out_size != n * npicked) return 1;
+    Lane group[4];
+    uint8_t luts[4][LUT_SIZE];
+    uint32_t tables[4][ALPHABET + 1]; /* the cumulative stored tables of TABLE channels */
+    int count = 0;
+    for (int i = 0; i < npicked; i++) {
+        int k = picked[i];
+        if (k < 0 || k >= channels) return -8;
+        if (ch[k].mode == CONSTANT) {
+            for (int64_t j = 0; j < n; j++) out[j * npicked + i] = (int8_t)(ch[k].symbol + QMIN);
+            continue;
+        }
+        if (ch[k].offset + ch[k].length > size) return -7;
+        const uint32_t *cdf = prior_cdfs + (int64_t)k * (ALPHABET + 1);
+        if (ch[k].mode == TABLE) {
+            int64_t at = ch[k].table;
+            read_table(data, size, &at, tables[count]);
+            cdf = tables[count];
+        }
+        if (start_lane(&group[count], data + ch[k].offset, ch[k].length, cdf, luts[count],
+                       out + i))
+            return -9;
+        if (++count == 4) {
+            if (decode_group(group, count, n, npicked)) return -9;
+            count = 0;
+        }
+    }
+    if (count && decode_group(group, count, n, npicked)) return -9;
+    return 0;
+}
