@@ -31,7 +31,7 @@ class RecordDecoderBuild(BuildHookInterface):
         command = [*compiler, "-O2", "-std=c99", "-fPIC", "-shared", "-o", str(out)]
         try:
             subprocess.run(
-                [*command, str(Path(self.root) / SOURCE)],
+                [*command, str(Path(self.root) / SOURCE), "-lm"],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
         except (OSError, subprocess.CalledProcessError) as e:

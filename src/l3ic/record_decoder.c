@@ -13,11 +13,12 @@
  * This code never raises errors of its own: on anything it does not accept (another version,
  * another preset or weights, a damaged header, a stream that does not end on the seal, ...) it
  * returns a negative number and the caller falls back to the Python reader, which names the
- * fault. It checks no CRC-32 (the caller does, with zlib) and nothing it does not need to
- * decode safely: every read stays inside the buffer it is given.
+ * fault. It checks no CRC-32 (the caller does, with zlib); it does refuse, before decoding, a
+ * stream far too short for its symbols, and every read stays inside the buffer it is given.
  *
  * Plain C99, no Python headers: loaded with ctypes (record_decoder.py).
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -90,6 +91,17 @@ static int read_table(const uint8_t *buf, int64_t size, int64_t *pos, uint32_t *
     if (counts[lo + n - 1] < 1) return -1;
     quantized_cdf(counts, bits, cdf);
     return 0;
+}
+
+/* Fewer bits than any stream of this table spends per symbol: -log2 of its largest probability,
+ * raised by a margin (2**-12, more than entropy.min_bits_per_symbol's) so that this bound
+ * refuses only streams that the Python reader refuses too. */
+static double min_bits_per_symbol(const uint32_t *cdf) {
+    uint32_t most = 0;
+    for (int s = 0; s < ALPHABET; s++)
+        if (cdf[s + 1] - cdf[s] > most) most = cdf[s + 1] - cdf[s];
+    double p = (double)most / TOTAL + 1.0 / 4096;
+    return p >= 1.0 ? 0.0 : -log2(p);
 }
 
 static inline uint32_t word_at(const uint8_t *p) {
@@ -229,18 +241,31 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     info[I_GRAY] = flags & 1, info[I_HEADER] = pos, info[I_FILE] = offset + 4;
     if (pos > size || (whole && offset + 4 != size)) return -7;
     if (out_size != n * npicked) return 1;
-    Lane group[4];
-    uint8_t luts[4][LUT_SIZE];
-    uint32_t tables[4][ALPHABET + 1]; /* the cumulative stored tables of TABLE channels */
-    int count = 0;
+    /* First every stream's length against the fewest bytes that can hold its n symbols, so
+     * that a file of a few bytes declaring a large image costs nothing to refuse. */
+    uint32_t tables[4][ALPHABET + 1]; /* cumulative tables of TABLE channels, per lane */
     for (int i = 0; i < npicked; i++) {
         int k = picked[i];
         if (k < 0 || k >= channels) return -8;
+        if (ch[k].mode == CONSTANT) continue;
+        if (ch[k].offset + ch[k].length > size) return -7;
+        const uint32_t *cdf = prior_cdfs + (int64_t)k * (ALPHABET + 1);
+        if (ch[k].mode == TABLE) {
+            int64_t at = ch[k].table;
+            read_table(data, size, &at, tables[0]);
+            cdf = tables[0];
+        }
+        if (8.0 * (double)ch[k].length < (double)n * min_bits_per_symbol(cdf) - 64.0) return -10;
+    }
+    Lane group[4];
+    uint8_t luts[4][LUT_SIZE];
+    int count = 0;
+    for (int i = 0; i < npicked; i++) {
+        int k = picked[i];
         if (ch[k].mode == CONSTANT) {
             for (int64_t j = 0; j < n; j++) out[j * npicked + i] = (int8_t)(ch[k].symbol + QMIN);
             continue;
         }
-        if (ch[k].offset + ch[k].length > size) return -7;
         const uint32_t *cdf = prior_cdfs + (int64_t)k * (ALPHABET + 1);
         if (ch[k].mode == TABLE) {
             int64_t at = ch[k].table;
