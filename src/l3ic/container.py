@@ -214,9 +214,10 @@ def parse(data: bytes, stream_order=None) -> Container:
 
     Args:
         data: the whole file.
-        stream_order: for version 3 files, the preset's ``channel_order``; without it the
-            file is checked whole but its streams are not attached (``offsets`` empty), which
-            is all that metadata needs. Ignored for versions 1 and 2.
+        stream_order: for version 3 files, the preset's ``channel_order``; without it (or
+            with one of another channel count) the file is checked whole but its streams are
+            not attached (``offsets`` empty), which is all that metadata needs. Ignored for
+            versions 1 and 2.
 
     Raises:
         L3ICError: not an .l3ic file, unknown version, damaged, truncated or absurd sizes.
@@ -323,7 +324,9 @@ def parse_header(data: bytes, stream_order=None) -> Container:
     pos += 4
     header_bytes = pos
     offsets, order = [], None
-    if version < ORDERED_VERSION or stream_order is not None:
+    # A stream order of another channel count is another preset's: the streams are left
+    # unattached, and the reader's preset check says whose file this is.
+    if version < ORDERED_VERSION or (stream_order is not None and len(stream_order) == len(codes)):
         order = _order(stream_order if version >= ORDERED_VERSION else None, len(codes))
         starts = itertools.accumulate((lengths[k] for k in order[:-1]), initial=header_bytes)
         offsets = [0] * len(codes)
