@@ -39,7 +39,7 @@
 enum { CONSTANT = 0, PRIOR = 1, TABLE = 2 };
 
 /* What l3ic_decode reports besides the latent (indices into `info`). */
-enum { I_WIDTH, I_HEIGHT, I_H, I_W, I_CHANNELS, I_GRAY, I_HEADER, I_FILE, I_INFO };
+enum { I_WIDTH, I_HEIGHT, I_H, I_W, I_GRAY, I_HEADER, I_FILE, I_INFO };
 
 typedef struct {
     int mode;
@@ -91,6 +91,16 @@ static int read_table(const uint8_t *buf, int64_t size, int64_t *pos, uint32_t *
     if (counts[lo + n - 1] < 1) return -1;
     quantized_cdf(counts, bits, cdf);
     return 0;
+}
+
+/* The cumulative table channel k is coded with: its prior's, or its stored table's, read into
+ * buf (the header parse has already checked that table). */
+static const uint32_t *channel_cdf(const uint8_t *data, int64_t size, const Channel *ch,
+                                   const uint32_t *prior_cdfs, int k, uint32_t *buf) {
+    if (ch->mode != TABLE) return prior_cdfs + (int64_t)k * (ALPHABET + 1);
+    int64_t at = ch->table;
+    read_table(data, size, &at, buf);
+    return buf;
 }
 
 /* Fewer bits than any stream of this table spends per symbol: -log2 of its largest probability,
@@ -237,7 +247,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     positions[channels] = offset;
     int64_t n = (int64_t)(h * w);
     info[I_WIDTH] = (int64_t)width, info[I_HEIGHT] = (int64_t)height;
-    info[I_H] = (int64_t)h, info[I_W] = (int64_t)w, info[I_CHANNELS] = channels;
+    info[I_H] = (int64_t)h, info[I_W] = (int64_t)w;
     info[I_GRAY] = flags & 1, info[I_HEADER] = pos, info[I_FILE] = offset + 4;
     if (pos > size || (whole && offset + 4 != size)) return -7;
     if (out_size != n * npicked) return 1;
@@ -249,12 +259,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
         if (k < 0 || k >= channels) return -8;
         if (ch[k].mode == CONSTANT) continue;
         if (ch[k].offset + ch[k].length > size) return -7;
-        const uint32_t *cdf = prior_cdfs + (int64_t)k * (ALPHABET + 1);
-        if (ch[k].mode == TABLE) {
-            int64_t at = ch[k].table;
-            read_table(data, size, &at, tables[0]);
-            cdf = tables[0];
-        }
+        const uint32_t *cdf = channel_cdf(data, size, &ch[k], prior_cdfs, k, tables[0]);
         if (8.0 * (double)ch[k].length < (double)n * min_bits_per_symbol(cdf) - 64.0) return -10;
     }
     Lane group[4];
@@ -266,12 +271,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
             for (int64_t j = 0; j < n; j++) out[j * npicked + i] = (int8_t)(ch[k].symbol + QMIN);
             continue;
         }
-        const uint32_t *cdf = prior_cdfs + (int64_t)k * (ALPHABET + 1);
-        if (ch[k].mode == TABLE) {
-            int64_t at = ch[k].table;
-            read_table(data, size, &at, tables[count]);
-            cdf = tables[count];
-        }
+        const uint32_t *cdf = channel_cdf(data, size, &ch[k], prior_cdfs, k, tables[count]);
         if (start_lane(&group[count], data + ch[k].offset, ch[k].length, cdf, luts[count],
                        out + i))
             return -9;

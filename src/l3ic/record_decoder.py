@@ -26,7 +26,7 @@ __all__ = ["COMPILED", "LIBRARY", "PURE_ENV", "RecordDecoder", "quantized_cdfs"]
 LIBRARY = "_record_decoder" + (sysconfig.get_config_var("SHLIB_SUFFIX") or ".so")
 PURE_ENV = "L3IC_PURE_PYTHON"  # "1": do not load the compiled reader
 PRECISION = 24  # constriction's Categorical: probabilities in 24 bits
-_I_WIDTH, _I_HEIGHT, _I_H, _I_W, _I_CHANNELS, _I_GRAY, _I_HEADER, _I_FILE, _INFO = range(9)
+_I_WIDTH, _I_HEIGHT, _I_H, _I_W, _I_GRAY, _I_HEADER, _I_FILE, _INFO = range(8)
 
 
 def _load():
