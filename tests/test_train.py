@@ -67,6 +67,22 @@ def test_patch_batches_depend_only_on_seed_and_step(data_dir):
     assert sorted(seen[: len(images)]) == list(range(len(images)))
 
 
+def test_schedule_warms_up_holds_then_decays():
+    lr = train.HoldCosine(1e-3, total=100, decay_start=0.5, final=0.1, warmup=0.1)
+    at = [float(lr(step)) for step in (0, 4, 9, 30, 49, 75, 100)]
+    assert at[0] == pytest.approx(1e-4) and at[1] == pytest.approx(5e-4)  # (step + 1) / 10
+    assert at[2] == at[3] == at[4] == pytest.approx(1e-3)
+    assert at[5] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
+    assert at[6] == pytest.approx(1e-4)
+    assert float(train.HoldCosine(1e-3, total=100)(0)) == pytest.approx(1e-3)  # no warm-up
+
+
+def test_a_warmup_outside_0_1_exits_1(tmp_path, capsys):
+    argv = ["--preset", "16c", "--steps", "2", "--warmup", "1.5", "--out", str(tmp_path / "r")]
+    assert cli_train.train_main(argv) == 1
+    assert "--warmup" in _error_line(capsys)
+
+
 def test_loss_goes_down_and_log_is_complete(full_run):
     rows = _log(full_run)
     assert [int(r["step"]) for r in rows] == [20, 40, 60]

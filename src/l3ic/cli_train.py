@@ -130,6 +130,12 @@ def build_train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr")
     p.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="fraction of --steps over which the lr rises linearly to --lr (default 0: none)",
+    )
+    p.add_argument(
         "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
     )
     p.add_argument(
@@ -242,7 +248,12 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="patches per step (default 64; dry run 4)")
     p.add_argument("--patch", type=int, help="patch side (default 128; dry run 32)")
     p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
-    p.add_argument("--lmbda", type=float, help="initial rate weight (default 2.03e-4 * 64 / C)")
+    p.add_argument(
+        "--lmbda",
+        type=float,
+        help="initial rate weight (default: the shipped sidecar's lmbda_final with --init "
+        "shipped, else 2.03e-4 * 64 / C)",
+    )
     p.add_argument(
         "--ssim-weight",
         type=float,
@@ -300,6 +311,7 @@ def _train(args: argparse.Namespace) -> int:
             lr=args.lr,
             decay_start=args.decay_start,
             lr_final=args.lr_final,
+            warmup=args.warmup,
             lmbda=args.lmbda,
             target_bpp=args.target_bpp,
             ssim_weight=args.ssim_weight,

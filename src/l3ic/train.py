@@ -79,6 +79,7 @@ RECIPE = (
     "lr",
     "decay_start",
     "lr_final",
+    "warmup",
     "lmbda",
     "target_bpp",
     "ssim_weight",
@@ -105,24 +106,36 @@ def steer_lmbda(lmbda: float, bpp: float, target: float) -> float:
 
 @keras.saving.register_keras_serializable(package="l3ic")
 class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant learning rate, then a cosine decay to ``lr * final`` at ``total`` steps.
+    """Linear warm-up, a constant learning rate, then a cosine decay to ``lr * final``.
 
     Args:
-        lr: the initial (and held) learning rate.
+        lr: the peak (and held) learning rate.
         total: the last step of the schedule.
         decay_start: fraction of ``total`` after which the cosine decay begins.
         final: the ratio of the last learning rate to ``lr``.
+        warmup: fraction of ``total``; over its first ``W = warmup * total`` steps the rate
+            rises linearly from ``lr / W`` to ``lr`` (0: no warm-up).
     """
 
-    def __init__(self, lr: float, total: int, decay_start: float = 0.5, final: float = 0.1):
+    def __init__(
+        self,
+        lr: float,
+        total: int,
+        decay_start: float = 0.5,
+        final: float = 0.1,
+        warmup: float = 0.0,
+    ):
         self.lr, self.total, self.decay_start, self.final = lr, total, decay_start, final
+        self.warmup = warmup
 
     def __call__(self, step):
+        step = ops.cast(step, "float32")
         start = float(int(self.decay_start * self.total))
         span = max(float(self.total) - start, 1.0)
-        t = ops.clip((ops.cast(step, "float32") - start) / span, 0.0, 1.0)
+        t = ops.clip((step - start) / span, 0.0, 1.0)
         cosine = 0.5 * (1.0 + ops.cos(np.pi * t))
-        return self.lr * (self.final + (1.0 - self.final) * cosine)
+        ramp = ops.clip((step + 1.0) / max(self.warmup * self.total, 1.0), 0.0, 1.0)
+        return self.lr * ramp * (self.final + (1.0 - self.final) * cosine)
 
     def get_config(self):
         return {
@@ -130,6 +143,7 @@ class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
             "total": self.total,
             "decay_start": self.decay_start,
             "final": self.final,
+            "warmup": self.warmup,
         }
 
 
@@ -159,7 +173,9 @@ def build_model(cfg: dict) -> L3ICModel:
         seed=cfg["seed"],
     )
     net(np.zeros((1, cfg["patch"], cfg["patch"], 3), dtype=np.float32))
-    schedule = HoldCosine(cfg["lr"], cfg["steps"], cfg["decay_start"], cfg["lr_final"])
+    schedule = HoldCosine(
+        cfg["lr"], cfg["steps"], cfg["decay_start"], cfg["lr_final"], cfg.get("warmup", 0.0)
+    )
     net.compile(optimizer=keras.optimizers.Adam(schedule))
     net.optimizer.build(net.trainable_variables)
     return net
@@ -414,6 +430,7 @@ def new_recipe(
     lr: float,
     decay_start: float,
     lr_final: float,
+    warmup: float = 0.0,
     lmbda: float | None,
     target_bpp: float | None,
     ssim_weight: float,
@@ -433,13 +450,15 @@ def new_recipe(
     arguments are the options of ``l3ic train`` (docs/training.md).
 
     Raises:
-        L3ICError: ``patch`` is not a multiple of ``STRIDE`` (8) of at least 16, or ``steps``
-            or ``batch`` is below 1.
+        L3ICError: ``patch`` is not a multiple of ``STRIDE`` (8) of at least 16, ``steps``
+            or ``batch`` is below 1, or ``warmup`` is outside [0, 1).
     """
     if patch % STRIDE or patch < 2 * STRIDE:
         raise L3ICError(f"--patch must be a multiple of {STRIDE} and >= 16, got {patch}")
     if steps < 1 or batch < 1:
         raise L3ICError("--steps and --batch must be positive")
+    if not 0.0 <= warmup < 1.0:
+        raise L3ICError(f"--warmup must be a fraction in [0, 1), got {warmup}")
     hardware, gpu = _hardware()
     return {
         "channels": channels,
@@ -449,6 +468,7 @@ def new_recipe(
         "lr": lr,
         "decay_start": decay_start,
         "lr_final": lr_final,
+        "warmup": warmup,
         "lmbda": lmbda if lmbda is not None else default_lmbda(channels),
         "target_bpp": target_bpp,
         "ssim_weight": ssim_weight,
