@@ -83,6 +83,10 @@ def test_dry_run_figures_and_log(dry_run):
         assert entry["steps"] > 0 and entry["patches"] == entry["steps"] * figures["batch"]
         assert entry["whole_step_patches_per_s"] > 0 and entry["model_patches_per_s"] > 0
         assert entry["lineage"]["fingerprint"] == load_sidecar_fingerprint(name)
+        # From the shipped weights: their last rate weight, and a rate just under theirs.
+        shipped = json.loads((models_dir() / f"{name}.json").read_text())
+        assert entry["recipe"]["lmbda"] == shipped["lmbda_final"]
+        assert entry["recipe"]["target_bpp"] < shipped["validation"]["bpp"]
     assert figures["decode"]["preset"] == "32c"
     assert figures["decode"]["batch_1"]["images_per_s_on_device"] > 0
     with open(dry_run / gpu_run.LOG_NAME) as f:
@@ -114,7 +118,8 @@ def test_gpu_run_exports_and_ship_decides_on_validation(dry_run, data_dir, tmp_p
     argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(candidates)]
     assert cli_train.train_main([*argv, "--data", str(data_dir)]) == 0
     sidecar = json.loads((candidates / "16c.json").read_text())
-    assert sidecar["recipe"]["target_bpp"] == gpu_run.TARGET_BPP["16c"]
+    shipped_bpp = json.loads((models_dir() / "16c.json").read_text())["validation"]["bpp"]
+    assert sidecar["recipe"]["target_bpp"] == round(gpu_run.target_bpp("16c", shipped_bpp), 4)
     assert sidecar["init"]["fingerprint"] == load_sidecar_fingerprint("16c")
     assert sidecar["patches_total"] == sidecar["patches"] + sidecar["init"]["patches_total"]
     assert "research use" in sidecar["terms"]
@@ -175,6 +180,12 @@ def test_learning_rate_follows_the_budget():
     assert gpu_run.lr_at(0.75, lr) == pytest.approx(lr * 0.55)
     assert gpu_run.lr_at(1.0, lr) == pytest.approx(lr * gpu_run.LR_FINAL)
     assert gpu_run.lr_at(2.0, lr) == pytest.approx(lr * gpu_run.LR_FINAL)
+
+
+def test_target_bpp_stays_under_the_shipped_rate_and_the_budget():
+    assert gpu_run.target_bpp("32c", None) == gpu_run.BUDGET_BPP["32c"]  # from scratch
+    assert gpu_run.target_bpp("32c", 0.70) == pytest.approx(0.70 * gpu_run.BELOW_SHIPPED)
+    assert gpu_run.target_bpp("32c", 2.0) == gpu_run.BUDGET_BPP["32c"]
 
 
 def test_steering_moves_lmbda_toward_the_target():
