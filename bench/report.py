@@ -22,7 +22,7 @@ from scipy.interpolate import PchipInterpolator
 from bench.bd import bd_rate
 from bench.plot import METRIC_LABELS, Series, load_published, plot_rd, series_from_results
 
-__all__ = ["bpp_at", "machine", "write_report"]
+__all__ = ["bpp_at", "machine", "value_at", "write_report"]
 
 TARGET_SSIMS = (0.879, 0.922, 0.956)
 PUBLISHED_L3IC_BPP = (0.50, 0.81, 1.41)
@@ -71,6 +71,62 @@ def bpp_at(bpps: list[float], values: list[float], target: float) -> float | Non
     if len(v) < 2 or not v[0] <= target <= v[-1]:
         return None
     return float(np.exp(PchipInterpolator(v, lb)(target)))
+
+
+def value_at(bpps: list[float], values: list[float], bpp: float) -> float | None:
+    """Quality a curve reaches at ``bpp``, or None outside its rate range.
+
+    The value is interpolated as a monotone piecewise cubic (PCHIP) in ln(bpp).
+
+    Args:
+        bpps: (n,) rates of the curve.
+        values: (n,) quality values at those rates, n >= 2.
+        bpp: the rate to read the curve at.
+
+    Returns:
+        Interpolated quality.
+    """
+    lb, idx = np.unique(np.log(np.asarray(bpps, dtype=np.float64)), return_index=True)
+    v = np.asarray(values, dtype=np.float64)[idx]
+    if len(lb) < 2 or not lb[0] <= math.log(bpp) <= lb[-1]:
+        return None
+    return float(PchipInterpolator(lb, v)(math.log(bpp)))
+
+
+def _pointwise_rows(classic: list[Series], test: Series) -> list[str]:
+    """Markdown table: each classic codec at each point of ``test`` (a learned codec).
+
+    For each point, the bpp a codec needs for that point's SSIM (and, in brackets, the point's
+    bpp over it: above 1 the point spends more bits), then the PSNR a codec reaches at the
+    point's bpp.
+    """
+    bpps, ssims = test.curves["ssim"]
+    names = test.point_names or [f"{b:.3f} bpp" for b in bpps]
+    head = [f"bpp at SSIM {s:.3f} ({n})" for s, n in zip(ssims, names, strict=True)]
+    head += [f"PSNR dB at {b:.3f} bpp ({n})" for b, n in zip(bpps, names, strict=True)]
+    psnrs = test.curves.get("psnr", (bpps, [None] * len(bpps)))[1]
+    rows = [
+        "| codec | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+        f"| {test.label} (measured points) | "
+        + " | ".join([f"{b:.3f}" for b in bpps] + [_fmt_cell(p, "{:.2f}") for p in psnrs])
+        + " |",
+    ]
+    for s in classic:
+        cells = []
+        for b, q in zip(bpps, ssims, strict=True):
+            need = bpp_at(*s.curves["ssim"], q) if "ssim" in s.curves else None
+            cells.append("out of range" if need is None else f"{need:.3f} ({b / need:.2f}x)")
+        for b in bpps:
+            psnr = value_at(*s.curves["psnr"], b) if "psnr" in s.curves else None
+            cells.append(_fmt_cell(psnr, "{:.2f}"))
+        rows.append(f"| {s.label} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _fmt_cell(value: float | None, spec: str) -> str:
+    """A table cell: ``value`` formatted, or "out of range" for None."""
+    return "out of range" if value is None else spec.format(value)
 
 
 def _bd_cell(anchor: Series, test: Series, metric: str) -> str:
@@ -192,6 +248,21 @@ def write_report(out: Path) -> list[Path]:
             ]
     else:
         lines.append("No l3ic results in this folder yet (`python -m bench.rd DIR --codecs l3ic`).")
+    for test in learned:
+        if "ssim" in test.curves:
+            lines += [
+                "",
+                f"## {test.label} point by point",
+                "",
+                "The presets are trained unequally, so a curve through them (the BD-rates above) "
+                "mixes training levels. Here each preset is compared on its own: the bpp each "
+                "codec needs for the preset's SSIM (ln(bpp) interpolated in SSIM, PCHIP; in "
+                "brackets the preset's bpp over it, above 1 = the preset spends more bits) and "
+                "the PSNR each codec reaches at the preset's bpp (PSNR interpolated in ln(bpp), "
+                "PCHIP).",
+                "",
+                *_pointwise_rows(classic, test),
+            ]
     anchor = [s for s in classic if s.name == ANCHOR]
     others = [s for s in classic + learned if s.name != ANCHOR]
     if anchor and others:
