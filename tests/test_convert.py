@@ -137,7 +137,9 @@ def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
     assert "preset 32c" in err and str(dst) in err and "delete" in err
     assert {p: p.read_bytes() for p in dst.rglob("*") if p.is_file()} == files
     dataset = LatentDataset(dst, batch_size=2)
-    assert dataset.files.model == "32c" and len(dataset.files) == 5
+    assert dataset.files.preset == "32c" and len(dataset.files) == 5
+    with pytest.warns(DeprecationWarning, match="use LatentFiles.preset"):
+        assert dataset.files.model == "32c"  # the old name still answers
 
     index = json.loads((dst / "index.json").read_text())
     (dst / "index.json").unlink()  # the files themselves tell which model wrote them
