@@ -52,6 +52,20 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     return sorted(docs, key=lambda d: (bool(d["meta"].get("learned")), d["name"]))
 
 
+def _interpolate(x: np.ndarray, y: np.ndarray, at: float) -> float | None:
+    """``y`` at ``x = at`` along a monotone piecewise cubic (PCHIP), or None outside ``x``'s range.
+
+    Args:
+        x: (n,) float64 abscissae, in any order; repeated values keep their first point.
+        y: (n,) float64 values at ``x``.
+        at: where to read the curve.
+    """
+    xs, idx = np.unique(x, return_index=True)
+    if len(xs) < 2 or not xs[0] <= at <= xs[-1]:
+        return None
+    return float(PchipInterpolator(xs, y[idx])(at))
+
+
 def bpp_at(bpps: list[float], values: list[float], target: float) -> float | None:
     """bpp where a curve reaches ``target`` quality, or None outside its quality range.
 
@@ -66,11 +80,10 @@ def bpp_at(bpps: list[float], values: list[float], target: float) -> float | Non
     Returns:
         Interpolated bpp.
     """
-    v, idx = np.unique(np.asarray(values, dtype=np.float64), return_index=True)
-    lb = np.log(np.asarray(bpps, dtype=np.float64)[idx])
-    if len(v) < 2 or not v[0] <= target <= v[-1]:
-        return None
-    return float(np.exp(PchipInterpolator(v, lb)(target)))
+    lb = _interpolate(
+        np.asarray(values, dtype=np.float64), np.log(np.asarray(bpps, dtype=np.float64)), target
+    )
+    return None if lb is None else math.exp(lb)
 
 
 def value_at(bpps: list[float], values: list[float], bpp: float) -> float | None:
@@ -86,11 +99,11 @@ def value_at(bpps: list[float], values: list[float], bpp: float) -> float | None
     Returns:
         Interpolated quality.
     """
-    lb, idx = np.unique(np.log(np.asarray(bpps, dtype=np.float64)), return_index=True)
-    v = np.asarray(values, dtype=np.float64)[idx]
-    if len(lb) < 2 or not lb[0] <= math.log(bpp) <= lb[-1]:
-        return None
-    return float(PchipInterpolator(lb, v)(math.log(bpp)))
+    return _interpolate(
+        np.log(np.asarray(bpps, dtype=np.float64)),
+        np.asarray(values, dtype=np.float64),
+        math.log(bpp),
+    )
 
 
 def _pointwise_rows(classic: list[Series], test: Series) -> list[str]:
@@ -179,8 +192,7 @@ def _target_rows(series: list[Series], dataset: str) -> list[str]:
         if s.kind == "published-points":
             cells = [f"{b:.2f}" for b in PUBLISHED_L3IC_BPP]
         else:
-            found = [bpp_at(*s.curves["ssim"], t) for t in TARGET_SSIMS]
-            cells = ["out of range" if b is None else f"{b:.3f}" for b in found]
+            cells = [_fmt_cell(bpp_at(*s.curves["ssim"], t), "{:.3f}") for t in TARGET_SSIMS]
         rows.append(f"| {s.label} | " + " | ".join(cells) + " |")
     if dataset != "kodak-crop512":
         rows.append("")
