@@ -80,9 +80,13 @@ def test_tiled_equals_untiled():
     z = whole.encode_latent(x)
     assert np.unique(z).size > 8  # a spread-out latent, not all zeros
     np.testing.assert_array_equal(tiled.encode_latent(x), z)
-    np.testing.assert_array_equal(
-        tiled.decode_latent(z, x.shape[:2]), whole.decode_latent(z, x.shape[:2])
-    )
+    # The tiles' margins cover the decoder's receptive field, so the images agree up to float
+    # rounding: the convolutions run on other shapes, which some CPUs (AMD EPYC, AVX2) sum in
+    # another order, and a rare pixel lands one step off (2026-12-06: 1 of 158,400 values).
+    a = tiled.decode_latent(z, x.shape[:2]).astype(int)
+    b = whole.decode_latent(z, x.shape[:2]).astype(int)
+    assert np.abs(a - b).max() <= 1
+    assert np.count_nonzero(a != b) <= a.size // 10_000
 
 
 def test_batches_equal_single(codec16):
