@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 import l3ic
-from l3ic import cli_train, metrics, train, train_data
+from l3ic import cli_train, metrics, train, train_data, train_recipe, train_rules
 from l3ic.codec import Codec
 from l3ic.presets import models_dir
 
 TRAIN_IMAGES = 6
 ARGS = ["--channels", "8", "--batch", "4", "--patch", "32", "--lr", "1e-3", "--steps", "60"]
+ARGS += ["--mixed-precision", "off"]
 
 
 def _smooth_image(rng: np.random.Generator, size: int = 48) -> np.ndarray:
@@ -68,13 +69,60 @@ def test_patch_batches_depend_only_on_seed_and_step(data_dir):
 
 
 def test_schedule_warms_up_holds_then_decays():
-    lr = train.HoldCosine(1e-3, total=100, decay_start=0.5, final=0.1, warmup=0.1)
+    lr = train_rules.HoldCosine(1e-3, total=100, decay_start=0.5, final=0.1, warmup=0.1)
     at = [float(lr(step)) for step in (0, 4, 9, 30, 49, 75, 100)]
     assert at[0] == pytest.approx(1e-4) and at[1] == pytest.approx(5e-4)  # (step + 1) / 10
     assert at[2] == at[3] == at[4] == pytest.approx(1e-3)
     assert at[5] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
     assert at[6] == pytest.approx(1e-4)
-    assert float(train.HoldCosine(1e-3, total=100)(0)) == pytest.approx(1e-3)  # no warm-up
+    assert float(train_rules.HoldCosine(1e-3, total=100)(0)) == pytest.approx(1e-3)  # no warm-up
+    # The same schedule read at a fraction of its length (the GPU run's time budget).
+    assert lr.at(0.75) == pytest.approx(float(lr(75)))
+    assert lr.at(2.0) == pytest.approx(1e-4) and lr.at(-1.0) == pytest.approx(1e-4)
+
+
+def test_steering_moves_lmbda_toward_the_target_every_step():
+    s = train_rules.RateSteering(target=0.8, lmbda0=1e-3, gain=0.01, est_per_real=0.9)
+    assert s.target_est == pytest.approx(0.72)
+    up = float(s.step(1e-3, 0.9))  # more bits than the target: weigh the rate more
+    down = float(s.step(1e-3, 0.6))
+    assert up > 1e-3 > down
+    assert float(s.step(1e-3, 0.72)) == pytest.approx(1e-3)
+    assert up == pytest.approx(1e-3 * np.exp(0.01 * (0.9 - 0.72) / 0.72), rel=1e-6)
+    assert float(s.step(1e-3, 1e6)) == pytest.approx(1e-3 * train_rules.STEER_RANGE)  # clipped
+    s.calibrate(0.75, 0.8)  # the batches' estimate over the real validation rate, re-measured
+    assert s.est_per_real == pytest.approx(0.9375) and s.target_est == pytest.approx(0.75)
+
+
+def test_a_steered_run_lowers_lmbda_below_a_rate_it_cannot_reach(data_dir, tmp_path):
+    """Aimed at 20 bpp, far above what 8 channels code, lmbda falls every step from its start."""
+    argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "30"]
+    argv += ["--target-bpp", "20", "--lmbda", "1e-3", "--steer-gain", "0.01"]
+    assert cli_train.train_main(argv) == 0
+    lmbdas = [float(r["lmbda"]) for r in _log(tmp_path)]
+    assert lmbdas[0] < 1e-3 and lmbdas[1] < lmbdas[0]
+    # The calibration of the estimate went into the checkpoint, for an exact resume.
+    assert 0.0 < float(train.read_checkpoint(tmp_path)["est_per_real"]) != 1.0
+
+
+def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
+    choose = train_recipe.choose_mixed_precision
+    assert choose("auto", gpu=True)[0] is True
+    assert choose("on", gpu=False) == (True, "on (asked)")
+    assert choose("off", gpu=True) == (False, "off (asked)")
+    monkeypatch.setattr(train_recipe, "cpu_has_fast_bf16", lambda: ["amx_bf16"])
+    on, why = choose("auto", gpu=False)
+    assert on is True and "amx_bf16" in why
+    monkeypatch.setattr(train_recipe, "cpu_has_fast_bf16", lambda: [])
+    on, why = choose("auto", gpu=False)
+    assert on is False and why.startswith("auto: off")
+
+
+def test_the_run_records_the_bf16_choice_and_the_cpu(full_run):
+    cfg = json.loads((full_run / train.CONFIG_NAME).read_text())
+    assert cfg["mixed_precision"] is False  # --mixed-precision off in ARGS
+    assert cfg["mixed_precision_choice"] == "off (asked)"
+    assert cfg["cpu"] == train_recipe.cpu_model()
 
 
 def test_a_warmup_outside_0_1_exits_1(tmp_path, capsys):
@@ -91,18 +139,24 @@ def test_loss_goes_down_and_log_is_complete(full_run):
     assert float(rows[-1]["val_bpp"]) > 0
 
 
-def test_resume_equals_uninterrupted_run(data_dir, full_run, tmp_path):
-    """Stop at step 30 of 60 and resume: weights and optimizer state are bit for bit equal."""
-    base = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "100"]
-    assert cli_train.train_main([*base, "--ckpt-every", "10", "--stop-at", "30"]) == 0
-    assert int(train.read_checkpoint(tmp_path)["step"]) == 30
-    assert cli_train.train_main(["--out", str(tmp_path), "--resume"]) == 0
-    f, g = train.read_checkpoint(full_run), train.read_checkpoint(tmp_path)
+def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
+    """Stop at step 30 of 60 and resume: weights, optimizer state, the steered rate weight and
+    the steering's calibration are bit for bit equal."""
+    # Validated every 10 steps, so the run stopped at step 30 recalibrates its steering where the
+    # uninterrupted run does.
+    base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert cli_train.train_main([*base, "--out", str(full)]) == 0
+    argv = [*base, "--out", str(part), "--ckpt-every", "10", "--stop-at", "30"]
+    assert cli_train.train_main(argv) == 0
+    assert int(train.read_checkpoint(part)["step"]) == 30
+    assert cli_train.train_main(["--out", str(part), "--resume"]) == 0
+    f, g = train.read_checkpoint(full), train.read_checkpoint(part)
     assert int(g["step"]) == 60
     assert sorted(f) == sorted(g)
     for key in set(f) - {"seconds"}:
         np.testing.assert_array_equal(g[key], f[key], err_msg=key)
-    shards = sorted(p.name for p in tmp_path.glob("ckpt-*.npz"))
+    shards = sorted(p.name for p in part.glob("ckpt-*.npz"))
     assert shards and all(name.startswith("ckpt-00000060-") for name in shards)  # old ones gone
 
 
@@ -230,15 +284,32 @@ def test_a_diverging_run_stops_and_keeps_the_checkpoint_from_before(
     assert [row["step"] for row in _log(tmp_path)] == ["20", "40", "60"]
 
 
-def test_an_unvalidated_checkpoint_after_a_loss_spike_is_not_written():
-    guard = train._DivergenceGuard()
+def test_one_divergence_rule_judges_intervals():
+    guard = train_rules.DivergenceGuard()
     for loss in (0.01, 0.02):
         guard.add_loss(loss)
-    assert guard.interval_ok()  # nothing to compare with yet
-    guard.end_interval(10, saved=True)
-    guard.add_loss(0.5)  # 33x the best interval's mean 0.015
-    assert not guard.interval_ok()
-    guard.end_interval(20, saved=False)
+    assert guard.end_interval(10) == "ok"  # nothing to compare with yet: the first best
     assert guard.saved_step == 10 and guard.best_loss == pytest.approx(0.015)
-    guard.add_loss(0.1)
-    assert guard.interval_ok()
+    guard.add_loss(0.025)  # 1.67x the best: kept from being saved, not yet diverged
+    assert guard.end_interval(20) == "unsaved" and guard.saved_step == 10
+    guard.add_loss(0.5 * 3, steps=3)  # a sum of 3 steps: 33x the best
+    assert guard.end_interval(30) == "diverged"
+    guard.add_loss(float("nan"))
+    assert guard.end_interval(40) == "diverged"
+    guard.add_loss(0.012)
+    assert guard.end_interval(50) == "ok" and guard.best_loss == pytest.approx(0.012)
+
+
+def test_a_loss_spike_skips_the_checkpoint_and_a_divergence_stops_the_run(
+    data_dir, tmp_path, monkeypatch, capsys
+):
+    verdicts = iter(["ok", "unsaved", "diverged"])  # the intervals ending at steps 20, 40, 60
+    monkeypatch.setattr(
+        train_rules.DivergenceGuard, "end_interval", lambda self, step: next(verdicts)
+    )
+    argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "100"]
+    assert cli_train.train_main([*argv, "--ckpt-every", "20"]) == 1
+    out, err = capsys.readouterr()
+    assert "checkpoint not written" in out
+    assert "diverged" in err
+    assert int(train.read_checkpoint(tmp_path)["step"]) == 20

@@ -18,10 +18,9 @@ from pathlib import Path
 
 from . import evaluate, export, gpu_run, train
 from .errors import L3ICError, one_line
-from .model import RATES
 from .presets import PRESETS
-from .quantizer import BACKWARDS
 from .train_data import DATA_ENV, default_data_dir
+from .train_recipe import RECIPE, Recipe, add_arguments
 
 __all__ = [
     "train_main",
@@ -33,6 +32,23 @@ __all__ = [
     "build_evaluate_parser",
     "SUBCOMMANDS",
 ]
+
+# The recipe's options on each command line (l3ic.train_recipe.Recipe defines and explains them).
+TRAIN_OPTIONS = tuple(name for name in RECIPE if name != "channels") + ("channels",)
+GPU_RUN_OPTIONS = (
+    "batch",
+    "patch",
+    "lr",
+    "warmup",
+    "decay_start",
+    "lr_final",
+    "lmbda",
+    "steer_gain",
+    "ssim_weight",
+    "clipnorm",
+    "flips",
+    "seed",
+)
 
 TRAIN_EXAMPLES = """
 examples:
@@ -111,64 +127,17 @@ def build_train_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     p.add_argument("--preset", choices=list(PRESETS), default="32c", help="model size")
-    p.add_argument("--channels", type=int, help="latent channels (overrides --preset)")
     p.add_argument(
         "--data",
         type=Path,
         default=None,
         help=f"folder of training images (default ${DATA_ENV} or ../shared/data/train-gpu)",
     )
-    p.add_argument("--steps", type=int, default=20000, help="total optimizer steps")
-    p.add_argument("--batch", type=int, default=16, help="patches per step")
-    p.add_argument("--patch", type=int, default=128, help="patch side in pixels (multiple of 8)")
-    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate, held at first")
-    p.add_argument(
-        "--decay-start",
-        type=float,
-        default=0.5,
-        help="fraction of --steps after which the lr decays (cosine)",
-    )
-    p.add_argument("--lr-final", type=float, default=0.1, help="final lr as a fraction of --lr")
-    p.add_argument(
-        "--warmup",
-        type=float,
-        default=0.0,
-        help="fraction of --steps over which the lr rises linearly to --lr (default 0: none)",
-    )
-    p.add_argument(
-        "--lmbda", type=float, help="rate weight on bpp (default 2.03e-4 * 64 / channels)"
-    )
-    p.add_argument(
-        "--target-bpp",
-        type=float,
-        help="steer lmbda after each validation so the real validation bpp nears this",
-    )
-    p.add_argument(
-        "--ssim-weight",
-        type=float,
-        default=0.0,
-        help="distortion = MSE + W * (1 - SSIM) (7x7 uniform window, as the targets' metric)",
-    )
-    p.add_argument("--backward", choices=BACKWARDS, default="ste", help="quantiser gradient")
-    p.add_argument("--rate", choices=sorted(RATES), default="channel", help="rate estimate")
-    p.add_argument(
-        "--mixed-precision",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="bf16 compute (auto: on with a GPU, off on CPU)",
-    )
-    p.add_argument("--no-flips", action="store_true", help="no random h/v flips")
+    add_arguments(p, TRAIN_OPTIONS)
     p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
     p.add_argument("--ckpt-every", type=int, default=250, help="checkpoint every N steps")
     p.add_argument("--out", type=Path, required=True, help="run folder RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    p.add_argument("--init", type=Path, help="start from these .npz weights (fresh optimizer)")
-    p.add_argument(
-        "--init-trunk",
-        type=Path,
-        help="start from the layers of these .npz weights that fit (another preset's trunk)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
     p.add_argument("--export", metavar="PRESET", help="at the end, export to models/PRESET.npz")
     p.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)
     return p
@@ -213,9 +182,9 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
         description="Train all presets on one GPU within a wall-clock budget (JAX backend, bf16). "
         "Writes PRESET.npz (float32 weights) per preset, log.csv and gpu-run.json to --out.",
         epilog=GPU_RUN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
-    p.add_argument("--minutes", type=float, default=6.5, help="training budget (default 6.5)")
+    p.add_argument("--minutes", type=float, default=6.5, help="training budget")
     p.add_argument("--out", type=Path, required=True, help="folder for the weights and logs")
     p.add_argument(
         "--data",
@@ -228,7 +197,7 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
         "--deadline-minutes",
         type=float,
         default=9.0,
-        help="the whole call ends this long after --started-at (default 9)",
+        help="the whole call ends this long after --started-at",
     )
     p.add_argument(
         "--started-at", type=float, help="epoch seconds when the call began (default: now)"
@@ -237,31 +206,17 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
         "--presets",
         type=_preset_list,
         default=list(PRESETS),
-        help=f"comma-separated presets (default {','.join(PRESETS)})",
+        help="comma-separated presets",
     )
     p.add_argument(
         "--init",
         choices=("shipped", "scratch"),
         default="shipped",
-        help="start from the shipped weights (default) or from scratch",
+        help="start from the shipped weights or from scratch",
     )
-    p.add_argument("--batch", type=int, help="patches per step (default 64; dry run 4)")
-    p.add_argument("--patch", type=int, help="patch side (default 128; dry run 32)")
-    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4)")
-    p.add_argument(
-        "--lmbda",
-        type=float,
-        help="initial rate weight (default: the shipped sidecar's lmbda_final with --init "
-        "shipped, else 2.03e-4 * 64 / C)",
-    )
-    p.add_argument(
-        "--ssim-weight",
-        type=float,
-        default=0.0,
-        help="distortion = MSE + W * (1 - SSIM) (default 0: MSE)",
-    )
-    p.add_argument("--no-flips", action="store_true", help="no random flips")
-    p.add_argument("--seed", type=int, default=0, help="seed of the batches and fresh weights")
+    # The recipe's options, with gpu-run's defaults: batch 64 and patch 128 (dry run 4 and 32),
+    # lr 3e-4 with a 2 % warm-up; lmbda from the shipped sidecar's lmbda_final.
+    add_arguments(p, GPU_RUN_OPTIONS, batch=None, patch=None, lr=3e-4, warmup=0.02)
     p.add_argument("--check-steps", type=int, default=3, help="steps per preset before training")
     p.add_argument("--log-every", type=float, default=10.0, help="seconds between log rows")
     p.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")
@@ -303,29 +258,13 @@ def _fail(error: Exception) -> int:
 def _train(args: argparse.Namespace) -> int:
     cfg = None
     if not args.resume:
-        cfg = train.new_recipe(
-            channels=args.channels or PRESETS[args.preset],
-            steps=args.steps,
-            batch=args.batch,
-            patch=args.patch,
-            lr=args.lr,
-            decay_start=args.decay_start,
-            lr_final=args.lr_final,
-            warmup=args.warmup,
-            lmbda=args.lmbda,
-            target_bpp=args.target_bpp,
-            ssim_weight=args.ssim_weight,
-            backward=args.backward,
-            rate=args.rate,
-            mixed_precision=args.mixed_precision,
-            seed=args.seed,
-            flips=not args.no_flips,
-            init=args.init,
-            init_trunk=args.init_trunk,
-            data=args.data,
-        )
+        fields = {name: getattr(args, name) for name in TRAIN_OPTIONS if name != "mixed_precision"}
+        fields["channels"] = args.channels or PRESETS[args.preset]
+        for name in ("init", "init_trunk"):
+            fields[name] = str(fields[name]) if fields[name] else None
+        cfg = train.new_config(Recipe(**fields), args.mixed_precision, args.data)
     run = train.run_training(args.out, cfg, args.val_every, args.ckpt_every, args.stop_at)
-    if args.export and run.step == run.cfg["steps"]:
+    if args.export and run.step == run.recipe.steps:
         export.export_run(args.out, args.export)
     return 0
 

@@ -23,10 +23,21 @@ from . import gpu_run, train_data
 from .entropy_model import channel_order, learn_priors, validate
 from .errors import L3ICError
 from .image import write_atomic
-from .model import L3ICModel
-from .presets import PRESETS, checkout_models, lineage, load_weights, save_weights
-from .train import CONFIG_NAME, RECIPE, Run
+from .model import L3ICModel, load_model
+from .presets import (
+    PRESETS,
+    SHIP_MIN_SSIM_GAIN,
+    SHIP_RATE_TOLERANCE,
+    TARGET_BPP,
+    checkout_models,
+    fingerprint,
+    lineage,
+    read_arrays,
+    save_weights,
+)
+from .train import CONFIG_NAME, Run
 from .train_data import default_data_dir
+from .train_recipe import Recipe
 
 __all__ = ["TERMS", "export_run", "ship"]
 
@@ -49,11 +60,11 @@ def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3IC
     if not config_path.is_file():
         raise L3ICError(f"{run_dir} is not a training run: {config_path} not found")
     cfg = json.loads(config_path.read_text())
-    run = Run(run_dir, {**cfg, "mixed_precision": False})
+    run = Run(run_dir, {**cfg, "mixed_precision": False}, fresh=True)
     run.restore()
     if data is not None:
         cfg["data"] = str(data)
-    cfg["recipe"] = {k: cfg.get(k) for k in RECIPE}
+    cfg["recipe"] = Recipe.from_dict(cfg).to_dict()
     cfg["patches"] = run.step * cfg["batch"]
     if "lineage" not in cfg:  # runs begun before lineage was recorded at the start
         cfg["lineage"] = lineage(cfg.get("init"))
@@ -98,15 +109,14 @@ def export_run(
 
     npz = out_dir / f"{preset}.npz"
     fp = save_weights(net, npz)
-    half = L3ICModel(cfg["channels"])
-    half(np.zeros((1, 16, 16, 3), dtype=np.float32))
-    load_weights(half, npz)
+    half = load_model(cfg["channels"], npz)
     val16 = validate(half, val_images, [], priors)
     sidecar = {
         "name": preset,
         "channels": cfg["channels"],
         "status": "trained" if cfg["gpu"] else "cpu-short-schedule",
         "hardware": cfg["hardware"] + ("" if cfg["gpu"] else ", short schedule"),
+        "mixed_precision_choice": cfg.get("mixed_precision_choice"),
         "recipe": cfg["recipe"],
         "lmbda_final": float(ops.convert_to_numpy(net.rate_weight)),
         "backend": cfg["backend"],
@@ -162,14 +172,30 @@ def _shipped_in(path: Path) -> tuple[str | None, str | None]:
     return commit, match.group(1) if match else None
 
 
+def _better(preset: str, cand: dict, old: dict | None) -> tuple[bool, str]:
+    """(whether validation figures ``cand`` beat ``old`` by ``ship``'s rule, the rule in words)."""
+    if preset in TARGET_BPP:
+        ceiling, gain = TARGET_BPP[preset] * SHIP_RATE_TOLERANCE, SHIP_MIN_SSIM_GAIN
+        rule = f"bpp <= {ceiling:.4f} and SSIM at least {gain} above the shipped preset's"
+    else:
+        ceiling, gain = (old["bpp"] if old else float("inf")), 0.0
+        rule = "higher SSIM at equal or lower bpp"
+    if cand["bpp"] > ceiling:
+        return False, rule
+    return old is None or (cand["ssim"] > old["ssim"] and cand["ssim"] - old["ssim"] >= gain), rule
+
+
 def ship(
     candidate_dir: Path, preset: str, models: Path | None = None, data: Path | None = None
 ) -> bool:
     """Replaces the shipped ``preset`` by an exported candidate only if it is better.
 
-    Both are coded for real on the validation split (each with its own priors); the candidate is
-    better when its mean SSIM is higher at an equal or lower mean bpp. Kodak is not looked at.
-    The shipped sidecar of a replaced preset is kept in the new one under ``replaced``.
+    Both are coded for real on the validation split (each with its own priors). For a preset
+    with a rate target (``presets.TARGET_BPP``) the candidate is better when its mean bpp is at
+    most ``SHIP_RATE_TOLERANCE`` x the target and its mean SSIM beats the shipped one's by at
+    least ``SHIP_MIN_SSIM_GAIN``; for any other name, when its SSIM is higher at an equal or
+    lower bpp. Kodak is not looked at. The shipped sidecar of a replaced preset is kept in the
+    new one under ``replaced``.
 
     Args:
         candidate_dir: a folder with ``PRESET.npz`` and ``PRESET.json`` from ``export``.
@@ -195,9 +221,8 @@ def ship(
             continue
         sidecars[label] = json.loads(npz.with_suffix(".json").read_text())
         keras.config.set_dtype_policy("float32")
-        net = L3ICModel(sidecars[label].get("channels") or PRESETS[preset])
-        net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-        fingerprints[label] = load_weights(net, npz).hex()
+        net = load_model(sidecars[label].get("channels") or PRESETS[preset], npz)
+        fingerprints[label] = fingerprint(read_arrays(npz)).hex()
         figures[label] = validate(net, val_images, [], np.array(sidecars[label]["priors"]))
         f = figures[label]
         print(
@@ -206,9 +231,9 @@ def ship(
             flush=True,
         )
     cand, old = figures["candidate"], figures.get("shipped")
-    better = old is None or (cand["ssim"] > old["ssim"] and cand["bpp"] <= old["bpp"])
+    better, rule = _better(preset, cand, old)
     if not better:
-        print(f"{preset}: not shipped (needs higher SSIM at equal or lower bpp)", flush=True)
+        print(f"{preset}: not shipped (needs {rule})", flush=True)
         return False
     sidecar = {**sidecars["candidate"], "validation": {k: round(v, 4) for k, v in cand.items()}}
     if old is not None:

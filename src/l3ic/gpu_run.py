@@ -1,35 +1,38 @@
 """One-shot training of every preset on one GPU within a wall-clock budget (``l3ic train gpu-run``).
 
-A GPU is lent to this project rarely and briefly (one H200, 15 minutes of device time, at most
-10 minutes per command), so one call must turn it into trained presets with no preparation on
-the machine. The call, in order:
+A GPU is lent to this project rarely and briefly (one H100 or H200, 15 minutes of device time,
+at most 10 minutes per command), so one call must turn it into trained presets with no
+preparation on the machine. The call, in order:
 
 1. loads the training split of ``--data`` once and puts it on the GPU as one
    (N, H, W, 3) uint8 array (245 MB for ``train-gpu``);
-2. builds the three presets in one process (bf16 compute, the latent, rate and loss in float32),
-   each from the shipped weights (``--init shipped``) or from scratch, compiles one training step
-   per preset and runs a few steps of each: any failure ends the call at once with exit status 1;
+2. builds the three presets in one process from one ``Recipe`` each (``l3ic.train.build_model``:
+   bf16 compute, the latent, rate and loss in float32), each from the shipped weights
+   (``--init shipped``) or from scratch, compiles one training step per preset and runs a few
+   steps of each: any failure ends the call at once with exit status 1;
 3. measures patches/s of the whole step (crop and flip on the GPU + model step), of the model
    step alone (a fixed batch) and of the sampler alone;
 4. trains the presets interleaved (one step of each in turn, dispatched asynchronously, so the GPU
-   queue never runs dry) until the training budget is spent; the learning rate is a function of
-   the elapsed fraction of that budget (warm-up, hold, cosine decay), and each preset's rate weight
-   is steered step by step toward its target estimated bpp;
-5. every ``--save-every`` seconds and at the end writes each preset's float32 weights to
-   ``OUT/NAME.npz`` and the figures to ``OUT/gpu-run.json`` (atomically), and appends the log rows
-   to ``OUT/log.csv``; so a call cut short still returns weights;
-6. times batched decoding of 768x512 images from 32c latents on the GPU (batch 1, 16 and 64).
+   queue never runs dry) until the training budget is spent; the learning rate is the recipe's
+   ``HoldCosine`` at the elapsed fraction of that budget, each preset's rate weight is steered
+   every step toward its target (``RateSteering``, inside the jitted step), and each log
+   interval is judged by the ``DivergenceGuard`` (a diverged preset is rolled back to its last
+   good state and its learning rate halved): the rules of ``l3ic.train_rules``, as in
+   ``l3ic train``;
+5. every ``--save-every`` seconds and at the end writes each preset's last good float32 weights
+   to ``OUT/NAME.npz`` and the figures to ``OUT/gpu-run.json`` (atomically), and appends the log
+   rows to ``OUT/log.csv``; so a call cut short still returns weights.
 
-``--minutes`` is the training budget; the call also ends by ``--deadline-minutes`` counted from
-``--started-at`` (the shell's start time, so wheel installation counts), keeping a reserve for the
-decode timing and the last save. ``--dry-run`` does all of it on a CPU in about a minute, with
-tiny patches and images (CI runs it). docs/training.md gives the device call word for word.
+The decoder's speed on the GPU is a benchmark, ``python -m bench.gpu_decode``, which the device
+command runs after this one. ``--minutes`` is the training budget; the call also ends by
+``--deadline-minutes`` counted from ``--started-at`` (the shell's start time, so wheel
+installation counts). ``--dry-run`` does all of it on a CPU in about a minute, with tiny patches
+and images (CI runs it). docs/training.md gives the device call word for word.
 
 The JAX backend is required: the step is a ``jax.jit`` of Keras' stateless API
 (``stateless_call``, ``stateless_apply``), and the sampler is written in ``jax.numpy``.
 """
 
-import csv
 import json
 import math
 import os
@@ -43,30 +46,30 @@ import keras
 import numpy as np
 
 from . import train_data
-from .codebook import latent_size
 from .errors import L3ICError
 from .image import write_atomic
-from .model import L3ICModel, default_lmbda
+from .model import L3ICModel, default_lmbda, load_model
 from .presets import (
     PRESETS,
-    assign_arrays,
+    TARGET_BPP,
     lineage,
     load_sidecar,
-    load_weights,
     model_arrays,
     save_npz_atomic,
     weights_path,
 )
+from .train import build_model
+from .train_recipe import Recipe
+from .train_rules import EST_PER_REAL, DivergenceGuard, HoldCosine, RateSteering, RunLog
 
 __all__ = [
     "GpuRun",
-    "lr_at",
+    "PresetRun",
     "load_for_export",
-    "BUDGET_BPP",
-    "EST_PER_REAL",
-    "target_bpp",
+    "time_calls",
     "RUN_JSON",
     "LOG_NAME",
+    "SCHEDULE_STEPS",
 ]
 
 RUN_JSON, LOG_NAME = "gpu-run.json", "log.csv"
@@ -81,50 +84,10 @@ LOG_FIELDS = (
     "lmbda",
     "patches_per_s",
 )
-# The issue's bpp budgets on the Kodak 512 crops, used as real validation bpp targets for a run
-# from scratch (the validation split codes at more bits than Kodak at equal weights: this errs low).
-BUDGET_BPP = {"16c": 0.50, "32c": 0.81, "64c": 1.41}
-# From the shipped weights a preset is held this much under their validation bpp, so that `ship`
-# (higher SSIM at an equal or lower bpp) can take the result.
-BELOW_SHIPPED = 0.98
-# The steered quantity, the mean estimated bpp of the training batches (128 px patches), over the
-# real validation bpp: CPU runs of 2026-12-01, their last three validations (docs/training.md).
-EST_PER_REAL = {"16c": 0.985, "32c": 0.982, "64c": 0.965}
-STEER_GAIN = 2e-3  # per step: lmbda *= exp(gain * (bpp_est - target) / target)
-STEER_RANGE = 20.0  # lmbda stays within [lmbda0 / range, lmbda0 * range]
-WARMUP, DECAY_START, LR_FINAL = 0.02, 0.5, 0.1  # fractions of the budget; last lr / first lr
-DIVERGED, SAVE_WITHIN = 3.0, 1.5  # interval loss over the best one: roll back; or do not save
-RESERVE_S = 60.0  # kept after training for the last save and the decode timing
-DECODE_SIZE, DECODE_BATCHES = (512, 768), (1, 16, 64)
-
-
-def target_bpp(name: str, shipped_bpp: float | None) -> float:
-    """Real validation bpp that preset ``name`` is steered toward.
-
-    Args:
-        name: the preset.
-        shipped_bpp: validation bpp of the weights the run starts from (their sidecar's
-            ``validation.bpp``), or None for a run from scratch.
-
-    Returns:
-        ``BELOW_SHIPPED`` x ``shipped_bpp``, at most the budget; the budget from scratch.
-    """
-    if shipped_bpp is None:
-        return BUDGET_BPP[name]
-    return min(BUDGET_BPP[name], shipped_bpp * BELOW_SHIPPED)
-
-
-def lr_at(fraction: float, lr: float) -> float:
-    """Learning rate at ``fraction`` (0..1) of the training budget.
-
-    Linear warm-up over the first 2 %, held until half the budget, then a cosine decay to 0.1 x
-    ``lr`` at the end.
-    """
-    f = min(max(fraction, 0.0), 1.0)
-    if f < WARMUP:
-        return lr * max(f / WARMUP, 0.01)
-    t = max(f - DECAY_START, 0.0) / (1.0 - DECAY_START)
-    return lr * (LR_FINAL + (1.0 - LR_FINAL) * 0.5 * (1.0 + math.cos(math.pi * t)))
+# The schedule's length in its own steps: the learning rate at the elapsed fraction f of the
+# budget is HoldCosine(...)(f * SCHEDULE_STEPS), i.e. ``HoldCosine.at(f)``.
+SCHEDULE_STEPS = 10_000
+RESERVE_S = 30.0  # kept after training for the last save
 
 
 def _stack_images(images: list[np.ndarray], patch: int) -> np.ndarray:
@@ -174,28 +137,24 @@ class PresetRun:
 
     Args:
         name: preset name (``16c``, ``32c``, ``64c``).
-        init: ``"shipped"`` (the preset's shipped weights) or ``"scratch"``.
-        lmbda: initial rate weight.
-        target_est: the estimated bpp the rate weight is steered toward.
-        patch: patch side, for building the model.
-        seed: seed of the initial weights.
+        recipe: its recipe (``lmbda`` and ``target_bpp`` set; ``mixed_precision`` True).
+        weights: the starting weights (a ``.npz``), or None for fresh ones.
 
     The state is ``(trainable, non_trainable, optimizer, sums)``, lists of device arrays plus a
     (4,) float32 array of running sums of loss, MSE, estimated bpp and steps since the last log.
     """
 
-    def __init__(self, name, init, lmbda, target_est, patch, seed, ssim_weight=0.0):
+    def __init__(self, name: str, recipe: Recipe, weights: Path | None):
         import jax
         import jax.numpy as jnp
 
-        self.name, self.channels = name, PRESETS[name]
-        self.lmbda0, self.target_est = lmbda, target_est
-        self.net = L3ICModel(self.channels, lmbda=lmbda, seed=seed, ssim_weight=ssim_weight)
-        self.net(np.zeros((1, patch, patch, 3), dtype=np.float32))
-        if init == "shipped":
-            load_weights(self.net, weights_path(name))
-        self.opt = keras.optimizers.Adam(learning_rate=1e-4)
-        self.opt.build(self.net.trainable_variables)
+        self.name, self.channels, self.recipe = name, recipe.channels, recipe
+        self.net = build_model(recipe, weights, schedule=False)
+        self.opt = self.net.optimizer
+        self.steering = RateSteering(
+            recipe.target_bpp, recipe.lmbda, recipe.steer_gain, EST_PER_REAL[recipe.channels]
+        )
+        self.guard = DivergenceGuard()
         self.rw = next(
             i for i, v in enumerate(self.net.non_trainable_variables) if v is self.net.rate_weight
         )
@@ -209,8 +168,10 @@ class PresetRun:
             jnp.zeros(4, jnp.float32),
         )
         self.step = 0
-        self.best_loss, self.last_loss, self.lr_scale, self.rollbacks = math.inf, math.inf, 1.0, 0
-        self.good = self._copies(self.state[:3])
+        self.lr_scale, self.rollbacks = 1.0, 0
+        # A state is good once the interval trained from it was judged "ok": ``pending`` is the
+        # state at the last judgement, waiting for the next one.
+        self.good = self.pending = self._copies(self.state[:3])
         self._jit = jax.jit(self._step, donate_argnums=(0,))
         self._run = self._jit
 
@@ -240,8 +201,7 @@ class PresetRun:
         ov[self.lr_i] = jnp.asarray(lr, ov[self.lr_i].dtype)
         tv, ov = self.opt.stateless_apply(ov, grads, tv)
         ntv = list(ntv)
-        w = ntv[self.rw] * jnp.exp(STEER_GAIN * (bpp - self.target_est) / self.target_est)
-        ntv[self.rw] = jnp.clip(w, self.lmbda0 / STEER_RANGE, self.lmbda0 * STEER_RANGE)
+        ntv[self.rw] = self.steering.step(ntv[self.rw], bpp, self.steering.target_est)
         sums = sums + jnp.stack([loss, mse, bpp, jnp.ones((), jnp.float32)])
         return (tv, ntv, ov, sums), loss
 
@@ -271,38 +231,36 @@ class PresetRun:
 
         return tuple([jnp.copy(a) for a in part] for part in parts)
 
-    def judge(self, loss: float) -> str:
-        """Takes an interval's mean loss; rolls back to the last good state if it diverged.
+    def judge(self, mean_loss: float, steps: int) -> str:
+        """Judges an interval (``DivergenceGuard``); returns "" or a note for the log.
 
-        A loss that is not finite or over ``DIVERGED`` x the best interval's restores the state of
-        the last ``keep()`` (weights, optimizer, rate weight) and halves this preset's learning
-        rate from then on. Returns "" or a note for the log.
+        The losses of an interval are those of the states it trained through, so "ok" makes the
+        state it started from (kept at the last judgement) the last good one; "unsaved" does
+        not; "diverged" restores the last good state (weights, optimizer, rate weight) and
+        halves this preset's learning rate from then on.
         """
         import jax.numpy as jnp
 
-        self.last_loss = loss
-        if math.isfinite(loss) and loss <= DIVERGED * self.best_loss:
-            self.best_loss = min(self.best_loss, loss)
-            return ""
+        self.guard.add_loss(mean_loss * steps, steps)
+        verdict = self.guard.end_interval(self.step)
+        if verdict != "diverged":
+            if verdict == "ok":
+                self.good = self.pending
+            self.pending = self._copies(self.state[:3])
+            return "" if verdict == "ok" else "loss above its best: last good state kept"
+        self.pending = self.good
         tv, ntv, ov = (list(part) for part in self._copies(self.good))
         self.state = (tv, ntv, ov, jnp.zeros(4, jnp.float32))
         self.lr_scale /= 2
         self.rollbacks += 1
-        return f"diverged (loss {loss:.4g}): rolled back, lr x {self.lr_scale:g}"
-
-    def keep(self) -> bool:
-        """Remembers the current state as good if the last interval was near the best one."""
-        if not (math.isfinite(self.last_loss) and self.last_loss <= SAVE_WITHIN * self.best_loss):
-            return False
-        self.good = self._copies(self.state[:3])
-        return True
+        return f"diverged (loss {mean_loss:.4g}): rolled back, lr x {self.lr_scale:g}"
 
     def lmbda(self) -> float:
         """The current (steered) rate weight."""
         return float(np.asarray(self.state[1][self.rw]))
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The last good weights (``keep``) as {"encoder/e1/kernel": float32 array}."""
+        """The last good weights as {"encoder/e1/kernel": float32 array}."""
         tv, ntv, _ = self.good
         for v, value in zip(self.net.trainable_variables, tv, strict=True):
             v.assign(value)
@@ -311,7 +269,7 @@ class PresetRun:
         return {k: a.astype(np.float32) for k, a in model_arrays(self.net).items()}
 
 
-def _time_calls(fn, min_seconds: float, warmup: int = 2) -> tuple[float, int]:
+def time_calls(fn, min_seconds: float, warmup: int = 2) -> tuple[float, int]:
     """Median seconds per call of ``fn`` (which blocks until done) and the number of calls."""
     for _ in range(warmup):
         fn()
@@ -342,6 +300,10 @@ class GpuRun:
         self.batch = args.batch or (4 if self.dry else 64)
         self.figures: dict = {}
         self.last_log: dict[str, float] = {}
+        self.schedule = HoldCosine(
+            args.lr, SCHEDULE_STEPS, args.decay_start, args.lr_final, args.warmup
+        )
+        self.log_file = RunLog(self.out / LOG_NAME, LOG_FIELDS)
 
     def elapsed(self) -> float:
         return time.time() - self.t_start
@@ -357,13 +319,9 @@ class GpuRun:
         write_atomic(self.out / RUN_JSON, body, force=True)
 
     def save_weights(self, runs: list[PresetRun]) -> None:
-        """Writes each preset's weights, unless its last interval was far above its best."""
+        """Writes each preset's last good weights (``PresetRun.judge``) and the figures."""
         for r in runs:
-            path = self.out / f"{r.name}.npz"
-            if r.keep() or not path.is_file():
-                save_npz_atomic(path, r.arrays())
-            else:
-                self.say(f"{r.name}: last interval's loss far above its best: weights not saved")
+            save_npz_atomic(self.out / f"{r.name}.npz", r.arrays())
             self.figures["presets"][r.name].update(
                 steps=r.step,
                 patches=r.step * self.batch,
@@ -374,33 +332,25 @@ class GpuRun:
         self.write_json()
 
     def log(self, runs: list[PresetRun], lr: float, train_s: float) -> None:
-        path = self.out / LOG_NAME
-        new = not path.is_file()
+        """A log row per preset (means since the last row); each interval is judged."""
         now = time.perf_counter()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-            if new:
-                writer.writeheader()
-            for r in runs:
-                loss, mse, bpp, steps, lmbda = r.take_sums()
-                since = now - self.last_log.get(r.name, now)
-                self.last_log[r.name] = now
-                row = {
-                    "preset": r.name,
-                    "step": r.step,
-                    "seconds": f"{train_s:.1f}",
-                    "lr": f"{lr * r.lr_scale:.3g}",
-                    "loss": f"{loss:.6f}",
-                    "mse": f"{mse:.6f}",
-                    "bpp_est": f"{bpp:.4f}",
-                    "lmbda": f"{lmbda:.4g}",
-                    "patches_per_s": f"{steps * self.batch / since:.0f}" if since > 0 else "",
-                }
-                writer.writerow(row)
-                note = r.judge(loss) if steps else ""
-                self.say(
-                    " ".join(f"{k}={v}" for k, v in row.items()) + (f": {note}" if note else "")
-                )
+        for r in runs:
+            loss, mse, bpp, steps, lmbda = r.take_sums()
+            since = now - self.last_log.get(r.name, now)
+            self.last_log[r.name] = now
+            row = {
+                "preset": r.name,
+                "step": r.step,
+                "seconds": f"{train_s:.1f}",
+                "lr": f"{lr * r.lr_scale:.3g}",
+                "loss": f"{loss:.6f}",
+                "mse": f"{mse:.6f}",
+                "bpp_est": f"{bpp:.4f}",
+                "lmbda": f"{lmbda:.4g}",
+                "patches_per_s": f"{steps * self.batch / since:.0f}" if since > 0 else "",
+            }
+            note = r.judge(loss, steps) if steps else ""
+            self.log_file.write(row, prefix=f"[{self.elapsed():6.1f} s] ", note=note)
 
     # ----- phases -----------------------------------------------------------------------------
 
@@ -420,50 +370,46 @@ class GpuRun:
         self.say(f"{images.shape[0]} training images {images.shape[1:3]} on {jax.devices()[0]}")
         return on_device
 
+    def recipe(self, name: str, lmbda: float | None) -> Recipe:
+        """The recipe of preset ``name`` in this call (``lmbda`` None: the preset's default)."""
+        a = self.args
+        channels = PRESETS[name]
+        return Recipe(
+            channels=channels,
+            steps=SCHEDULE_STEPS,
+            batch=self.batch,
+            patch=self.patch,
+            lr=a.lr,
+            decay_start=a.decay_start,
+            lr_final=a.lr_final,
+            warmup=a.warmup,
+            lmbda=lmbda if lmbda is not None else default_lmbda(channels),
+            target_bpp=TARGET_BPP[name],
+            steer_gain=a.steer_gain,
+            ssim_weight=a.ssim_weight,
+            clipnorm=a.clipnorm,
+            mixed_precision=True,
+            seed=a.seed,
+            flips=a.flips,
+            init=str(weights_path(name)) if a.init == "shipped" else None,
+        )
+
     def build(self) -> list[PresetRun]:
-        keras.config.set_dtype_policy("mixed_bfloat16")
         runs = []
         for name in self.args.presets:
-            channels = PRESETS[name]
             sidecar = load_sidecar(name) if self.args.init == "shipped" else {}
-            # From shipped weights, the rate weight they ended with holds their rate from step 0.
-            lmbda = self.args.lmbda or sidecar.get("lmbda_final") or default_lmbda(channels)
-            target_real = target_bpp(name, sidecar.get("validation", {}).get("bpp"))
-            target = target_real * EST_PER_REAL[name]
-            runs.append(
-                PresetRun(
-                    name,
-                    self.args.init,
-                    lmbda,
-                    target,
-                    self.patch,
-                    self.args.seed,
-                    self.args.ssim_weight,
-                )
-            )
+            # From shipped weights, the rate weight they ended with is the closest known start.
+            recipe = self.recipe(name, self.args.lmbda or sidecar.get("lmbda_final"))
             shipped = weights_path(name) if self.args.init == "shipped" else None
+            runs.append(PresetRun(name, recipe, shipped))
             self.figures["presets"][name] = {
-                "channels": channels,
+                "channels": recipe.channels,
                 "params": runs[-1].params,
                 "lineage": lineage(shipped),
                 "recipe": {
-                    "channels": channels,
-                    "batch": self.batch,
-                    "patch": self.patch,
-                    "lr": self.args.lr,
-                    "schedule": f"time-based: warm-up {WARMUP:.0%}, hold to {DECAY_START:.0%}, "
-                    f"cosine to {LR_FINAL} x lr",
-                    "lmbda": lmbda,
-                    "target_bpp": round(target_real, 4),
-                    "target_bpp_est": round(target, 4),
-                    "steer_gain": STEER_GAIN,
-                    "ssim_weight": self.args.ssim_weight,
-                    "backward": "ste",
-                    "rate": "channel",
-                    "mixed_precision": True,
-                    "seed": self.args.seed,
-                    "flips": not self.args.no_flips,
-                    "init": self.args.init,
+                    **recipe.to_dict(),
+                    "schedule": "time-based: HoldCosine at the elapsed fraction of the budget",
+                    "target_bpp_est": round(runs[-1].steering.target_est, 4),
                 },
             }
         return runs
@@ -499,8 +445,8 @@ class GpuRun:
             except Exception as e:
                 raise L3ICError(f"preset {r.name} failed its first steps: {e!r}") from e
             seconds = time.perf_counter() - t0
-            r.judge(r.take_sums()[0])  # the starting weights' loss is the first best
-            r.keep()
+            loss, _, _, steps, _ = r.take_sums()
+            r.judge(loss, steps)  # the starting weights' loss is the first best
             self.figures["presets"][r.name]["check_s"] = round(seconds, 1)
             self.say(f"{r.name}: ran {self.args.check_steps} steps in {seconds:.1f} s")
 
@@ -512,14 +458,14 @@ class GpuRun:
         import jax
 
         seconds = 0.2 if self.dry else 1.5
-        t, n = _time_calls(
+        t, n = time_calls(
             lambda: sample(images, jax.random.fold_in(key, 7)).block_until_ready(), seconds
         )
         self.figures["sampler_patches_per_s"] = round(self.batch / t)
         for r in runs:
             x = sample(images, key)
-            t_model, _ = _time_calls(lambda r=r, x=x: r(x, 0.0).block_until_ready(), seconds)
-            t_whole, _ = _time_calls(
+            t_model, _ = time_calls(lambda r=r, x=x: r(x, 0.0).block_until_ready(), seconds)
+            t_whole, _ = time_calls(
                 lambda r=r: r(
                     sample(images, jax.random.fold_in(key, r.step)), 0.0
                 ).block_until_ready(),
@@ -558,7 +504,7 @@ class GpuRun:
         while True:
             now = time.perf_counter()
             done = now - t0 >= budget and (not self.dry or rounds >= 3)
-            lr = lr_at((now - t0) / budget, self.args.lr)
+            lr = self.schedule.at((now - t0) / budget)
             if done or now >= next_log:
                 while pending:
                     pending.popleft().block_until_ready()
@@ -591,50 +537,6 @@ class GpuRun:
                 r.step * self.batch / seconds
             )
 
-    def time_decoding(self, runs: list[PresetRun]) -> None:
-        """Images/s of the 32c decoder (float32, as the codec runs it) at several batch sizes."""
-        import jax
-        import jax.numpy as jnp
-
-        source = next((r for r in runs if r.channels == 32), runs[0])
-        arrays = source.arrays()
-        keras.config.set_dtype_policy("float32")
-        net = L3ICModel(source.channels)
-        net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-        assign_arrays(net, arrays, f"preset {source.name} of this run")
-        dec = net.decoder
-        tv = [v.value for v in dec.trainable_variables]
-        ntv = [v.value for v in dec.non_trainable_variables]
-
-        @jax.jit
-        def decode(q):
-            y, _ = dec.stateless_call(tv, ntv, q.astype(jnp.float32))
-            return jnp.round(jnp.clip(y, 0.0, 1.0) * 255.0).astype(jnp.uint8)
-
-        h, w = (64, 96) if self.dry else DECODE_SIZE
-        batches = (1, 2) if self.dry else DECODE_BATCHES
-        rng = np.random.default_rng(0)
-        result = {"preset": source.name, "size": f"{w}x{h}", "dtype": "float32"}
-        for b in batches:
-            q_host = rng.integers(-4, 5, (b, *latent_size(h, w), source.channels), dtype=np.int8)
-            q_dev = jax.device_put(q_host)
-            t_dev, n = _time_calls(
-                lambda q=q_dev: decode(q).block_until_ready(), 0.1 if self.dry else 2.0
-            )
-            t_host, _ = _time_calls(
-                lambda q=q_host: np.asarray(decode(jax.device_put(q))), 0.1 if self.dry else 1.5
-            )
-            result[f"batch_{b}"] = {
-                "images_per_s_on_device": round(b / t_dev, 1),
-                "images_per_s_with_transfers": round(b / t_host, 1),
-                "timed_calls": n,
-            }
-            self.say(
-                f"decode {w}x{h} {source.name} batch {b}: {b / t_dev:.1f} images/s on the device, "
-                f"{b / t_host:.1f} with host transfers"
-            )
-        self.figures["decode"] = result
-
     def run(self) -> int:
         import jax
 
@@ -657,7 +559,7 @@ class GpuRun:
             raise L3ICError(f"JAX sees no GPU (only {device}): use --dry-run for a CPU rehearsal")
         key = jax.random.PRNGKey(self.args.seed)
         images = self.load_data()
-        sample = _make_sampler(self.batch, self.patch, not self.args.no_flips)
+        sample = _make_sampler(self.batch, self.patch, self.args.flips)
         runs = self.build()
         self.check(runs, sample, images, key)
         self.figures["ready_s"] = round(self.elapsed(), 1)
@@ -666,11 +568,6 @@ class GpuRun:
         self.train(runs, sample, images, jax.random.fold_in(key, 1))
         self.save_weights(runs)
         self.say(f"weights written to {self.out}")
-        if time.time() < self.deadline - (5 if self.dry else 25):
-            self.time_decoding(runs)
-        else:
-            self.say("no time left for the decode timing")
-        self.write_json()
         self.say("done")
         return 0
 
@@ -697,10 +594,8 @@ def load_for_export(run_dir: Path, preset: str, data: Path) -> tuple[dict, L3ICM
     if identity["names_sha256"] != info["data"]["names_sha256"]:
         raise L3ICError(f"{data} is not the training set of {run_dir}: pass --data")
     keras.config.set_dtype_policy("float32")
-    net = L3ICModel(entry["channels"])
-    net(np.zeros((1, 16, 16, 3), dtype=np.float32))
-    load_weights(net, run_dir / f"{preset}.npz")
-    net.rate_weight.assign(entry.get("lmbda_final", entry["recipe"]["lmbda"]))
+    lmbda = entry.get("lmbda_final", entry["recipe"]["lmbda"])
+    net = load_model(entry["channels"], run_dir / f"{preset}.npz", lmbda=lmbda)
     gpu = info["device"].startswith("gpu") and not info["dry_run"]
     cfg = {
         "channels": entry["channels"],

@@ -10,13 +10,25 @@ Data flow (docs/architecture.md, "Network")::
 H and W must be multiples of 8 here; ``l3ic.codec`` pads any image to that.
 """
 
+from pathlib import Path
+
 import keras
+import numpy as np
 from keras import ops
 
 from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from .presets import assign_arrays, load_matching, read_arrays
 from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
 
-__all__ = ["build_encoder", "build_decoder", "L3ICModel", "RATES", "default_lmbda", "mean_ssim"]
+__all__ = [
+    "build_encoder",
+    "build_decoder",
+    "L3ICModel",
+    "load_model",
+    "RATES",
+    "default_lmbda",
+    "mean_ssim",
+]
 
 RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
 
@@ -203,3 +215,41 @@ class L3ICModel(keras.Model):
             "seed": self.seed,
             "ssim_weight": self.ssim_weight,
         }
+
+
+def load_model(
+    channels: int,
+    weights: str | Path | dict | None = None,
+    *,
+    trunk: str | Path | None = None,
+    lmbda: float | None = None,
+    patch: int = 16,
+    **kwargs,
+) -> L3ICModel:
+    """An ``L3ICModel`` built under the current dtype policy, with weights loaded: the one way
+    every tool (training, export, ship, the GPU run, the benchmarks) makes a model.
+
+    Args:
+        channels: latent channels C.
+        weights: a weights ``.npz`` (float16, as shipped, or float32) or a dict
+            {"encoder/e1/kernel": array}; None keeps the fresh initial weights.
+        trunk: instead, load only the layers of this ``.npz`` that fit (another preset's trunk:
+            all but e3 and d1's kernel); the names of the others are in ``model.fresh``.
+        lmbda: the rate weight (default ``default_lmbda(channels)``).
+        patch: the side of the zero image the model is built on.
+        **kwargs: the other arguments of ``L3ICModel`` (backward, rate, ssim_weight, seed).
+
+    Raises:
+        L3ICError: the weights cannot be read or do not fit.
+    """
+    lmbda = default_lmbda(channels) if lmbda is None else lmbda
+    net = L3ICModel(channels, lmbda=lmbda, **kwargs)
+    net(np.zeros((1, patch, patch, 3), dtype=np.float32))
+    net.fresh = []
+    if isinstance(weights, dict):
+        assign_arrays(net, weights, "given as arrays")
+    elif weights is not None:
+        assign_arrays(net, read_arrays(weights), weights)
+    elif trunk is not None:
+        net.fresh = load_matching(net, trunk)
+    return net

@@ -1,12 +1,16 @@
-"""The training loop of one preset: recipe, learning-rate schedule, rate steering, checkpoints.
+"""The training loop of one preset: the model of a recipe, checkpoints, validation, the log.
 
 ``python -m l3ic.train`` (``l3ic train``; front end in ``l3ic.cli_train``, docs/training.md).
-A run lives in one folder RUN_DIR:
+The recipe is ``l3ic.train_recipe.Recipe``; the schedule, rate steering, divergence rule and log
+are those of ``l3ic.train_rules``, which the GPU run (``l3ic.gpu_run``) follows too. A run lives
+in one folder RUN_DIR:
 
-- ``config.json``: the recipe (all arguments), the training data identity and the hardware;
-- ``ckpt.npz`` + ``ckpt-STEP-K.npz``: the latest checkpoint (step, seconds, the list of shards;
-  the shards hold the float32 model weights and optimizer variables, at most 12 MiB each),
-  replaced atomically, so ``--resume`` continues exactly where it stopped;
+- ``config.json``: the recipe, the training data identity and the hardware (and whether bf16
+  was chosen, and why);
+- ``ckpt.npz`` + ``ckpt-STEP-K.npz``: the latest checkpoint (step, seconds, the steering's
+  calibration, the list of shards; the shards hold the float32 model weights and optimizer
+  variables, at most 12 MiB each), replaced atomically, so ``--resume`` continues exactly where
+  it stopped;
 - ``log.csv``: one row per validation.
 
 Batches are a pure function of (seed, step) (``l3ic.train_data.PatchSampler``), so a resumed run
@@ -14,12 +18,10 @@ trains on the same patches as an uninterrupted one. Validation codes images for 
 (``l3ic.entropy_model.validate``); turning a run into a shipped preset is ``l3ic.export``.
 """
 
-import csv
 import json
-import os
-import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -30,31 +32,26 @@ from . import train_data
 from .codebook import STRIDE
 from .entropy_model import validate
 from .errors import L3ICError
-from .model import L3ICModel, default_lmbda
-from .presets import lineage, load_matching, load_weights, save_npz_atomic
+from .model import L3ICModel, load_model
+from .presets import lineage, save_npz_atomic
 from .train_data import default_data_dir
+from .train_recipe import Recipe, choose_mixed_precision, machine
+from .train_rules import EST_PER_REAL, DivergenceGuard, HoldCosine, RateSteering, RunLog
 
 __all__ = [
-    "HoldCosine",
-    "steer_lmbda",
     "build_model",
     "read_checkpoint",
     "Run",
-    "new_recipe",
+    "new_config",
     "run_training",
     "CKPT_NAME",
     "CONFIG_NAME",
     "LOG_NAME",
-    "RECIPE",
+    "LOG_FIELDS",
 ]
 
 CKPT_NAME, CONFIG_NAME, LOG_NAME = "ckpt.npz", "config.json", "log.csv"
 SHARD_BYTES = 12 << 20  # checkpoint shards stay under the 16 MiB a GPU machine returns per file
-# Divergence guard (see Run.train): a validation this far below the run's best PSNR stops the
-# run, and an unvalidated checkpoint whose interval's mean loss is this many times the best
-# interval's is not written, so the checkpoint left on disk is from before the divergence.
-DIVERGED_PSNR_DROP_DB = 3.0
-DIVERGED_LOSS_RATIO = 10.0
 LOG_FIELDS = (
     "step",
     "seconds",
@@ -70,113 +67,38 @@ LOG_FIELDS = (
     "val_bpp_est",
     "steps_per_s",
 )
-# Fields of config.json that --resume takes from the run, not from the command line.
-RECIPE = (
-    "channels",
-    "steps",
-    "batch",
-    "patch",
-    "lr",
-    "decay_start",
-    "lr_final",
-    "warmup",
-    "lmbda",
-    "target_bpp",
-    "ssim_weight",
-    "backward",
-    "rate",
-    "mixed_precision",
-    "seed",
-    "flips",
-    "init",
-    "init_trunk",
-)
-STEER_GAIN, STEER_CLAMP = 2.0, 2.0  # lmbda *= clip((bpp / target) ** GAIN, 1 / CLAMP, CLAMP)
 
 
-def steer_lmbda(lmbda: float, bpp: float, target: float) -> float:
-    """The rate weight after one steering step toward ``target`` bits per pixel.
-
-    Rate falls slowly as lmbda grows (roughly as a low power of it), so the correction is the
-    squared ratio of measured to target rate, clamped to a factor of 2 either way.
-    """
-    ratio = (bpp / target) ** STEER_GAIN
-    return lmbda * min(max(ratio, 1.0 / STEER_CLAMP), STEER_CLAMP)
-
-
-@keras.saving.register_keras_serializable(package="l3ic")
-class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up, a constant learning rate, then a cosine decay to ``lr * final``.
+def build_model(recipe: Recipe, weights=None, schedule: bool = True) -> L3ICModel:
+    """The model of ``recipe`` with its Adam optimizer built, ready to train.
 
     Args:
-        lr: the peak (and held) learning rate.
-        total: the last step of the schedule.
-        decay_start: fraction of ``total`` after which the cosine decay begins.
-        final: the ratio of the last learning rate to ``lr``.
-        warmup: fraction of ``total``; over its first ``W = warmup * total`` steps the rate
-            rises linearly from ``lr / W`` to ``lr`` (0: no warm-up).
+        recipe: the recipe (``lmbda`` filled in: ``Recipe.resolved``).
+        weights: starting weights (a ``.npz`` path or arrays); None: ``recipe.init``, else the
+            trunk of ``recipe.init_trunk``, else fresh weights from ``recipe.seed``.
+        schedule: the learning rate follows ``HoldCosine`` over ``recipe.steps``; False: a plain
+            ``learning_rate`` variable that the loop sets (the GPU run's time-based schedule).
+
+    Under ``recipe.mixed_precision`` the model computes in bf16 (``mixed_bfloat16``) except the
+    latent, the quantiser, the rate estimate and the loss, which stay float32.
     """
-
-    def __init__(
-        self,
-        lr: float,
-        total: int,
-        decay_start: float = 0.5,
-        final: float = 0.1,
-        warmup: float = 0.0,
-    ):
-        self.lr, self.total, self.decay_start, self.final = lr, total, decay_start, final
-        self.warmup = warmup
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        start = float(int(self.decay_start * self.total))
-        span = max(float(self.total) - start, 1.0)
-        t = ops.clip((step - start) / span, 0.0, 1.0)
-        cosine = 0.5 * (1.0 + ops.cos(np.pi * t))
-        ramp = ops.clip((step + 1.0) / max(self.warmup * self.total, 1.0), 0.0, 1.0)
-        return self.lr * ramp * (self.final + (1.0 - self.final) * cosine)
-
-    def get_config(self):
-        return {
-            "lr": self.lr,
-            "total": self.total,
-            "decay_start": self.decay_start,
-            "final": self.final,
-            "warmup": self.warmup,
-        }
-
-
-def _hardware() -> tuple[str, bool]:
-    """(description, whether a GPU is used) of this machine for the current Keras backend."""
-    if keras.backend.backend() == "torch":  # keras.distribution does not cover torch
-        import torch
-
-        gpus = torch.cuda.device_count()
-    else:
-        gpus = sum("gpu" in d.lower() for d in keras.distribution.list_devices())
-    if gpus:
-        return f"{gpus} GPU ({keras.backend.backend()})", True
-    return f"CPU, {os.cpu_count()} cores ({platform.processor() or platform.machine()})", False
-
-
-def build_model(cfg: dict) -> L3ICModel:
-    """A compiled L3ICModel with built optimizer variables for the recipe ``cfg``."""
-    keras.utils.set_random_seed(cfg["seed"])
-    keras.config.set_dtype_policy("mixed_bfloat16" if cfg["mixed_precision"] else "float32")
-    net = L3ICModel(
-        cfg["channels"],
-        backward=cfg["backward"],
-        rate=cfg["rate"],
-        lmbda=cfg["lmbda"],
-        ssim_weight=cfg.get("ssim_weight", 0.0),
-        seed=cfg["seed"],
+    keras.utils.set_random_seed(recipe.seed)
+    keras.config.set_dtype_policy("mixed_bfloat16" if recipe.mixed_precision else "float32")
+    net = load_model(
+        recipe.channels,
+        weights if weights is not None else recipe.init,
+        trunk=recipe.init_trunk if weights is None else None,
+        lmbda=recipe.lmbda,
+        patch=recipe.patch,
+        backward=recipe.backward,
+        rate=recipe.rate,
+        ssim_weight=recipe.ssim_weight,
+        seed=recipe.seed,
     )
-    net(np.zeros((1, cfg["patch"], cfg["patch"], 3), dtype=np.float32))
-    schedule = HoldCosine(
-        cfg["lr"], cfg["steps"], cfg["decay_start"], cfg["lr_final"], cfg.get("warmup", 0.0)
-    )
-    net.compile(optimizer=keras.optimizers.Adam(schedule))
+    lr = recipe.lr
+    if schedule:
+        lr = HoldCosine(recipe.lr, recipe.steps, recipe.decay_start, recipe.lr_final, recipe.warmup)
+    net.compile(optimizer=keras.optimizers.Adam(lr, global_clipnorm=recipe.clipnorm))
     net.optimizer.build(net.trainable_variables)
     return net
 
@@ -187,14 +109,15 @@ def _shard_names(head: Path) -> list[str]:
 
 
 def read_checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
-    """All arrays of RUN_DIR's checkpoint: "step", "seconds" and the variables "v0000", ...
+    """All arrays of RUN_DIR's checkpoint: "step", "seconds", "est_per_real" (runs begun
+    before 2026-12-06 lack it) and the variables "v0000", ...
 
     Raises:
         L3ICError: a shard named by ckpt.npz is missing.
     """
     head = Path(run_dir) / CKPT_NAME
     with np.load(head) as f:
-        arrays = {"step": f["step"], "seconds": f["seconds"]}
+        arrays = {k: f[k] for k in ("step", "seconds", "est_per_real") if k in f.files}
     for name in _shard_names(head):
         if not (Path(run_dir) / name).is_file():
             raise L3ICError(f"checkpoint shard {Path(run_dir) / name} is missing")
@@ -208,13 +131,26 @@ class Run:
 
     Args:
         out: the run folder.
-        cfg: the recipe (the keys of ``RECIPE`` plus ``data``).
+        cfg: its ``config.json`` (the recipe's fields, ``data`` and the machine).
+        fresh: build the model with fresh weights, not the recipe's ``init`` (the weights come
+            from the checkpoint next: resume and export).
     """
 
-    def __init__(self, out: Path, cfg: dict):
-        self.out, self.cfg = out, cfg
-        self.net = build_model(cfg)
+    def __init__(self, out: Path, cfg: dict, fresh: bool = False):
+        self.out, self.cfg = Path(out), cfg
+        self.recipe = Recipe.from_dict(cfg).resolved()
+        build = replace(self.recipe, init=None, init_trunk=None) if fresh else self.recipe
+        self.net = build_model(build)
         self.step, self.seconds = 0, 0.0
+        self.steering = None
+        if self.recipe.target_bpp:
+            self.steering = RateSteering(
+                self.recipe.target_bpp,
+                self.recipe.lmbda,
+                self.recipe.steer_gain,
+                EST_PER_REAL.get(self.recipe.channels, 1.0),
+            )
+        self.log = RunLog(self.out / LOG_NAME, LOG_FIELDS)
 
     # ----- checkpoint -------------------------------------------------------------------------
 
@@ -244,9 +180,15 @@ class Run:
             save_npz_atomic(self.out / names[-1], arrays)
         head = self.out / CKPT_NAME
         old = _shard_names(head) if head.is_file() else []
+        calibration = self.steering.est_per_real if self.steering else 1.0
         save_npz_atomic(
             head,
-            {"step": np.int64(self.step), "seconds": np.float64(self.seconds), "shards": names},
+            {
+                "step": np.int64(self.step),
+                "seconds": np.float64(self.seconds),
+                "est_per_real": np.float64(calibration),
+                "shards": names,
+            },
         )
         for name in set(old) - set(names):
             (self.out / name).unlink(missing_ok=True)
@@ -258,27 +200,20 @@ class Run:
         if not path.is_file():
             raise L3ICError(f"no checkpoint to resume from: {path} not found")
         arrays = read_checkpoint(self.out)
+        scalars = {k: arrays.pop(k) for k in ("step", "seconds", "est_per_real") if k in arrays}
         variables = self._variables()
-        if len(arrays) != len(variables) + 2:
+        if len(arrays) != len(variables):
             raise L3ICError(f"checkpoint {path} does not fit this recipe")
         for i, v in enumerate(variables):
             a = arrays[f"v{i:04d}"]
             if a.shape != tuple(v.shape):
                 raise L3ICError(f"checkpoint {path} does not fit this recipe (at {v.path})")
             v.assign(a)
-        self.step, self.seconds = int(arrays["step"]), float(arrays["seconds"])
+        self.step, self.seconds = int(scalars["step"]), float(scalars["seconds"])
+        if self.steering is not None and "est_per_real" in scalars:
+            self.steering.est_per_real = float(scalars["est_per_real"])
 
     # ----- training ---------------------------------------------------------------------------
-
-    def log_row(self, row: dict) -> None:
-        """Appends one row to RUN_DIR/log.csv (writing the header first if the file is new)."""
-        path = self.out / LOG_NAME
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
 
     def train(
         self,
@@ -299,22 +234,25 @@ class Run:
             ckpt_every: write a checkpoint every this many steps (and at the end).
             stop_at: stop at this step (for tests of ``--resume``).
 
-        Divergence guard: at a step that is validated, validation comes before the checkpoint;
-        a validation PSNR ``DIVERGED_PSNR_DROP_DB`` below the run's best stops the run
-        (L3ICError) without saving, and a checkpoint between validations is skipped when its
-        interval's mean loss exceeds ``DIVERGED_LOSS_RATIO`` x the best interval's. So the
-        checkpoint on disk always predates a divergence, and export or ``--init`` can use it.
+        With a target rate, the rate weight is steered after every step
+        (``train_rules.RateSteering``). Divergence (``train_rules.DivergenceGuard``): at a step
+        that is validated, validation comes before the checkpoint, and a validation PSNR far
+        below the run's best stops the run (L3ICError) without saving; at each checkpoint step
+        the interval's mean loss is judged: "unsaved" skips the checkpoint, "diverged" stops
+        the run. So the checkpoint on disk always predates a divergence.
         """
-        last = self.cfg["steps"] if stop_at is None else min(stop_at, self.cfg["steps"])
+        last = self.recipe.steps if stop_at is None else min(stop_at, self.recipe.steps)
         sums = np.zeros(3)
         count, t_mark, step_mark = 0, time.perf_counter(), self.step
-        guard = _DivergenceGuard(saved_step=self.step if self.step else None)
+        guard = DivergenceGuard(saved_step=self.step if self.step else None)
         while self.step < last:
             t0 = time.perf_counter()
             logs = self.net.train_on_batch(sampler(self.step), return_dict=True)
+            values = [float(logs[k]) for k in ("loss", "mse", "bpp_est")]
+            if self.steering is not None:
+                self.net.rate_weight.assign(self.steering.step(self.net.rate_weight, values[2]))
             self.step += 1
             self.seconds += time.perf_counter() - t0
-            values = [float(logs[k]) for k in ("loss", "mse", "bpp_est")]
             if not np.isfinite(values[0]):
                 raise L3ICError(f"loss is {values[0]} at step {self.step}: lower --lr")
             sums += values
@@ -327,15 +265,22 @@ class Run:
                     flush=True,
                 )
             done = self.step == last
-            validated = self.step % val_every == 0 or done
-            if validated:  # before the checkpoint, so a diverged state is never saved
+            if self.step % val_every == 0 or done:  # before the checkpoint
                 rate = (self.step - step_mark) / (time.perf_counter() - t_mark)
-                self._validate(sums / max(count, 1), rate, val_images, prior_images, done, guard)
+                self._validate(sums / max(count, 1), rate, val_images, prior_images, guard)
                 sums[:] = 0
                 count, t_mark, step_mark = 0, time.perf_counter(), self.step
             if self.step % ckpt_every == 0 or done:
-                keep = validated or guard.interval_ok()
-                if keep:
+                saved_before = guard.saved_step
+                verdict = guard.end_interval(self.step)
+                if verdict == "diverged":
+                    kept = f"step {saved_before}" if saved_before else "none was written"
+                    raise L3ICError(
+                        f"training diverged: mean loss {guard.last_loss:.4g} up to step "
+                        f"{self.step}; the checkpoint of {kept} is kept: export it, or start "
+                        "again from it with a lower --lr"
+                    )
+                if verdict == "ok":
                     self.save()
                 else:
                     print(
@@ -343,17 +288,15 @@ class Run:
                         f"written (the one of step {guard.saved_step} is kept)",
                         flush=True,
                     )
-                guard.end_interval(self.step, saved=keep)
 
-    def _validate(self, means, rate, val_images, prior_images, done: bool, guard) -> None:
-        """Logs the interval's means and the validation figures; steers lmbda toward the target.
+    def _validate(self, means, rate, val_images, prior_images, guard) -> None:
+        """Logs the interval's means and the validation figures; recalibrates the steering.
 
         Raises:
-            L3ICError: the validation PSNR fell ``DIVERGED_PSNR_DROP_DB`` below the run's best
-                (the checkpoint on disk is from before; nothing is saved at this step).
+            L3ICError: the validation PSNR fell far below the run's best (the checkpoint on
+                disk is from before; nothing is saved at this step).
         """
         loss, mse, bpp = means
-        lmbda = float(ops.convert_to_numpy(self.net.rate_weight))
         row = {
             "step": self.step,
             "seconds": round(self.seconds, 1),
@@ -361,129 +304,39 @@ class Run:
             "loss": f"{loss:.6f}",
             "mse": f"{mse:.6f}",
             "bpp_est": f"{bpp:.4f}",
-            "bits_per_value": f"{bpp * STRIDE**2 / self.cfg['channels']:.4f}",
-            "lmbda": f"{lmbda:.4g}",
+            "bits_per_value": f"{bpp * STRIDE**2 / self.recipe.channels:.4f}",
+            "lmbda": f"{float(ops.convert_to_numpy(self.net.rate_weight)):.4g}",
             "steps_per_s": f"{rate:.3f}",
         }
         val = None
         if val_images:
             val = validate(self.net, val_images, prior_images)
             row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
-            target = self.cfg.get("target_bpp")
-            if target and not done:
-                self.net.rate_weight.assign(steer_lmbda(lmbda, val["bpp"], target))
-        self.log_row(row)
-        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            if self.steering is not None:
+                self.steering.calibrate(bpp, val["bpp"])
+        self.log.write(row)
         if val is not None:
             guard.add_validation(val["psnr"], self.step)
 
 
-class _DivergenceGuard:
-    """What ``Run.train`` remembers to tell a diverging run: best validation PSNR, best mean
-    training loss of a checkpoint interval, and the step of the last checkpoint written."""
+def new_config(recipe: Recipe, mixed_precision: str = "auto", data: Path | None = None) -> dict:
+    """The ``config.json`` of a new run: the recipe, its data, lineage and hardware.
 
-    def __init__(self, saved_step: int | None = None):
-        self.best_psnr, self.best_loss = -np.inf, np.inf
-        self.saved_step = saved_step
-        self._sum, self._count = 0.0, 0
-
-    def add_validation(self, psnr: float, step: int) -> None:
-        """Records a validation PSNR (dB) of ``step``.
-
-        Raises:
-            L3ICError: it is ``DIVERGED_PSNR_DROP_DB`` or more below the best so far.
-        """
-        if psnr < self.best_psnr - DIVERGED_PSNR_DROP_DB:
-            kept = "no checkpoint was written"
-            if self.saved_step is not None:
-                kept = (
-                    f"the checkpoint of step {self.saved_step} is kept: export it, or start "
-                    "again from it with a lower --lr"
-                )
-            raise L3ICError(
-                f"training diverged: validation PSNR {psnr:.2f} dB at step {step}, "
-                f"best {self.best_psnr:.2f} dB; {kept}"
-            )
-        self.best_psnr = max(self.best_psnr, psnr)
-
-    def add_loss(self, loss: float) -> None:
-        self._sum += loss
-        self._count += 1
-
-    def interval_ok(self) -> bool:
-        """Whether this interval's mean loss is under ``DIVERGED_LOSS_RATIO`` x the best one's."""
-        return self._sum / max(self._count, 1) <= DIVERGED_LOSS_RATIO * self.best_loss
-
-    def end_interval(self, step: int, saved: bool) -> None:
-        if saved:
-            self.best_loss = min(self.best_loss, self._sum / max(self._count, 1))
-            self.saved_step = step
-        self._sum, self._count = 0.0, 0
-
-
-def new_recipe(
-    *,
-    channels: int,
-    steps: int,
-    batch: int,
-    patch: int,
-    lr: float,
-    decay_start: float,
-    lr_final: float,
-    warmup: float = 0.0,
-    lmbda: float | None,
-    target_bpp: float | None,
-    ssim_weight: float,
-    backward: str,
-    rate: str,
-    mixed_precision: str,
-    seed: int,
-    flips: bool,
-    init: Path | None,
-    init_trunk: Path | None,
-    data: Path | None,
-) -> dict:
-    """The ``config.json`` of a new run: the recipe (``RECIPE``), its data, lineage and hardware.
-
-    ``lmbda`` None means ``default_lmbda(channels)``; ``mixed_precision`` is "auto" (on with a
-    GPU), "on" or "off"; ``data`` None means ``train_data.default_data_dir()``. The other
-    arguments are the options of ``l3ic train`` (docs/training.md).
-
-    Raises:
-        L3ICError: ``patch`` is not a multiple of ``STRIDE`` (8) of at least 16, ``steps``
-            or ``batch`` is below 1, or ``warmup`` is outside [0, 1).
+    Args:
+        recipe: the recipe (its ``mixed_precision`` is replaced by the decision).
+        mixed_precision: "auto", "on" or "off" (``train_recipe.choose_mixed_precision``).
+        data: the training images; None means ``train_data.default_data_dir()``.
     """
-    if patch % STRIDE or patch < 2 * STRIDE:
-        raise L3ICError(f"--patch must be a multiple of {STRIDE} and >= 16, got {patch}")
-    if steps < 1 or batch < 1:
-        raise L3ICError("--steps and --batch must be positive")
-    if not 0.0 <= warmup < 1.0:
-        raise L3ICError(f"--warmup must be a fraction in [0, 1), got {warmup}")
-    hardware, gpu = _hardware()
+    where = machine()
+    bf16, why = choose_mixed_precision(mixed_precision, where["gpu"])
+    recipe = Recipe.from_dict({**recipe.to_dict(), "mixed_precision": bf16}).resolved()
     return {
-        "channels": channels,
-        "steps": steps,
-        "batch": batch,
-        "patch": patch,
-        "lr": lr,
-        "decay_start": decay_start,
-        "lr_final": lr_final,
-        "warmup": warmup,
-        "lmbda": lmbda if lmbda is not None else default_lmbda(channels),
-        "target_bpp": target_bpp,
-        "ssim_weight": ssim_weight,
-        "backward": backward,
-        "rate": rate,
-        "mixed_precision": {"auto": gpu, "on": True, "off": False}[mixed_precision],
-        "seed": seed,
-        "flips": flips,
-        "init": str(init) if init else None,
-        "init_trunk": str(init_trunk) if init_trunk else None,
-        "lineage": lineage(init or init_trunk),
+        **recipe.to_dict(),
+        "mixed_precision_choice": why,
+        "lineage": lineage(recipe.init or recipe.init_trunk),
         "data": str(Path(data or default_data_dir()).resolve()),
         "backend": keras.backend.backend(),
-        "hardware": hardware,
-        "gpu": gpu,
+        **where,
     }
 
 
@@ -494,12 +347,13 @@ def run_training(
     ckpt_every: int,
     stop_at: int | None = None,
 ) -> Run:
-    """Runs a new training run (``cfg`` from ``new_recipe``) or resumes the one in ``out``.
+    """Runs a new training run (``cfg`` from ``new_config``) or resumes the one in ``out``.
 
     Args:
         out: the run folder RUN_DIR.
-        cfg: the recipe of a new run; None resumes RUN_DIR from its config.json and checkpoint.
-        val_every: validate every this many steps (and at the end).
+        cfg: the config of a new run; None resumes RUN_DIR from its config.json and checkpoint.
+        val_every: validate every this many steps (and at the end); a resumed run keeps its
+            own (``config.json``).
         ckpt_every: write a checkpoint every this many steps (and at the end).
         stop_at: stop at this step (for tests of resuming).
 
@@ -516,8 +370,12 @@ def run_training(
         if not config_path.is_file():
             raise L3ICError(f"--resume: {config_path} not found")
         cfg = json.loads(config_path.read_text())
+        # The validations recalibrate the rate steering: a resumed run validates where it did.
+        val_every = cfg.get("val_every", val_every)
     elif (out / CKPT_NAME).exists():
         raise L3ICError(f"{out} already holds a run: use --resume or another --out")
+    else:
+        cfg["val_every"] = val_every
     files = train_data.list_images(cfg["data"])
     train_files, val_files = train_data.split_files(files)
     cfg["training_data"] = train_data.data_identity(cfg["data"], train_files)
@@ -531,18 +389,16 @@ def run_training(
     val_images = train_data.load_images(val_files)
     print(
         f"{len(train_images)} training / {len(val_images)} validation images loaded in "
-        f"{time.perf_counter() - t0:.1f} s; {cfg['hardware']}, backend {keras.backend.backend()}",
+        f"{time.perf_counter() - t0:.1f} s; {cfg['hardware']}, backend {keras.backend.backend()}, "
+        f"bf16 {cfg.get('mixed_precision_choice', cfg['mixed_precision'])}",
         flush=True,
     )
-    run = Run(out, cfg)
+    run = Run(out, cfg, fresh=resume)
     if resume:
         run.restore()
         print(f"resumed at step {run.step}", flush=True)
-    elif cfg["init"]:
-        load_weights(run.net, cfg["init"])
-    elif cfg.get("init_trunk"):
-        skipped = load_matching(run.net, cfg["init_trunk"])
-        print(f"trunk from {cfg['init_trunk']}; fresh: {', '.join(skipped)}", flush=True)
+    elif run.net.fresh:
+        print(f"trunk from {cfg['init_trunk']}; fresh: {', '.join(run.net.fresh)}", flush=True)
     sampler = train_data.PatchSampler(
         train_images, cfg["batch"], cfg["patch"], cfg["seed"], cfg["flips"]
     )
