@@ -27,5 +27,7 @@ def test_mutated_files_decode_or_raise_l3icerror_only(tmp_path):
     assert outcomes.get("refused (pixel limit)", 0) > 10
     assert sum(1 for k in outcomes if k.startswith("error: ")) > 12
     assert outcomes.get("error: stream length vs image size (seal)", 0) > 50
-    # mutants of small files (declared under one megapixel, or refused) take seconds at most
-    assert report["slowest"][0]["seconds"] < 5.0, report["slowest"]
+    # mutants of small files (declared under one megapixel, or refused) take seconds, not
+    # minutes: a guard against work out of proportion to the file, not a speed figure (the
+    # slowest decodes a full megapixel: 7.2 s on a 2-core AMD EPYC under load, 2026-12-06)
+    assert report["slowest"][0]["seconds"] < 30.0, report["slowest"]

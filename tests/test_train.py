@@ -219,6 +219,8 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     sidecar = json.loads((tmp_path / "t8.json").read_text())
     assert sidecar["status"] == "cpu-short-schedule"
     assert sidecar["steps"] == 60
+    assert sidecar["cpu"] == train_recipe.cpu_model()
+    assert sidecar["mixed_precision_choice"] == "off (asked)"
     assert sidecar["training_data"]["files"] == TRAIN_IMAGES
     assert sorted(sidecar["channel_order"]) == list(range(8))
     assert all(sum(p) == 4096 and min(p) >= 1 for p in sidecar["priors"])

@@ -116,6 +116,7 @@ def export_run(
         "channels": cfg["channels"],
         "status": "trained" if cfg["gpu"] else "cpu-short-schedule",
         "hardware": cfg["hardware"] + ("" if cfg["gpu"] else ", short schedule"),
+        "cpu": cfg.get("cpu"),
         "mixed_precision_choice": cfg.get("mixed_precision_choice"),
         "recipe": cfg["recipe"],
         "lmbda_final": float(ops.convert_to_numpy(net.rate_weight)),
