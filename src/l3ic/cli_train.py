@@ -20,7 +20,7 @@ from . import evaluate, export, gpu_run, train
 from .errors import L3ICError, one_line
 from .presets import PRESETS
 from .train_data import DATA_ENV, default_data_dir
-from .train_recipe import RECIPE, Recipe, add_arguments
+from .train_recipe import GPU_RUN_OPTIONS, TRAIN_OPTIONS, Recipe, add_arguments
 
 __all__ = [
     "train_main",
@@ -32,23 +32,6 @@ __all__ = [
     "build_evaluate_parser",
     "SUBCOMMANDS",
 ]
-
-# The recipe's options on each command line (l3ic.train_recipe.Recipe defines and explains them).
-TRAIN_OPTIONS = tuple(name for name in RECIPE if name != "channels") + ("channels",)
-GPU_RUN_OPTIONS = (
-    "batch",
-    "patch",
-    "lr",
-    "warmup",
-    "decay_start",
-    "lr_final",
-    "lmbda",
-    "steer_gain",
-    "ssim_weight",
-    "clipnorm",
-    "flips",
-    "seed",
-)
 
 TRAIN_EXAMPLES = """
 examples:

@@ -59,7 +59,7 @@ from .presets import (
     weights_path,
 )
 from .train import build_model
-from .train_recipe import Recipe
+from .train_recipe import GPU_RUN_OPTIONS, Recipe
 from .train_rules import EST_PER_REAL, DivergenceGuard, HoldCosine, RateSteering, RunLog
 
 __all__ = [
@@ -371,27 +371,21 @@ class GpuRun:
         return on_device
 
     def recipe(self, name: str, lmbda: float | None) -> Recipe:
-        """The recipe of preset ``name`` in this call (``lmbda`` None: the preset's default)."""
-        a = self.args
+        """The recipe of preset ``name`` in this call (``lmbda`` None: the preset's default):
+        the command line's options, and what the call sets per preset."""
         channels = PRESETS[name]
         return Recipe(
-            channels=channels,
-            steps=SCHEDULE_STEPS,
-            batch=self.batch,
-            patch=self.patch,
-            lr=a.lr,
-            decay_start=a.decay_start,
-            lr_final=a.lr_final,
-            warmup=a.warmup,
-            lmbda=lmbda if lmbda is not None else default_lmbda(channels),
-            target_bpp=TARGET_BPP[name],
-            steer_gain=a.steer_gain,
-            ssim_weight=a.ssim_weight,
-            clipnorm=a.clipnorm,
-            mixed_precision=True,
-            seed=a.seed,
-            flips=a.flips,
-            init=str(weights_path(name)) if a.init == "shipped" else None,
+            **{
+                **{k: getattr(self.args, k) for k in GPU_RUN_OPTIONS},
+                "channels": channels,
+                "steps": SCHEDULE_STEPS,
+                "batch": self.batch,
+                "patch": self.patch,
+                "lmbda": lmbda if lmbda is not None else default_lmbda(channels),
+                "target_bpp": TARGET_BPP[name],
+                "mixed_precision": True,
+                "init": str(weights_path(name)) if self.args.init == "shipped" else None,
+            }
         )
 
     def build(self) -> list[PresetRun]:

@@ -26,6 +26,8 @@ from .train_rules import STEER_GAIN
 __all__ = [
     "Recipe",
     "RECIPE",
+    "TRAIN_OPTIONS",
+    "GPU_RUN_OPTIONS",
     "add_arguments",
     "machine",
     "cpu_model",
@@ -124,6 +126,23 @@ class Recipe:
 
 
 RECIPE = tuple(f.name for f in dataclasses.fields(Recipe))
+# The recipe's options on each command line: ``l3ic train`` takes them all; ``gpu-run`` sets
+# the channels, steps (a time budget), lmbda's start, target, bf16 and init per preset itself.
+TRAIN_OPTIONS = tuple(name for name in RECIPE if name != "channels") + ("channels",)
+GPU_RUN_OPTIONS = (
+    "batch",
+    "patch",
+    "lr",
+    "warmup",
+    "decay_start",
+    "lr_final",
+    "lmbda",
+    "steer_gain",
+    "ssim_weight",
+    "clipnorm",
+    "flips",
+    "seed",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...], **defaults) -> None:
