@@ -36,39 +36,37 @@ __all__ = [
 TRAIN_EXAMPLES = """
 examples:
   # the 32c preset on the default data, 20000 steps, export to models/32c.npz + .json
-  python -m l3ic.train --preset 32c --steps 20000 --out runs/32c --export 32c
+  l3ic train --preset 32c --steps 20000 --out runs/32c --export 32c
 
-  # continue an interrupted run exactly (weights, optimizer, step, data order)
-  python -m l3ic.train --out runs/32c --resume
+  # continue an interrupted run exactly (weights, optimizer, step, data order, steering)
+  l3ic train --out runs/32c --resume
 
-  # fine-tune shipped weights with a fresh optimizer at a lower rate weight
-  python -m l3ic.train --preset 32c --init models/32c.npz --lmbda 3e-4 --lr 1e-4 --out runs/ft
-
-  # hold the validation rate near 0.81 bpp: lmbda is steered after every validation
-  python -m l3ic.train --preset 32c --init models/32c.npz --target-bpp 0.81 --out runs/32c-steer
+  # fine-tune the shipped 32c toward its rate target (1.04 bpp on the validation split):
+  # lmbda is steered every step
+  l3ic train --preset 32c --init models/32c.npz --target-bpp 1.04 --lr 1e-4 --batch 8 --out runs/ft
 
   # export a finished (or partly trained) run later, then ship it if better on validation
-  python -m l3ic.train export runs/32c --preset 32c --models-dir runs/candidates
-  python -m l3ic.train ship runs/candidates --preset 32c
+  l3ic train export runs/32c --preset 32c --models-dir runs/candidates
+  l3ic train ship runs/candidates --preset 32c
 
-  # on a GPU machine (bf16 mixed precision is switched on automatically there)
-  KERAS_BACKEND=jax python -m l3ic.train --preset 64c --steps 200000 --batch 50 --out runs/64c
+  # on a GPU machine, or a CPU with AMX or AVX512-BF16, bf16 is switched on automatically
+  KERAS_BACKEND=jax l3ic train --preset 64c --steps 200000 --batch 50 --out runs/64c
 
   # all three presets in one timed GPU call (docs/training.md, "The GPU run")
-  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 7 --data .data/train-gpu --out $OUT
+  KERAS_BACKEND=jax l3ic train gpu-run --minutes 7 --data .data/train-gpu --out $OUT
 """
 
 GPU_RUN_EXAMPLES = """
 examples:
   # on the GPU machine (docs/training.md has the whole device call and what it carries)
-  KERAS_BACKEND=jax python -m l3ic.train gpu-run --minutes 6.5 --data .data/train-gpu --out $OUT
+  KERAS_BACKEND=jax l3ic train gpu-run --minutes 6.5 --data .data/train-gpu --out $OUT
 
   # the same on this CPU in about a minute: tiny patches, a few steps (CI runs this)
-  KERAS_BACKEND=jax python -m l3ic.train gpu-run --dry-run --out /tmp/gpu-dry
+  KERAS_BACKEND=jax l3ic train gpu-run --dry-run --out /tmp/gpu-dry
 
   # afterwards, here: export each preset and ship it only if better on the validation split
-  python -m l3ic.train export runs/gpu --preset 32c --models-dir runs/candidates
-  python -m l3ic.train ship runs/candidates --preset 32c
+  l3ic train export runs/gpu --preset 32c --models-dir runs/candidates
+  l3ic train ship runs/candidates --preset 32c
 """
 
 EVALUATE_EXAMPLES = """
