@@ -271,15 +271,9 @@ class Run:
                 sums[:] = 0
                 count, t_mark, step_mark = 0, time.perf_counter(), self.step
             if self.step % ckpt_every == 0 or done:
-                saved_before = guard.saved_step
                 verdict = guard.end_interval(self.step)
                 if verdict == "diverged":
-                    kept = f"step {saved_before}" if saved_before else "none was written"
-                    raise L3ICError(
-                        f"training diverged: mean loss {guard.last_loss:.4g} up to step "
-                        f"{self.step}; the checkpoint of {kept} is kept: export it, or start "
-                        "again from it with a lower --lr"
-                    )
+                    raise guard.diverged(f"mean loss {guard.last_loss:.4g} up to step {self.step}")
                 if verdict == "ok":
                     self.save()
                 else:
@@ -329,7 +323,7 @@ def new_config(recipe: Recipe, mixed_precision: str = "auto", data: Path | None 
     """
     where = machine()
     bf16, why = choose_mixed_precision(mixed_precision, where["gpu"])
-    recipe = Recipe.from_dict({**recipe.to_dict(), "mixed_precision": bf16}).resolved()
+    recipe = replace(recipe, mixed_precision=bf16).resolved()
     return {
         **recipe.to_dict(),
         "mixed_precision_choice": why,

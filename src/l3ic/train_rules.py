@@ -198,17 +198,19 @@ class DivergenceGuard:
                 message names the step of the last state judged "ok".
         """
         if psnr < self.best_psnr - DIVERGED_PSNR_DROP_DB:
-            kept = "no checkpoint was written"
-            if self.saved_step is not None:
-                kept = (
-                    f"the checkpoint of step {self.saved_step} is kept: export it, or start "
-                    "again from it with a lower --lr"
-                )
-            raise L3ICError(
-                f"training diverged: validation PSNR {psnr:.2f} dB at step {step}, "
-                f"best {self.best_psnr:.2f} dB; {kept}"
-            )
+            raise self.diverged(f"validation PSNR {psnr:.2f} dB at step {step}, best "
+                                f"{self.best_psnr:.2f} dB")  # fmt: skip
         self.best_psnr = max(self.best_psnr, psnr)
+
+    def diverged(self, what: str) -> L3ICError:
+        """The error that stops a diverged run: ``what`` happened, and which checkpoint is kept."""
+        kept = "no checkpoint was written"
+        if self.saved_step is not None:
+            kept = (
+                f"the checkpoint of step {self.saved_step} is kept: export it, or start again "
+                "from it with a lower --lr"
+            )
+        return L3ICError(f"training diverged: {what}; {kept}")
 
 
 class RunLog:
