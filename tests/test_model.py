@@ -134,3 +134,48 @@ def test_ssim_weight_adds_the_ssim_term_to_the_loss():
     d1, mse1 = (float(v) for v in with_ssim.distortion(x, y))
     assert d0 == mse0 == pytest.approx(mse1)
     assert d1 == pytest.approx(mse1 + 0.5 * (1 - float(mean_ssim(x, y))), rel=1e-5)
+
+
+def _noisy_pair(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random images x and a noisy copy y: (B, H, W, 3) float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    b, h, w, c = shape
+    coarse = rng.random((b, h // 16, w // 16, c))
+    x = np.kron(coarse, np.ones((1, 16, 16, 1))) * 0.6 + 0.2 + rng.normal(0, 0.03, shape)
+    y = x + rng.normal(0, 0.06, shape)
+    return np.clip(x, 0, 1).astype(np.float32), np.clip(y, 0, 1).astype(np.float32)
+
+
+def test_mean_ms_ssim_is_the_metric_on_five_scales():
+    """At 176 px and more, the training MS-SSIM is ``metrics.ms_ssim`` (tf.image's MS-SSIM)."""
+    from l3ic import metrics
+    from l3ic.model import mean_ms_ssim, ms_ssim_scales
+
+    x, y = _noisy_pair(2, (2, 192, 176, 3))
+    xq, yq = (np.round(a * 255).astype(np.uint8) for a in (x, y))
+    expected = np.mean([metrics.ms_ssim(a, b) for a, b in zip(xq, yq, strict=True)])
+    got = float(mean_ms_ssim(xq.astype(np.float32) / 255, yq.astype(np.float32) / 255))
+    assert ms_ssim_scales(176) == 5 and 0.3 < expected < 0.99
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_mean_ms_ssim_uses_the_scales_a_patch_holds():
+    """A 128 px patch holds four scales (the fifth would be 8 px, under the 11 px window)."""
+    from l3ic.model import mean_ms_ssim, ms_ssim_scales
+
+    assert [ms_ssim_scales(s) for s in (16, 32, 64, 128, 175, 176)] == [1, 2, 3, 4, 4, 5]
+    x, y = _noisy_pair(3, (1, 128, 128, 3))
+    value = float(mean_ms_ssim(x, y))
+    assert 0.0 < value < 1.0 and float(mean_ms_ssim(x, x)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ssim_kind_ms_ssim_puts_ms_ssim_in_the_loss():
+    from l3ic.model import mean_ms_ssim
+
+    x, y = _noisy_pair(4, (1, 64, 64, 3))
+    net = L3ICModel(8, ssim_weight=0.2, ssim_kind="ms-ssim")
+    d, mse = (float(v) for v in net.distortion(x, y))
+    assert d == pytest.approx(mse + 0.2 * (1 - float(mean_ms_ssim(x, y))), rel=1e-5)
+    assert L3ICModel.from_config(net.get_config()).ssim_kind == "ms-ssim"
+    with pytest.raises(ValueError, match="ssim_kind"):
+        L3ICModel(8, ssim_kind="psnr")

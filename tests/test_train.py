@@ -316,3 +316,38 @@ def test_a_loss_spike_skips_the_checkpoint_and_a_divergence_stops_the_run(
     assert "checkpoint not written" in out
     assert "diverged" in err
     assert int(train.read_checkpoint(tmp_path)["step"]) == 20
+
+
+def test_a_preset_sets_the_channels_and_ms_ssim_can_join_the_loss(data_dir, tmp_path):
+    """--preset 16c trains 16 channels (unless --channels says otherwise); --ssim-kind ms-ssim
+    reaches the model and the run's config."""
+    argv = ["--preset", "16c", "--batch", "2", "--patch", "32", "--steps", "2"]
+    argv += ["--mixed-precision", "off", "--ssim-weight", "0.1", "--ssim-kind", "ms-ssim"]
+    assert cli_train.train_main([*argv, "--data", str(data_dir), "--out", str(tmp_path)]) == 0
+    cfg = json.loads((tmp_path / train.CONFIG_NAME).read_text())
+    assert (cfg["channels"], cfg["ssim_kind"], cfg["ssim_weight"]) == (16, "ms-ssim", 0.1)
+    arrays = train.read_checkpoint(tmp_path)
+    run = train.Run(tmp_path, cfg, fresh=True)
+    assert run.net.channels == 16 and run.net.ssim_kind == "ms-ssim"
+    assert len(arrays) - 3 == len(run.net.variables) + len(run.net.optimizer.variables)
+
+
+def test_a_resumed_log_keeps_its_own_columns(tmp_path):
+    """A run begun by an older version (no val_ms_ssim column) goes on under its own header."""
+    path = tmp_path / "log.csv"
+    path.write_text("step,loss\n1,0.5\n")
+    log = train_rules.RunLog(path, ("step", "loss", "val_ms_ssim"))
+    log.write({"step": 2, "loss": 0.25, "val_ms_ssim": 0.9})
+    assert path.read_text().splitlines() == ["step,loss", "1,0.5", "2,0.25"]
+
+
+def test_validation_adds_ms_ssim_where_the_images_hold_five_scales():
+    from l3ic.entropy_model import validate
+    from l3ic.model import load_model
+
+    net = load_model(8)
+    rng = np.random.default_rng(5)
+    big, small = (_smooth_image(rng, size) for size in (176, 48))
+    assert set(validate(net, [small], [small])) == {"psnr", "ssim", "bpp", "bpp_est"}
+    figures = validate(net, [big], [big])
+    assert 0.0 < figures["ms_ssim"] < 1.0

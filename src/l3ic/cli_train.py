@@ -114,7 +114,7 @@ def build_train_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"folder of training images (default ${DATA_ENV} or ../shared/data/train-gpu)",
     )
-    add_arguments(p, TRAIN_OPTIONS)
+    add_arguments(p, TRAIN_OPTIONS, channels=None)  # None: the --preset's channels
     p.add_argument("--val-every", type=int, default=500, help="validate every N steps")
     p.add_argument("--ckpt-every", type=int, default=250, help="checkpoint every N steps")
     p.add_argument("--out", type=Path, required=True, help="run folder RUN_DIR")

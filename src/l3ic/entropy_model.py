@@ -83,27 +83,28 @@ def validate(
 
     Returns:
         Means over ``images`` of ``psnr``, ``ssim`` (``l3ic.metrics``), ``bpp`` (bytes of the
-        coded latent stream x 8 / pixels) and ``bpp_est`` (the model's differentiable estimate).
+        coded latent stream x 8 / pixels) and ``bpp_est`` (the model's differentiable estimate),
+        and ``ms_ssim`` when every image has both sides of at least
+        ``metrics.MS_SSIM_MIN_SIDE`` pixels.
     """
     if priors is None:
         priors = learn_priors(net, prior_images)
     codec = Codec.from_model(net, "val", {"priors": priors.tolist()})
     latents = _encode_all(codec, images)
     decoded = _decode_all(codec, latents, [x.shape[:2] for x in images])
+    multiscale = all(min(x.shape[:2]) >= metrics.MS_SSIM_MIN_SIDE for x in images)
+    names = ("psnr", "ssim", "bpp", "bpp_est") + (("ms_ssim",) if multiscale else ())
     rows = []
     for x, q, y in zip(images, latents, decoded, strict=True):
         z = net.encoder(x[None].astype(np.float32) / 255.0, training=False)
-        rows.append(
-            (
-                metrics.psnr(x, y),
-                metrics.ssim(x, y),
-                metrics.bpp(len(codec.coder.pack_checked(q, x.shape[:2], False)), *x.shape[:2]),
-                float(ops.convert_to_numpy(net.estimated_bpp(z))),
-            )
+        row = (
+            metrics.psnr(x, y),
+            metrics.ssim(x, y),
+            metrics.bpp(len(codec.coder.pack_checked(q, x.shape[:2], False)), *x.shape[:2]),
+            float(ops.convert_to_numpy(net.estimated_bpp(z))),
         )
-    return dict(
-        zip(("psnr", "ssim", "bpp", "bpp_est"), np.mean(rows, axis=0).tolist(), strict=True)
-    )
+        rows.append(row + ((metrics.ms_ssim(x, y),) if multiscale else ()))
+    return dict(zip(names, np.mean(rows, axis=0).tolist(), strict=True))
 
 
 def channel_order(

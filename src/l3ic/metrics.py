@@ -41,6 +41,7 @@ import numpy as np
 __all__ = [
     "MS_SSIM_MIN_SIDE",
     "MS_SSIM_WEIGHTS",
+    "gaussian_taps",
     "SCORES",
     "all_metrics",
     "bpp",
@@ -138,7 +139,7 @@ def ssim_gaussian(a: np.ndarray, b: np.ndarray) -> float:
         Mean SSIM in [-1, 1] over pixels and channels; 1.0 for identical images.
     """
     _check_pair(a, b)
-    return _ssim_mean(a, b, _gaussian_1d(), covariance=1.0)
+    return _ssim_mean(a, b, gaussian_taps(), covariance=1.0)
 
 
 def _ssim_mean(a: np.ndarray, b: np.ndarray, taps: np.ndarray, covariance: float) -> float:
@@ -150,7 +151,7 @@ def _ssim_mean(a: np.ndarray, b: np.ndarray, taps: np.ndarray, covariance: float
     return float(ssim_c.mean())
 
 
-def _gaussian_1d() -> np.ndarray:
+def gaussian_taps() -> np.ndarray:
     """(11,) float64 normalised Gaussian taps, sigma 1.5 (tf's ``_fspecial_gauss`` factors)."""
     coords = np.arange(_FILTER_SIZE, dtype=np.float64) - (_FILTER_SIZE - 1) / 2.0
     g = np.exp(-0.5 * coords**2 / _FILTER_SIGMA**2)
@@ -220,7 +221,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
             f"ms_ssim needs both sides >= {MS_SSIM_MIN_SIDE} px for 5 scales of an "
             f"{_FILTER_SIZE}x{_FILTER_SIZE} window, got {a.shape[0]}x{a.shape[1]}"
         )
-    taps = _gaussian_1d()
+    taps = gaussian_taps()
     x = a.astype(np.float64)
     y = b.astype(np.float64)
     factors = []

@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from .metrics import MS_SSIM_WEIGHTS, gaussian_taps
 from .presets import assign_arrays, load_matching, read_arrays
 from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
 
@@ -28,6 +29,8 @@ __all__ = [
     "RATES",
     "default_lmbda",
     "mean_ssim",
+    "mean_ms_ssim",
+    "SSIM_KINDS",
 ]
 
 RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
@@ -66,6 +69,63 @@ def mean_ssim(x, y, window: int = 7):
     vxy = cov * (pool(x * y) - mx * my)
     s = (2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return ops.mean(s)
+
+
+def ms_ssim_scales(side: int) -> int:
+    """How many of MS-SSIM's five scales fit an image whose shorter side is ``side`` pixels:
+    the coarsest scale (side / 2^(scales-1)) must still hold the 11-pixel window."""
+    scales, window = 1, len(gaussian_taps())
+    while scales < len(MS_SSIM_WEIGHTS) and side // 2**scales >= window:
+        scales += 1
+    return scales
+
+
+def mean_ms_ssim(x, y):
+    """Differentiable mean MS-SSIM of two image batches, as ``l3ic.metrics.ms_ssim`` computes it.
+
+    An 11x11 Gaussian window (sigma 1.5, 'valid'), population covariances, K1 = 0.01,
+    K2 = 0.03, data range 1, 2x2 average pooling between scales, each colour channel on its own.
+    Images with sides of at least 176 pixels get all five scales (and equal ``metrics.ms_ssim``);
+    smaller ones, such as 128-pixel training patches (four scales), get the scales that fit
+    (``ms_ssim_scales``), with the first weights scaled to sum to 1. Each factor is floored
+    at 1e-6 (``metrics.ms_ssim`` at 0) so that its power keeps a finite gradient.
+
+    Args:
+        x, y: (B, H, W, 3) float32 images in [0, 1]; H and W at least 11 and multiples of
+            2^(scales - 1).
+
+    Returns:
+        scalar float32: the mean over images and colour channels.
+    """
+    c1, c2 = 0.01**2, 0.03**2
+    taps = gaussian_taps().astype("float32")
+    channels = 3
+    rows = ops.convert_to_tensor(np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1)))
+    cols = ops.convert_to_tensor(np.tile(taps.reshape(1, -1, 1, 1), (1, 1, channels, 1)))
+
+    def blur(t):
+        t = ops.depthwise_conv(t, rows, strides=1, padding="valid")
+        return ops.depthwise_conv(t, cols, strides=1, padding="valid")
+
+    scales = ms_ssim_scales(min(x.shape[1], x.shape[2]))
+    weights = np.asarray(MS_SSIM_WEIGHTS[:scales])
+    weights = weights / weights.sum()
+    value = 1.0
+    for k in range(scales):
+        if k:
+            x = ops.average_pool(x, 2, strides=2, padding="valid")
+            y = ops.average_pool(y, 2, strides=2, padding="valid")
+        mx, my = blur(x), blur(y)
+        num0, den0 = 2 * mx * my, mx * mx + my * my
+        cs = (2 * blur(x * y) - num0 + c2) / (blur(x * x + y * y) - den0 + c2)
+        if k == scales - 1:
+            cs = cs * (num0 + c1) / (den0 + c1)  # the coarsest scale takes the whole SSIM
+        factor = ops.maximum(ops.mean(cs, axis=(1, 2)), 1e-6)  # (B, 3)
+        value = value * factor ** float(weights[k])
+    return ops.mean(value)
+
+
+SSIM_KINDS = {"ssim": mean_ssim, "ms-ssim": mean_ms_ssim}
 
 
 def _conv(filters: int, size: int, name: str, stride: int = 1, activation=None, dtype=None):
@@ -121,7 +181,9 @@ class L3ICModel(keras.Model):
             ``"pooled"`` (one histogram over all channels, the published estimate).
         rate_gamma: width of the soft histogram's Student-t kernel (25 as published).
         ssim_weight: weight w of an SSIM term in the distortion, ``MSE + w * (1 - SSIM)``
-            (``mean_ssim``; 0 = plain MSE, the default).
+            (0 = plain MSE, the default).
+        ssim_kind: that term's SSIM, ``"ssim"`` (``mean_ssim``, the targets' 7x7 window) or
+            ``"ms-ssim"`` (``mean_ms_ssim``).
         lmbda: initial weight of the estimated bits per pixel against the MSE of images in
             [0, 1]. It lives in the non-trainable float32 variable ``rate_weight``, so training
             can steer it toward a target rate (``l3ic.train --target-bpp``) without retracing.
@@ -140,11 +202,14 @@ class L3ICModel(keras.Model):
         lmbda: float = 4e-4,
         seed: int | None = None,
         ssim_weight: float = 0.0,
+        ssim_kind: str = "ssim",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if rate not in RATES:
             raise ValueError(f"rate must be one of {sorted(RATES)}, got {rate!r}")
+        if ssim_kind not in SSIM_KINDS:
+            raise ValueError(f"ssim_kind must be one of {sorted(SSIM_KINDS)}, got {ssim_kind!r}")
         self.channels = channels
         self.backward = backward
         self.rate = rate
@@ -152,6 +217,7 @@ class L3ICModel(keras.Model):
         self.lmbda = lmbda
         self.seed = seed
         self.ssim_weight = ssim_weight
+        self.ssim_kind = ssim_kind
         self.rate_weight = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(lmbda),
@@ -178,13 +244,14 @@ class L3ICModel(keras.Model):
     def distortion(self, x, y):
         """(training distortion, MSE) of images x and decoded y (B, H, W, 3): float32 scalars.
 
-        The distortion is the MSE, plus ``ssim_weight * (1 - mean_ssim)`` when that weight is set.
+        The distortion is the MSE, plus ``ssim_weight * (1 - SSIM)`` when that weight is set
+        (``SSIM_KINDS[ssim_kind]``, computed in float32 under bf16 too).
         """
         x, y = ops.cast(x, "float32"), ops.cast(y, "float32")
         mse = ops.mean(ops.square(x - y))
         if not self.ssim_weight:
             return mse, mse
-        return mse + self.ssim_weight * (1.0 - mean_ssim(x, y)), mse
+        return mse + self.ssim_weight * (1.0 - SSIM_KINDS[self.ssim_kind](x, y)), mse
 
     def _terms(self, x, y_pred):
         distortion, mse = self.distortion(x, y_pred["y"])
@@ -214,6 +281,7 @@ class L3ICModel(keras.Model):
             "lmbda": self.lmbda,
             "seed": self.seed,
             "ssim_weight": self.ssim_weight,
+            "ssim_kind": self.ssim_kind,
         }
 
 
@@ -237,7 +305,8 @@ def load_model(
             all but e3 and d1's kernel); the names of the others are in ``model.fresh``.
         lmbda: the rate weight (default ``default_lmbda(channels)``).
         patch: the side of the zero image the model is built on.
-        **kwargs: the other arguments of ``L3ICModel`` (backward, rate, ssim_weight, seed).
+        **kwargs: the other arguments of ``L3ICModel`` (backward, rate, ssim_weight,
+            ssim_kind, seed).
 
     Raises:
         L3ICError: the weights cannot be read or do not fit.

@@ -63,6 +63,7 @@ LOG_FIELDS = (
     "lmbda",
     "val_psnr",
     "val_ssim",
+    "val_ms_ssim",
     "val_bpp",
     "val_bpp_est",
     "steps_per_s",
@@ -93,6 +94,7 @@ def build_model(recipe: Recipe, weights=None, schedule: bool = True) -> L3ICMode
         backward=recipe.backward,
         rate=recipe.rate,
         ssim_weight=recipe.ssim_weight,
+        ssim_kind=recipe.ssim_kind,
         seed=recipe.seed,
     )
     lr = recipe.lr

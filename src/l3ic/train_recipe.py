@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .codebook import STRIDE
 from .errors import L3ICError
-from .model import RATES, default_lmbda
+from .model import RATES, SSIM_KINDS, default_lmbda
 from .quantizer import BACKWARDS
 from .train_rules import STEER_GAIN
 
@@ -78,6 +78,14 @@ class Recipe:
     ssim_weight: float = field(
         default=0.0,
         metadata=_opt("distortion = MSE + W * (1 - SSIM) (7x7 uniform window, the targets' SSIM)"),
+    )
+    ssim_kind: str = field(
+        default="ssim",
+        metadata=_opt(
+            "the SSIM of --ssim-weight: ssim (7x7 uniform window) or ms-ssim (Gaussian, the "
+            "scales the patch holds: 4 of 5 at 128 px)",
+            choices=tuple(SSIM_KINDS),
+        ),
     )
     clipnorm: float | None = field(
         default=None, metadata=_opt("clip the gradients' global norm to this (default: no clip)")
@@ -139,6 +147,7 @@ GPU_RUN_OPTIONS = (
     "lmbda",
     "steer_gain",
     "ssim_weight",
+    "ssim_kind",
     "clipnorm",
     "flips",
     "seed",

@@ -218,11 +218,17 @@ class RunLog:
 
     Args:
         path: the CSV file (appended to; the header is written when the file is new).
-        fields: the column names; a row's missing fields are left empty.
+        fields: the column names; a row's missing fields are left empty. A file that exists
+            keeps its own header's columns (a run resumed by a newer version).
     """
 
     def __init__(self, path: Path, fields: tuple[str, ...]):
         self.path, self.fields = Path(path), fields
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                self.fields = tuple(header)
 
     def write(self, row: dict, prefix: str = "", note: str = "") -> None:
         """Appends ``row`` and prints it as ``key=value`` pairs (after ``prefix``, with a note)."""
