@@ -168,3 +168,84 @@ def test_folder_input_is_named_a_folder(presets, tmp_path, capsys, command):
         f"l3ic: error: {folder}: is a folder, not an .l3ic file"
     ]
     assert list(tmp_path.iterdir()) == [folder]
+
+
+@pytest.mark.parametrize(
+    "command, name", [("compress", "e.png"), ("decompress", "e.l3ic"), ("info", "e.l3ic")]
+)
+def test_an_empty_file_gets_one_message_from_every_command(
+    presets, tmp_path, capsys, command, name
+):
+    empty = tmp_path / name
+    empty.write_bytes(b"")
+    assert main([command, str(empty)]) == 1
+    assert capsys.readouterr().err.splitlines() == [f"l3ic: error: {empty}: is empty (0 bytes)"]
+
+
+def test_compress_refuses_an_image_name_and_warns_on_other_names(presets, png, capsys):
+    assert main(["compress", "-m", "16c", str(png), "-o", str(png.with_name("x.webp"))]) == 2
+    assert "writes an .l3ic file" in capsys.readouterr().err
+    assert not png.with_name("x.webp").exists()
+    assert main(["compress", "-m", "16c", str(png), "-o", str(png.with_name("x.bin"))]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"l3ic: warning: {png.with_name('x.bin')}: an .l3ic file is written"
+    ]
+    assert png.with_name("x.bin").read_bytes()[:4] == b"L3IC"
+
+
+def test_a_bad_shard_size_is_bad_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["convert", str(tmp_path), str(tmp_path / "out"), "--shard-size", "2XB"])
+    assert e.value.code == 2 and "not a size in bytes" in capsys.readouterr().err
+
+
+def test_info_takes_many_files_and_reports_each_bad_one(presets, png, tmp_path, capsys):
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    good, bad = png.with_suffix(".l3ic"), tmp_path / "bad.l3ic"
+    bad.write_bytes(b"nonsense")
+    capsys.readouterr()
+    assert main(["info", "--json", str(good), str(bad), str(good)]) == 1
+    out, err = capsys.readouterr()
+    assert [entry["file"] for entry in json.loads(out)] == [str(good), str(good)]
+    assert err.splitlines() == [f"l3ic: error: {bad}: not an .l3ic file (wrong magic bytes)"]
+    assert main(["info", str(good), str(good)]) == 0
+    assert capsys.readouterr().out.count("l3ic preset 16c") == 2
+
+
+def test_a_closed_pipe_ends_quietly(presets, png, tmp_path):
+    """``l3ic info --json *.l3ic | head -1``: no traceback, exit 141 (as after SIGPIPE)."""
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    files = [str(png.with_suffix(".l3ic"))] * 400  # far more JSON than a pipe buffer holds
+    with subprocess.Popen(
+        [sys.executable, "-m", "l3ic", "info", "--json", *files],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout.readline().strip() == b"["
+        proc.stdout.close()  # the reader goes away
+        err = proc.stderr.read().decode()
+        assert proc.wait() == 141
+    assert err == ""
+
+
+def test_no_progress_bar_in_a_redirected_stderr(presets, tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"im{i}.png")
+        iio.imwrite(paths[-1], smooth_image(16, 16))
+    result = subprocess.run(
+        [sys.executable, "-m", "l3ic", "compress", "-m", "16c", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and result.stderr == ""
+    assert len(result.stdout.splitlines()) == 3
+
+
+def test_compress_help_gives_the_presets_in_bits_and_ssim(capsys):
+    """From the shipped sidecars' validation figures."""
+    with pytest.raises(SystemExit):
+        main(["compress", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("16c", "32c", "64c"):
+        assert f"{name} " in text and "bpp at SSIM" in text

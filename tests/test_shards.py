@@ -100,11 +100,10 @@ def test_convert_to_shards_locally_resume_and_cli(presets, tmp_path, capsys):
     # the other layout, another preset, bad options: one error line, exit 1
     assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1
     assert main(["convert", str(src), str(dst), "-m", "32c", "--layout", "shards"]) == 1
-    assert (
-        main(["convert", str(src), str(tmp_path / "x"), "--layout", "files", "--engine", "dask"])
-        == 1
-    )
-    assert main(["convert", str(src), str(tmp_path / "x"), "--shard-size", "lots"]) == 1
+    for usage in (["--layout", "files", "--engine", "dask"], ["--shard-size", "lots"]):
+        with pytest.raises(SystemExit) as e:  # bad usage: exit 2
+            main(["convert", str(src), str(tmp_path / "x"), *usage])
+        assert e.value.code == 2
     err = capsys.readouterr().err
     assert "holds tar shards" in err and "preset 16c" in err and "need --layout shards" in err
     assert "not a size" in err

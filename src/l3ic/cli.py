@@ -1,10 +1,11 @@
 """The ``l3ic`` command: compress, decompress, info, convert (and train, see docs/training.md).
 
 Exit codes, for every command (``train`` too): 0 success, 1 bad input (one line on stderr per
-failed file), 2 bad usage. Warnings raised while processing a file are shown as one line each,
-``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network. The network runs on ONNX Runtime
-unless ``--runtime keras`` (or ``$L3IC_RUNTIME=keras``) asks for Keras, which only then is
-imported.
+failed file), 2 bad usage, 141 when the reader of the output went away (``l3ic info --json f
+| head -1``: quietly, as a Unix tool stopped by SIGPIPE). Warnings raised while processing a
+file are shown as one line each, ``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network.
+The network runs on ONNX Runtime unless ``--runtime keras`` (or ``$L3IC_RUNTIME=keras``) asks
+for Keras, which only then is imported.
 """
 
 import argparse
@@ -20,7 +21,7 @@ import numpy as np
 
 from .errors import L3ICError, one_line
 from .keras_import import import_keras_quietly
-from .presets import DEFAULT_PRESET, PRESETS
+from .presets import DEFAULT_PRESET, PRESETS, load_sidecar
 from .runtime import RUNTIMES
 from .shard_convert import ENGINES
 
@@ -31,11 +32,11 @@ EXAMPLES = """examples:
   l3ic compress -m 16c photo.png -o small.l3ic
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
   l3ic compress --runtime keras photo.png      # the Keras reference instead of ONNX Runtime
-  l3ic decompress photo.l3ic                   # -> photo.png
-  l3ic decompress photo.l3ic -o photo.webp     # any format imageio writes
+  l3ic decompress photo.l3ic                   # -> photo.png (kept if it exists: --force)
+  l3ic decompress small.l3ic -o small.webp     # any format imageio writes
   l3ic decompress photo.l3ic --top-channels 8  # preview from the 8 most important channels
   l3ic decompress huge.l3ic --max-pixels 100000000  # a file over the 33.5 Mpx limit
-  l3ic info photo.l3ic --json
+  l3ic info photo.l3ic small.l3ic --json
   l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
   l3ic convert photos/ shards/ --layout shards --engine dask  # -> tar shards, on Dask
   l3ic train --help                            # train a preset (docs/training.md)
@@ -96,9 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_runtime(d)
     _add_outputs(d)
 
-    i = add("info", "show what an .l3ic file holds", "example:\n  l3ic info photo.l3ic --json")
-    i.add_argument("file", metavar="FILE")
-    i.add_argument("--json", action="store_true", help="print JSON")
+    i = add(
+        "info",
+        "show what .l3ic files hold",
+        "examples:\n  l3ic info photo.l3ic --json\n  l3ic info *.l3ic    # one block per file",
+    )
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument(
+        "--json", action="store_true", help="print JSON (a list when given several files)"
+    )
 
     v = add(
         "convert",
@@ -128,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument(
         "--shard-size",
+        type=_size,
         metavar="SIZE",
         help="aimed size of a shard, e.g. 256MB (the default), 1GB",
     )
@@ -145,8 +153,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _presets_help() -> str:
+    """The presets in bits and quality, from their sidecars' validation figures."""
+    figures = []
+    for name in PRESETS:
+        try:
+            v = load_sidecar(name)["validation"]
+        except (L3ICError, KeyError, OSError, ValueError):
+            continue
+        figures.append(f"{name} {v['bpp']:.2f} bpp at SSIM {v['ssim']:.3f}")
+    text = f"preset: fewer latent channels, smaller files (default {DEFAULT_PRESET})"
+    if figures:
+        text += "; on l3ic's validation photos " + ", ".join(figures)
+    return text
+
+
 def _add_preset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--preset", choices=list(PRESETS), help="preset (default 32c)")
+    p.add_argument("-m", "--preset", choices=list(PRESETS), help=_presets_help())
     p.add_argument(
         "--model", choices=list(PRESETS), dest="deprecated_model", help=argparse.SUPPRESS
     )
@@ -201,6 +224,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    """argparse type: a byte count such as 256MB (``shard_convert.parse_size``)."""
+    from .shard_convert import parse_size
+
+    try:
+        return parse_size(text)
+    except L3ICError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _output_for(path: Path, args, suffix: str) -> Path:
     if args.output:
         return Path(args.output)
@@ -212,6 +245,7 @@ def _compress_one(path: Path, args) -> str:
     from .api import compress
     from .image import read_image, write_atomic
 
+    _check_input(path, "an image")
     out = _output_for(path, args, ".l3ic")
     if out.exists() and not args.force:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
@@ -232,10 +266,10 @@ def _decompress_one(path: Path, args) -> str:
     from .api import decompress
     from .image import write_atomic
 
+    _check_input(path)
     out = _output_for(path, args, "." + args.format.lstrip("."))
     if out.exists() and not args.force:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
-    _check_input(path)
     _check_writable(out)
     t0 = time.perf_counter()
     image = decompress(
@@ -252,12 +286,15 @@ def _decompress_one(path: Path, args) -> str:
     return f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}, {time.perf_counter() - t0:.2f} s"
 
 
-def _check_input(path: Path) -> None:
-    """Raises L3ICError unless ``path`` is a file (a folder is named as such)."""
+def _check_input(path: Path, what: str = "an .l3ic file") -> None:
+    """Raises L3ICError unless ``path`` is a file with some content (one wording for every
+    command: "is a folder, not WHAT", "no such file", "is empty (0 bytes)")."""
     if path.is_dir():
-        raise L3ICError("is a folder, not an .l3ic file")
+        raise L3ICError(f"is a folder, not {what}")
     if not path.is_file():
         raise L3ICError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise L3ICError("is empty (0 bytes)")
 
 
 def _check_writable(out: Path) -> None:
@@ -290,17 +327,38 @@ def _writable(suffix: str) -> bool:
     return True
 
 
+def _image_extensions() -> set[str]:
+    """The file extensions imageio knows for images (.l3ic aside)."""
+    import imageio
+
+    return set(imageio.config.known_extensions) - {".l3ic"}
+
+
 def _run_many(args, one) -> int:
     from tqdm import tqdm
+
+    from .convert import show_progress
 
     paths = [Path(p) for p in args.inputs]
     if args.output and len(paths) > 1:
         print("l3ic: error: -o/--output takes one input; use --outdir for several", file=sys.stderr)
         return 2
+    if one is _compress_one and args.output:
+        suffix = Path(args.output).suffix.lower()
+        if suffix in _image_extensions():
+            print(
+                f"l3ic: error: -o {args.output}: compress writes an .l3ic file, not a "
+                f"'{suffix}' image (name it .l3ic; decompress writes images)",
+                file=sys.stderr,
+            )
+            return 2
+        if suffix != ".l3ic":
+            print(f"l3ic: warning: {args.output}: an .l3ic file is written", file=sys.stderr)
     if args.outdir and not Path(args.outdir).is_dir():
         Path(args.outdir).mkdir(parents=True, exist_ok=True)
     failed = 0
-    bar = tqdm(paths, unit="file", file=sys.stderr, disable=len(paths) < 3, leave=False)
+    quiet = len(paths) < 3 or not show_progress(None)
+    bar = tqdm(paths, unit="file", file=sys.stderr, disable=quiet, leave=False)
     for path in bar:
         with warnings.catch_warnings(record=True) as caught:
             try:
@@ -318,12 +376,10 @@ def _run_many(args, one) -> int:
 
 def _convert(args) -> int:
     from .convert import convert
-    from .shard_convert import DEFAULT_SHARD_SIZE, convert_shards, parse_size
+    from .shard_convert import DEFAULT_SHARD_SIZE, convert_shards
 
     sharded = (args.shard_size, args.engine, args.address) != (None, None, None)
     try:
-        if args.layout == "files" and sharded:
-            raise L3ICError("--shard-size, --engine and --address need --layout shards")
         if args.layout == "shards" or sharded:
             report = convert_shards(
                 args.src,
@@ -332,7 +388,7 @@ def _convert(args) -> int:
                 workers=args.workers,
                 engine=args.engine or ("dask" if args.address else "local"),
                 address=args.address,
-                shard_size=parse_size(args.shard_size) if args.shard_size else DEFAULT_SHARD_SIZE,
+                shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
                 drop_alpha=args.drop_alpha,
                 runtime=args.runtime,
             )
@@ -351,17 +407,37 @@ def _convert(args) -> int:
     return 1 if report.failed else 0
 
 
+def _check_convert_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits 2 (bad usage) on options of ``convert`` that contradict each other."""
+    sharded = (args.shard_size, args.engine, args.address) != (None, None, None)
+    if args.layout == "files" and sharded:
+        parser.error("--shard-size, --engine and --address need --layout shards")
+    if args.address is not None and args.engine == "local":
+        parser.error("--address needs --engine dask")
+
+
 def _info(args) -> int:
+    failed, found = 0, []
+    for name in args.files:
+        try:
+            found.append(_info_one(Path(name), args.json))
+        except (L3ICError, OSError) as e:
+            if isinstance(e, BrokenPipeError):
+                raise
+            failed += 1
+            print(f"l3ic: error: {name}: {one_line(e)}", file=sys.stderr)
+    if args.json and found:
+        print(json.dumps(found[0] if len(args.files) == 1 else found, indent=2))
+    return 1 if failed else 0
+
+
+def _info_one(path: Path, as_json: bool) -> dict:
+    """What the .l3ic file ``path`` holds, as a dict; printed as text unless ``as_json``."""
     from . import container
 
-    path = Path(args.file)
-    try:
-        _check_input(path)
-        data = path.read_bytes()
-        c = container.parse(data)
-    except (L3ICError, OSError) as e:
-        print(f"l3ic: error: {path}: {one_line(e)}", file=sys.stderr)
-        return 1
+    _check_input(path)
+    data = path.read_bytes()
+    c = container.parse(data)
     streams = list(c.stream_lengths)
     modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
     info = {
@@ -378,9 +454,8 @@ def _info(args) -> int:
         "channel_bytes": streams,
         "channel_modes": modes,
     }
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+    if as_json:
+        return info
     print(
         f"{path}: l3ic preset {c.preset}, {c.width}x{c.height}{' grayscale' if c.grayscale else ''}"
     )
@@ -388,7 +463,7 @@ def _info(args) -> int:
     print(f"  latent {c.latent_shape[0]}x{c.latent_shape[1]}x{c.latent_shape[2]}")
     order = np.argsort(streams)[::-1]
     print("  channel bytes (mode): " + ", ".join(f"{k}:{streams[k]}({modes[k]})" for k in order))
-    return 0
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,8 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_train import train_main
 
         return train_main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     _deprecated_options(args)
+    if args.command == "convert":
+        _check_convert_options(parser, args)
     try:
         if args.command == "info":
             return _info(args)
@@ -418,6 +496,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("l3ic: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``| head``): no traceback, nothing more written.
+
+    stdout is pointed at /dev/null so that Python's flush at exit does not fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured): nothing to redirect
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -42,13 +42,27 @@ from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 from .runtime import resolve_runtime
 from .shards import SHARDS_NAME
 
-__all__ = ["INDEX_NAME", "Report", "check_args", "convert", "find_images", "read_index"]
+__all__ = [
+    "INDEX_NAME",
+    "Report",
+    "check_args",
+    "convert",
+    "find_images",
+    "read_index",
+    "show_progress",
+]
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT, INDEX_VERSION = "l3ic-index", 2
 READ_INDEX_VERSIONS = (1, 2)  # version 1 names the preset "model"
 
 _worker_codec = None  # the Codec of a worker process
+
+
+def show_progress(progress: bool | None) -> bool:
+    """Whether to draw a progress bar: as asked, or (None) when stderr is a terminal, so that a
+    redirected stderr gets whole lines and no bar fragments."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
 
 
 @dataclass
@@ -256,7 +270,7 @@ def convert(
     preset: str | None = None,
     workers: int = 1,
     drop_alpha: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     *,
     runtime: str | None = None,
     model: str | None = None,
@@ -269,7 +283,7 @@ def convert(
         preset: preset to compress with (default "32c"; ``model=`` is its deprecated name).
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (None: when stderr is a terminal).
         runtime: the network's runtime, "onnx" or "keras" (default ``$L3IC_RUNTIME``, else
             "onnx"); the files do not depend on it.
 
@@ -305,7 +319,13 @@ def convert(
             report.skipped += 1
             done[rel] = (kept.width, kept.height, out.stat().st_size)
     t0 = time.perf_counter()
-    bar = tqdm(total=len(jobs), unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(jobs),
+        unit="img",
+        file=sys.stderr,
+        disable=not show_progress(progress),
+        leave=False,
+    )
     with bar:
         for (rel, _, _), (result, caught) in _results(jobs, preset, runtime, workers, drop_alpha):
             bar.update()

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from .convert import Report, check_args, find_images
+from .convert import Report, check_args, find_images, show_progress
 from .errors import L3ICError, one_line
 from .image import write_atomic
 from .presets import load_sidecar
@@ -258,7 +258,7 @@ def convert_shards(
     address: str | None = None,
     shard_size: int = DEFAULT_SHARD_SIZE,
     drop_alpha: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     runtime: str | None = None,
 ) -> Report:
     """Converts the image tree ``src`` to tar shards under ``dst`` (layout: ``shards``).
@@ -274,7 +274,7 @@ def convert_shards(
         shard_size: aimed bytes per shard; the plan puts ``shard_size`` / (estimated bytes per
             image) images in each shard, so shards come out near that size.
         drop_alpha: discard alpha channels instead of failing on RGBA images.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (None: when stderr is a terminal).
         runtime: the network's runtime, "onnx" or "keras" (default ``$L3IC_RUNTIME``, else
             "onnx").
 
@@ -310,7 +310,9 @@ def convert_shards(
             report.skipped += len(index["samples"])
     t0 = time.perf_counter()
     total = sum(len(task.items) for task in todo)
-    bar = tqdm(total=total, unit="img", file=sys.stderr, disable=not progress, leave=False)
+    bar = tqdm(
+        total=total, unit="img", file=sys.stderr, disable=not show_progress(progress), leave=False
+    )
     run = _run_dask(todo, workers, address) if engine == "dask" else _run_local(todo, workers)
     with bar:
         for task, result in run:
