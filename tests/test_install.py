@@ -1,14 +1,16 @@
 """What a user installs: the tests run the installed l3ic, and the wheel works on its own.
 
 The wheel test builds the wheel, installs it (without dependencies: they are already installed)
-into a fresh virtual environment that sees this environment's packages, and uses the CLI, the
-Python API and imageio from there, in a folder outside the checkout. In that environment Keras,
-TensorFlow, JAX and PyTorch cannot be imported (a start-up hook makes them look uninstalled), as
-in a base install (``pip install l3ic``) that has no training stack.
+into a fresh virtual environment that sees this environment's packages (this one's site
+directories, whether it is a venv, a conda-like environment or a base interpreter), and uses
+the CLI, the Python API and imageio from there, in a folder outside the checkout. In that
+environment Keras, TensorFlow, JAX and PyTorch cannot be imported (a start-up hook makes them
+look uninstalled), as in a base install (``pip install l3ic``) that has no training stack.
 """
 
 import json
 import os
+import site as site_module
 import subprocess
 import sys
 import textwrap
@@ -33,7 +35,12 @@ def test_tests_run_the_installed_package_not_the_checkout():
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A fresh venv (seeing this environment's packages) with the wheel built from ROOT."""
+    """A fresh venv (seeing this environment's packages) with the wheel built from ROOT.
+
+    ``venv --system-site-packages`` would show the *base* interpreter's packages, not those of
+    a venv the tests run in; so the new venv adds this environment's site directories
+    (``site.getsitepackages``, their .pth files included) after its own.
+    """
     tmp = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
@@ -42,13 +49,15 @@ def venv(tmp_path_factory):
     )  # fmt: skip
     (wheel,) = (tmp / "dist").glob("l3ic-*.whl")
     env = tmp / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env)],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     site = (
         env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     )
+    outer = [p for p in site_module.getsitepackages() if Path(p).is_dir()]
+    if site_module.ENABLE_USER_SITE and Path(site_module.getusersitepackages()).is_dir():
+        outer.append(site_module.getusersitepackages())
+    adds = "; ".join(f"site.addsitedir({p!r})" for p in outer)
+    (site / "_outer_environment.pth").write_text(f"import site; {adds}\n")
     (site / "_no_training_stack.py").write_text(NO_TRAINING_STACK)
     (site / "_no_training_stack.pth").write_text("import _no_training_stack\n")
     python = env / "bin" / "python"

@@ -47,6 +47,7 @@ _LAZY = {
     "LatentFiles": "latent_files",
     "LatentShards": "latent_shards",
     "wds_decoder": "latent_shards",
+    "size_batches": "latent_shards",
 }
 
 __all__ = ["L3ICError", "DecompressionBombError", "__version__", *_LAZY]

@@ -7,7 +7,7 @@
   samples by the shard indexes; ``LatentShards`` (``l3ic.latent_shards``, re-exported) streams
   them instead.
 - ``as_tf_dataset``: a ``tf.data.Dataset`` of the batches of either, or of ``LatentShards``
-  samples batched; ``iterate``: a plain iterator.
+  samples batched by size; ``iterate``: a plain iterator.
 
 ``x`` is the latent as float32 (h, w, k) holding the integers -15..16 (only the ``channels``
 asked for, in that order), or with ``decode=True`` the decoded image as float32 (H, W, 3) in
@@ -18,7 +18,11 @@ asked for, in that order), or with ``decode=True`` the decoded image as float32 
 Batches hold arrays of one shape, so ``LatentDataset`` groups the images by size (latent shape,
 or image size when decoding) and draws every batch from one group: a set of 768x512 and 512x768
 images gives batches of either, and the last batch of each group may be smaller. Models fed
-mixed sizes need inputs of shape (None, None, k), e.g. ending in global pooling.
+mixed sizes need inputs of shape (None, None, k), e.g. ending in global pooling. On TensorFlow,
+``model.fit`` fixes its input spec from the first two batches (Keras keeps the dimensions they
+share), so the batch order puts first two batches that differ in every dimension that varies
+(batch size, height, width) where the plan has such a pair (``_spec_pair_first``);
+``as_tf_dataset`` gives the full spec (None, None, None, k) in any case.
 """
 
 import os
@@ -27,9 +31,10 @@ from collections.abc import Iterator, Sequence
 import keras
 import numpy as np
 
+from .codebook import latent_size
 from .errors import L3ICError
 from .latent_files import LatentFiles
-from .latent_shards import LatentShards, split_range
+from .latent_shards import LatentShards, size_batches, split_range
 
 __all__ = [
     "LatentFiles",
@@ -42,14 +47,46 @@ __all__ = [
 
 
 def _size_batches(groups: dict, batch_size: int, rng: np.random.Generator | None) -> list[list]:
-    """Batches of at most ``batch_size`` ids, each from one group (images of one size), in
-    group order, or in a random order drawn from ``rng``."""
+    """Batches of at most ``batch_size`` ids, each from one group (images of one size, keyed by
+    (h, w)), in group order, or in a random order drawn from ``rng``; then
+    ``_spec_pair_first``."""
     batches = [
-        ids[j : j + batch_size] for ids in groups.values() for j in range(0, len(ids), batch_size)
+        (key, ids[j : j + batch_size])
+        for key, ids in groups.items()
+        for j in range(0, len(ids), batch_size)
     ]
     if rng is not None:
         batches = [batches[j] for j in rng.permutation(len(batches))]
-    return batches
+    return _spec_pair_first(batches)
+
+
+def _spec_pair_first(batches: list[tuple[tuple[int, int], list]]) -> list[list]:
+    """The batches' ids, with two batches moved to the front that differ in every dimension
+    (batch size, h, w) that varies among all batches, or in as many as any pair does.
+
+    Keras's TensorFlow adapter of a ``PyDataset`` builds its input spec from batches 0 and 1
+    and keeps only the dimensions they share; a later batch of another size would then fail.
+    Only unique (batch size, h, w) signatures are compared, at most 256 of them as the first
+    of a pair, so planning stays fast for datasets of many sizes.
+    """
+    if len(batches) < 3:
+        return [ids for _, ids in batches]
+    sigs = np.array([(len(ids), *key) for key, ids in batches])
+    varying = np.array([len(np.unique(sigs[:, d])) > 1 for d in range(3)])
+    if not varying.any():
+        return [ids for _, ids in batches]
+    order = np.sort(np.unique(sigs, axis=0, return_index=True)[1])  # one batch per signature
+    best, pair = -1, (0, 1)
+    for a in order[:256]:
+        differs = ((sigs[order] != sigs[a]) & varying).sum(axis=1)
+        b = int(order[int(np.argmax(differs))])
+        if differs.max() > best:
+            best, pair = int(differs.max()), (int(a), b)
+        if best == varying.sum():
+            break
+    front = [batches[pair[0]], batches[pair[1]]]
+    rest = [batch for j, batch in enumerate(batches) if j not in pair]
+    return [ids for _, ids in front + rest]
 
 
 class LatentDataset(keras.utils.PyDataset):
@@ -189,7 +226,9 @@ class ShardBatches(keras.utils.PyDataset):
         for i in order[start:stop]:
             s, j = self._where[i]
             entry = self.shards.shards.samples(s)[j]
-            groups.setdefault((entry["height"], entry["width"]), []).append((s, j))
+            size = (entry["height"], entry["width"])
+            key = size if self.shards.decode else latent_size(*size)
+            groups.setdefault(key, []).append((s, j))
         rng = np.random.default_rng([self.seed, self.epoch, 1]) if self.shuffle else None
         return _size_batches(groups, self.batch_size, rng)
 
@@ -237,30 +276,32 @@ def as_tf_dataset(dataset, batch_size: int | None = None):
 
     Args:
         dataset: a ``LatentDataset`` or ``ShardBatches`` (batches as they are), or a
-            ``LatentShards`` (samples, batched by ``batch_size``; they must share a size,
-            and its ``set_epoch`` is the caller's to call between passes).
-        batch_size: batch size for a ``LatentShards`` (required there, refused otherwise).
+            ``LatentShards`` (its batches when it has a ``batch_size``, else its samples
+            batched by ``batch_size`` here, one shape per batch: ``size_batches``; its
+            ``set_epoch`` is the caller's to call between passes).
+        batch_size: batch size for a ``LatentShards`` that has none (required there, refused
+            otherwise).
 
     Returns:
-        ``tf.data.Dataset`` of (float32 (B, h, w, k) or (B, H, W, 3), int32 (B,)).
+        ``tf.data.Dataset`` of (float32 (B, h, w, k) or (B, H, W, 3), int32 (B,)), of spec
+        (None, None, None, k): any batch size and image size.
     """
     import tensorflow as tf
 
-    if isinstance(dataset, LatentShards) != (batch_size is not None):
-        raise L3ICError("batch_size is needed for a LatentShards, and only for it")
-    if isinstance(dataset, LatentShards):
-        spec = (
-            tf.TensorSpec((None, None, dataset.depth), tf.float32),
-            tf.TensorSpec((), tf.int32),
-        )
-        samples = tf.data.Dataset.from_generator(lambda: iter(dataset), output_signature=spec)
-        return samples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def batches():
-        yield from iterate(dataset)
-
+    unbatched = isinstance(dataset, LatentShards) and dataset.batch_size is None
+    if unbatched != (batch_size is not None):
+        raise L3ICError("batch_size is needed for a LatentShards without one, and only for it")
     spec = (
         tf.TensorSpec((None, None, None, dataset.depth), tf.float32),
         tf.TensorSpec((None,), tf.int32),
     )
+
+    def batches():
+        if unbatched:
+            yield from size_batches(batch_size)(dataset)
+        elif isinstance(dataset, LatentShards):
+            yield from dataset
+        else:
+            yield from iterate(dataset)
+
     return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(tf.data.AUTOTUNE)

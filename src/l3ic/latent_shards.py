@@ -17,6 +17,12 @@ same number of batches: distributed training cannot hang waiting for a rank with
 a rank, data-loader worker w of W takes the w-th of W contiguous parts of the block (sizes
 differ by at most one). So each sample is read at most once per epoch. Reading is sequential
 within a shard; ``shuffle`` also mixes samples through a buffer of ``shuffle_buffer``.
+
+Batches: images of several sizes cannot be stacked into one array, so ``batch_size`` makes
+``LatentShards`` yield batches of one shape (``size_batches``: a bucket per shape, a batch as
+soon as a bucket is full, the partial ones at the end of the pass), and ``size_batches`` is a
+stage for ``webdataset`` pipelines too. With mixed sizes the number of batches of a worker
+depends on its samples' sizes: under distributed training run a fixed number of steps per epoch.
 """
 
 import os
@@ -30,7 +36,7 @@ from .errors import L3ICError, one_line
 from .latent_coder import channels_arg, get_coder
 from .shards import ShardSet
 
-__all__ = ["LatentShards", "wds_decoder", "split_range"]
+__all__ = ["LatentShards", "size_batches", "wds_decoder", "split_range"]
 
 ON_ERROR = ("raise", "skip")
 
@@ -82,6 +88,9 @@ class LatentShards:
             shard and the sample; "skip": it is left out, counted in ``skipped`` and reported
             by a warning at the end of the pass.
         runtime: the network's runtime with ``decode=True``.
+        batch_size: yield batches of at most this many samples of one shape
+            (``size_batches``): float32 (B, h, w, k) or (B, H, W, 3) and int32 (B,) labels;
+            default single samples.
 
     Attributes:
         shards: the ``ShardSet`` read from (classes, names, counts, preset).
@@ -105,7 +114,11 @@ class LatentShards:
         world_size: int | None = None,
         on_error: str = "raise",
         runtime: str | None = None,
+        batch_size: int | None = None,
     ):
+        if batch_size is not None and batch_size < 1:
+            raise L3ICError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
         if on_error not in ON_ERROR:
             raise L3ICError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
         if shuffle_buffer < 1:
@@ -144,7 +157,8 @@ class LatentShards:
         return self._rank or _dist_rank()
 
     def __len__(self) -> int:
-        """Samples this rank reads per epoch (all data-loader workers together)."""
+        """Samples this rank reads per epoch (all data-loader workers together; with
+        ``batch_size``, samples too, not batches)."""
         return len(self.shards) // self.rank()[1]
 
     def plan(self, worker: int = 0, workers: int = 1) -> list[tuple[int, int, int]]:
@@ -176,6 +190,8 @@ class LatentShards:
             rank = self.rank()[0]
             rng = np.random.default_rng([self.seed, self.epoch, rank, worker, 1])
             samples = _buffer_shuffle(samples, self.shuffle_buffer, rng)
+        if self.batch_size is not None:
+            samples = size_batches(self.batch_size)(samples)
         yield from samples
         if self.skipped:
             warnings.warn(
@@ -212,6 +228,62 @@ class LatentShards:
                 else:
                     shape = (entries[j]["height"], entries[j]["width"])
                     yield codec.decode_latent(q, shape).astype(np.float32) / 255.0, label
+
+
+def size_batches(batch_size: int, max_held: int | None = None):
+    """A stage that batches samples of mixed sizes: ``stage(samples)`` yields batches of one shape.
+
+    Samples are tuples ``(x, label, ...)`` (``LatentShards`` items, or a ``webdataset``
+    pipeline's after ``to_tuple``); they go to a bucket per shape of ``x``, a bucket is
+    yielded as soon as it holds ``batch_size`` samples, and the rest at the end. So batches
+    never mix shapes, and every sample is yielded once::
+
+        wds.DataPipeline(TorchLatentShards(root), wds.shuffle(1000), l3ic.size_batches(64))
+        wds.WebDataset(urls).decode(l3ic.wds_decoder()).to_tuple("l3ic", "cls")
+            .compose(l3ic.size_batches(64))
+
+    Args:
+        batch_size: samples per batch (at most).
+        max_held: samples held in all buckets at most (default 16 x ``batch_size``); past
+            that, the fullest bucket is yielded early, so many sizes cannot fill the memory.
+
+    Returns:
+        stage(samples) -> iterator of tuples of arrays, each field stacked with numpy
+        (x: (B, ...) as the samples' dtype; labels: (B,) int32 when they are ints).
+    """
+    if batch_size < 1:
+        raise L3ICError(f"batch_size must be at least 1, got {batch_size}")
+    limit = max(batch_size, max_held if max_held is not None else 16 * batch_size)
+
+    def stage(samples):
+        buckets: dict[tuple, list] = {}
+        held = 0
+        for sample in samples:
+            key = np.shape(sample[0])
+            bucket = buckets.setdefault(key, [])
+            bucket.append(sample)
+            held += 1
+            if len(bucket) < batch_size and held <= limit:
+                continue
+            if len(bucket) < batch_size:  # too many held: the fullest bucket goes early
+                key = max(buckets, key=lambda k: len(buckets[k]))
+            held -= len(buckets[key])
+            yield _stack(buckets.pop(key))
+        for key in list(buckets):
+            yield _stack(buckets.pop(key))
+
+    return stage
+
+
+def _stack(samples: list[tuple]) -> tuple[np.ndarray, ...]:
+    """One batch of same-shape samples: each field stacked (int fields as int32)."""
+    fields = []
+    for values in zip(*samples, strict=True):
+        if all(isinstance(v, (int, np.integer)) for v in values):
+            fields.append(np.array(values, dtype=np.int32))
+        else:
+            fields.append(np.stack([np.asarray(v) for v in values]))
+    return tuple(fields)
 
 
 def _buffer_shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
