@@ -155,6 +155,17 @@ def _run(args, cwd):
     return out.stdout
 
 
+def test_the_wheels_venv_sees_this_environments_packages(venv):
+    """Not the base interpreter's: in a venv without PIL there, those would be missing."""
+    import PIL
+
+    env, work = venv
+    script = "import PIL, l3ic; print(PIL.__file__); print(l3ic.__file__)"
+    pil, l3ic_file = _run([str(env / "bin" / "python"), "-c", script], cwd=work).split()
+    assert Path(pil) == Path(PIL.__file__)
+    assert Path(l3ic_file).is_relative_to(env)  # the wheel's l3ic comes first
+
+
 def test_wheel_imageio_reads_and_writes_l3ic_without_importing_l3ic(venv):
     env, work = venv
     script = textwrap.dedent(
