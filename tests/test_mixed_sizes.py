@@ -98,21 +98,25 @@ def test_the_spec_pair_covers_what_varies():
 def test_fit_on_jax_and_torch(folders, backend, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.fail(f"{backend} is not installed: pip install '.[test]' installs it")
-    files, _ = folders
+    files, shards = folders
     script = (
-        "import sys, keras; from l3ic.data import LatentDataset\n"
+        "import sys, keras; from l3ic.data import LatentDataset, ShardBatches\n"
         "m = keras.Sequential([keras.Input((None, None, 16)),"
         " keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])\n"
         "m.compile('sgd', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
         "h = m.fit(LatentDataset(sys.argv[1], batch_size=2, seed=3), epochs=2, verbose=0)\n"
-        "print(len(h.history['loss']))\n"
+        "g = m.fit(ShardBatches(sys.argv[2], batch_size=2, seed=3), epochs=1, verbose=0)\n"
+        "print(len(h.history['loss']) + len(g.history['loss']))\n"
     )
     env = {**os.environ, "KERAS_BACKEND": backend}  # the fixture set L3IC_MODELS_DIR
     out = subprocess.run(
-        [sys.executable, "-c", script, str(files)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", script, str(files), str(shards)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "2"
+    assert out.stdout.split()[-1] == "3"
 
 
 def test_streamed_shards_in_batches_of_one_shape(folders):
@@ -121,7 +125,9 @@ def test_streamed_shards_in_batches_of_one_shape(folders):
 
     from l3ic.torch_data import TorchLatentShards
 
-    _, shards = folders
+    files, shards = folders
+    loader = torch.utils.data.DataLoader(LatentDataset(files, batch_size=2), batch_size=None)
+    _check_batches([(x.numpy(), y.numpy()) for x, y in loader])
     _check_batches(list(LatentShards(shards, batch_size=2, shuffle=True, seed=4)))
     data = TorchLatentShards(shards, shuffle=True, batch_size=2)
     data.set_epoch(1)
