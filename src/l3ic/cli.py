@@ -43,7 +43,9 @@ EXAMPLES = """examples:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(figures: bool = True) -> argparse.ArgumentParser:
+    """The command's parser; ``figures``: put the presets' bpp and SSIM (read from their
+    sidecars) in the help of ``-m`` (only worth it when help is shown)."""
     p = argparse.ArgumentParser(
         prog="l3ic",
         description="l3ic: a lightweight learned lossy image codec.",
@@ -68,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
-    _add_preset(c)
+    _add_preset(c, figures)
     c.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of refusing")
     _add_runtime(c)
     _add_outputs(c)
@@ -123,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("src", metavar="SRC", help="folder of images, e.g. SRC/<class>/<image>.png")
     v.add_argument("dst", metavar="DST", help="output folder (created if needed)")
-    _add_preset(v)
+    _add_preset(v, figures)
     v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
     _add_runtime(v)
@@ -153,23 +155,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _presets_help() -> str:
-    """The presets in bits and quality, from their sidecars' validation figures."""
-    figures = []
-    for name in PRESETS:
+def _presets_help(figures: bool) -> str:
+    """The presets' help; with ``figures``, their bits and quality from the sidecars'
+    validation figures."""
+    text = f"preset: fewer latent channels, smaller files (default {DEFAULT_PRESET})"
+    shown = []
+    for name in PRESETS if figures else ():
         try:
             v = load_sidecar(name)["validation"]
         except (L3ICError, KeyError, OSError, ValueError):
             continue
-        figures.append(f"{name} {v['bpp']:.2f} bpp at SSIM {v['ssim']:.3f}")
-    text = f"preset: fewer latent channels, smaller files (default {DEFAULT_PRESET})"
-    if figures:
-        text += "; on l3ic's validation photos " + ", ".join(figures)
+        shown.append(f"{name} {v['bpp']:.2f} bpp at SSIM {v['ssim']:.3f}")
+    if shown:
+        text += "; on l3ic's validation photos " + ", ".join(shown)
     return text
 
 
-def _add_preset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--preset", choices=list(PRESETS), help=_presets_help())
+def _add_preset(p: argparse.ArgumentParser, figures: bool) -> None:
+    p.add_argument("-m", "--preset", choices=list(PRESETS), help=_presets_help(figures))
     p.add_argument(
         "--model", choices=list(PRESETS), dest="deprecated_model", help=argparse.SUPPRESS
     )
@@ -327,11 +330,22 @@ def _writable(suffix: str) -> bool:
     return True
 
 
-def _image_extensions() -> set[str]:
-    """The file extensions imageio knows for images (.l3ic aside)."""
+def _check_compress_output(output: str) -> bool:
+    """False (after one error line) when ``compress -o`` names an image format, which would
+    put an .l3ic file under an image's name; other names that are not .l3ic get a warning."""
     import imageio
 
-    return set(imageio.config.known_extensions) - {".l3ic"}
+    suffix = Path(output).suffix.lower()
+    if suffix in set(imageio.config.known_extensions) - {".l3ic"}:
+        print(
+            f"l3ic: error: -o {output}: compress writes an .l3ic file, not a '{suffix}' image "
+            "(name it .l3ic; decompress writes images)",
+            file=sys.stderr,
+        )
+        return False
+    if suffix != ".l3ic":
+        print(f"l3ic: warning: {output}: an .l3ic file is written", file=sys.stderr)
+    return True
 
 
 def _run_many(args, one) -> int:
@@ -343,17 +357,6 @@ def _run_many(args, one) -> int:
     if args.output and len(paths) > 1:
         print("l3ic: error: -o/--output takes one input; use --outdir for several", file=sys.stderr)
         return 2
-    if one is _compress_one and args.output:
-        suffix = Path(args.output).suffix.lower()
-        if suffix in _image_extensions():
-            print(
-                f"l3ic: error: -o {args.output}: compress writes an .l3ic file, not a "
-                f"'{suffix}' image (name it .l3ic; decompress writes images)",
-                file=sys.stderr,
-            )
-            return 2
-        if suffix != ".l3ic":
-            print(f"l3ic: warning: {args.output}: an .l3ic file is written", file=sys.stderr)
     if args.outdir and not Path(args.outdir).is_dir():
         Path(args.outdir).mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -378,9 +381,8 @@ def _convert(args) -> int:
     from .convert import convert
     from .shard_convert import DEFAULT_SHARD_SIZE, convert_shards
 
-    sharded = (args.shard_size, args.engine, args.address) != (None, None, None)
     try:
-        if args.layout == "shards" or sharded:
+        if args.layout == "shards" or _sharded(args):
             report = convert_shards(
                 args.src,
                 args.dst,
@@ -407,10 +409,14 @@ def _convert(args) -> int:
     return 1 if report.failed else 0
 
 
+def _sharded(args: argparse.Namespace) -> bool:
+    """Whether ``convert`` was given an option of the shards layout."""
+    return (args.shard_size, args.engine, args.address) != (None, None, None)
+
+
 def _check_convert_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Exits 2 (bad usage) on options of ``convert`` that contradict each other."""
-    sharded = (args.shard_size, args.engine, args.address) != (None, None, None)
-    if args.layout == "files" and sharded:
+    if args.layout == "files" and _sharded(args):
         parser.error("--shard-size, --engine and --address need --layout shards")
     if args.address is not None and args.engine == "local":
         parser.error("--address needs --engine dask")
@@ -420,19 +426,22 @@ def _info(args) -> int:
     failed, found = 0, []
     for name in args.files:
         try:
-            found.append(_info_one(Path(name), args.json))
+            info = _read_info(Path(name))
         except (L3ICError, OSError) as e:
-            if isinstance(e, BrokenPipeError):
-                raise
             failed += 1
             print(f"l3ic: error: {name}: {one_line(e)}", file=sys.stderr)
+            continue
+        if args.json:
+            found.append(info)
+        else:
+            _print_info(info)
     if args.json and found:
         print(json.dumps(found[0] if len(args.files) == 1 else found, indent=2))
     return 1 if failed else 0
 
 
-def _info_one(path: Path, as_json: bool) -> dict:
-    """What the .l3ic file ``path`` holds, as a dict; printed as text unless ``as_json``."""
+def _read_info(path: Path) -> dict:
+    """What the .l3ic file ``path`` holds (its header, parsed and checked), as a dict."""
     from . import container
 
     _check_input(path)
@@ -440,7 +449,7 @@ def _info_one(path: Path, as_json: bool) -> dict:
     c = container.parse(data)
     streams = list(c.stream_lengths)
     modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
-    info = {
+    return {
         "file": str(path),
         "preset": c.preset,
         "fingerprint": c.fingerprint.hex(),
@@ -454,16 +463,17 @@ def _info_one(path: Path, as_json: bool) -> dict:
         "channel_bytes": streams,
         "channel_modes": modes,
     }
-    if as_json:
-        return info
-    print(
-        f"{path}: l3ic preset {c.preset}, {c.width}x{c.height}{' grayscale' if c.grayscale else ''}"
-    )
-    print(f"  {len(data):,} bytes, {info['bpp']:.4f} bpp, header {info['header_bytes']} bytes")
-    print(f"  latent {c.latent_shape[0]}x{c.latent_shape[1]}x{c.latent_shape[2]}")
+
+
+def _print_info(info: dict) -> None:
+    """``l3ic info``'s text for one file (``_read_info``'s dict)."""
+    gray = " grayscale" if info["grayscale"] else ""
+    print(f"{info['file']}: l3ic preset {info['preset']}, {info['width']}x{info['height']}{gray}")
+    print(f"  {info['bytes']:,} bytes, {info['bpp']:.4f} bpp, header {info['header_bytes']} bytes")
+    print("  latent " + "x".join(str(n) for n in info["latent_shape"]))
+    streams, modes = info["channel_bytes"], info["channel_modes"]
     order = np.argsort(streams)[::-1]
     print("  channel bytes (mode): " + ", ".join(f"{k}:{streams[k]}({modes[k]})" for k in order))
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         from .cli_train import train_main
 
         return train_main(argv[1:])
-    parser = _parser()
+    parser = _parser(figures=bool({"-h", "--help"} & set(argv)))
     args = parser.parse_args(argv)
     _deprecated_options(args)
     if args.command == "convert":
@@ -491,8 +501,11 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args)
         if args.command == "convert":
             return _convert(args)
-        one = _compress_one if args.command == "compress" else _decompress_one
-        return _run_many(args, one)
+        if args.command == "decompress":
+            return _run_many(args, _decompress_one)
+        if args.output and not _check_compress_output(args.output):
+            return 2
+        return _run_many(args, _compress_one)
     except KeyboardInterrupt:
         print("l3ic: interrupted", file=sys.stderr)
         return 130
