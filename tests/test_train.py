@@ -141,7 +141,7 @@ def test_loss_goes_down_and_log_is_complete(full_run):
 
 def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     """Stop at step 30 of 60 and resume: weights, optimizer state, the steered rate weight and
-    the steering's calibration are bit for bit equal."""
+    the steering's calibration are bit for bit equal (with the default SSIM term on)."""
     # Validated every 10 steps, so the run stopped at step 30 recalibrates its steering where the
     # uninterrupted run does.
     base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
@@ -158,6 +158,17 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
         np.testing.assert_array_equal(g[key], f[key], err_msg=key)
     shards = sorted(p.name for p in part.glob("ckpt-*.npz"))
     assert shards and all(name.startswith("ckpt-00000060-") for name in shards)  # old ones gone
+
+
+def test_the_steering_computes_in_float32_whatever_its_inputs():
+    """A resumed run reads the calibration back as a float where the uninterrupted run holds a
+    numpy float64: both must steer the rate weight to the same float32."""
+    a = train_rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=np.float64(0.2126392459869))
+    b = train_rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=0.2126392459869)
+    for bpp in np.linspace(0.05, 0.4, 50):
+        wa = np.asarray(a.step(np.float32(1.55e-3), float(bpp)))
+        wb = np.asarray(b.step(np.float32(1.55e-3), float(bpp)))
+        assert wa.dtype == wb.dtype == np.float32 and wa == wb
 
 
 def _error_line(capsys) -> str:

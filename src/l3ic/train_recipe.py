@@ -76,8 +76,11 @@ class Recipe:
         metadata=_opt("with a target: lmbda *= exp(gain * relative rate error) every step"),
     )
     ssim_weight: float = field(
-        default=0.0,
-        metadata=_opt("distortion = MSE + W * (1 - SSIM) (7x7 uniform window, the targets' SSIM)"),
+        default=0.01,
+        metadata=_opt(
+            "distortion = MSE + W * (1 - SSIM) (7x7 uniform window, the targets' SSIM); "
+            "0 = plain MSE"
+        ),
     )
     ssim_kind: str = field(
         default="ssim",

@@ -137,14 +137,18 @@ class RateSteering:
         ``target_est`` in). Returns a float32 backend scalar.
         """
         target_est = self.target_est if target_est is None else target_est
-        w = lmbda * ops.exp(self.gain * (bpp_est - target_est) / target_est)
+        # In float32 whatever the arguments' types: a numpy float64 here would be computed in
+        # float64, and a resumed run (which reads est_per_real back as a float) would then
+        # steer in another precision than the uninterrupted one.
+        error = ops.cast(self.gain * (bpp_est - target_est) / target_est, "float32")
+        w = ops.cast(lmbda, "float32") * ops.exp(error)
         return ops.clip(w, self.lmbda0 / STEER_RANGE, self.lmbda0 * STEER_RANGE)
 
     def calibrate(self, mean_bpp_est: float, val_bpp: float) -> None:
         """Re-measures ``est_per_real``: an interval's mean estimated bpp of the training
         batches over the real validation bpp at its end."""
         if mean_bpp_est > 0 and val_bpp > 0:
-            self.est_per_real = mean_bpp_est / val_bpp
+            self.est_per_real = float(mean_bpp_est / val_bpp)
 
 
 class DivergenceGuard:
