@@ -105,7 +105,7 @@ def entropy_floor(shards, repeat: int) -> dict:
             for k, code in enumerate(c.codes):
                 if code.mode == entropy.CONSTANT:
                     continue
-                model = models[k] if code.mode == entropy.PRIOR else entropy.prior_model(code.table)
+                model = code.kind.ans_model(code, coder.priors[k], models[k])
                 jobs.append((np.frombuffer(code.stream, "<u4").astype(np.uint32), model, h * w))
     best = float("inf")
     for _ in range(repeat):

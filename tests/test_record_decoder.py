@@ -227,3 +227,39 @@ def test_other_records_go_to_the_python_reader():
     assert coder.read_compiled(data, [16]) is None
     with pytest.raises(L3ICError, match="channels must lie in 0..15"):
         coder.read(data, [16])
+
+
+def _c_constants() -> dict[str, int]:
+    """The #define'd numbers and the enum of channel modes of the installed record_decoder.c
+    (each #define a C integer expression of numbers, shifts and earlier names)."""
+    import re
+
+    source = Path(record_decoder.__file__).with_suffix(".c").read_text()
+    found: dict[str, int] = {}
+    for name, expr in re.findall(r"^#define (\w+) ([^/\n]+)", source, re.M):
+        expr = re.sub(r"(\d+)(?:LL|u)\b", r"\1", expr.strip())
+        if re.fullmatch(r"[\w\s()<>+-]+", expr):
+            found[name] = int(eval(expr, {"__builtins__": {}}, dict(found)))
+    enum = re.search(r"enum \{ (CONSTANT = 0.*?) \};", source).group(1)
+    found |= {name: int(value) for name, value in re.findall(r"(\w+) = (\d+)", enum)}
+    return found
+
+
+def test_the_compiled_readers_constants_are_pythons():
+    """The C reader mirrors the format's numbers and the channel modes' ids: one list of both."""
+    from l3ic.codebook import QMIN
+
+    c = _c_constants()
+    python = {
+        "ALPHABET": entropy.ALPHABET,
+        "QMIN": QMIN,
+        "TABLE_BITS": entropy.TABLE_BITS,
+        "MIN_TABLE_BITS": entropy.MIN_TABLE_BITS,
+        "MAX_SIDE": container.MAX_SIDE,
+        "MAX_PIXELS": container.MAX_PIXELS,
+        "MAX_CHANNELS": container.MAX_CHANNELS,
+        "FINGERPRINT_BYTES": container.FINGERPRINT_BYTES,
+        "VERSION": container.VERSION,
+    }
+    python |= {mode.name.upper(): mode.id for mode in entropy.MODES.values()}
+    assert {name: c.get(name) for name in python} == python

@@ -448,7 +448,7 @@ def _read_info(path: Path) -> dict:
     data = path.read_bytes()
     c = container.parse(data)
     streams = list(c.stream_lengths)
-    modes = [("constant", "prior", "table")[code.mode] for code in c.codes]
+    modes = [code.kind.name for code in c.codes]
     return {
         "file": str(path),
         "preset": c.preset,

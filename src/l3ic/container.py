@@ -21,16 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .codebook import latent_size
-from .entropy import (
-    ALPHABET,
-    CONSTANT,
-    PRIOR,
-    TABLE,
-    ChannelCode,
-    pack_table,
-    read_varint,
-    unpack_table,
-)
+from .entropy import MODES, ChannelCode, read_varint
 from .entropy import write_varint as _v
 from .errors import DecompressionBombError, L3ICError
 
@@ -193,12 +184,7 @@ def pack(c: Container) -> bytes:
         head += _v(n)
     for code in c.codes:
         head.append(code.mode)
-        if code.mode == CONSTANT:
-            head.append(code.symbol)
-        else:
-            head += _v(len(code.stream))
-        if code.mode == TABLE:
-            head += pack_table(code.table)
+        head += code.kind.header(code)
     head += zlib.crc32(head).to_bytes(4, "little")
     body = head + b"".join(c.codes[k].stream for k in order)
     return bytes(body + zlib.crc32(body).to_bytes(4, "little"))
@@ -298,25 +284,11 @@ def parse_header(data: bytes, stream_order=None) -> Container:
     codes, lengths, sealed = [], [], version >= 2
     for _ in range(latent[2]):
         _need(data, pos, 1)
-        mode = data[pos]
-        pos += 1
-        if mode == CONSTANT:
-            _need(data, pos, 1)
-            if data[pos] >= ALPHABET:
-                raise L3ICError(f"corrupt .l3ic header (symbol {data[pos]} out of range)")
-            codes.append(ChannelCode(CONSTANT, symbol=data[pos]))
-            lengths.append(0)
-            pos += 1
-            continue
-        if mode not in (PRIOR, TABLE):
-            raise L3ICError(f"corrupt .l3ic header (channel mode {mode})")
-        length, pos = read_varint(data, pos)
-        if length < 4 * (1 + sealed) or length % 4:
-            raise L3ICError(f"corrupt .l3ic header (stream of {length} bytes)")
-        table = None
-        if mode == TABLE:
-            table, pos = unpack_table(data, pos)
-        codes.append(ChannelCode(mode, table=table, sealed=sealed))
+        mode = MODES.get(data[pos])
+        if mode is None:
+            raise L3ICError(f"corrupt .l3ic header (channel mode {data[pos]})")
+        code, length, pos = mode.read_header(data, pos + 1, sealed)
+        codes.append(code)
         lengths.append(length)
     _need(data, pos, 4)
     if zlib.crc32(data[:pos]) != int.from_bytes(data[pos : pos + 4], "little"):

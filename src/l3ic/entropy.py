@@ -1,13 +1,15 @@
 """Per-channel entropy coding of codebook indices with constriction's ANS coder.
 
 Every latent channel is its own stream with its own frequency table, so any channel can be
-decoded alone. A channel is coded in one of three modes (whichever is smallest):
+decoded alone. A channel is coded in one of three modes (whichever is smallest), each one class
+here that owns all of it (``ChannelMode``: its id in the header, its header bytes, its least
+stream size, its likeliest symbol, its encoding and decoding; ``MODES`` by id):
 
-- ``CONSTANT``: every value is the same; only that value is stored, no stream.
-- ``PRIOR``: the stream is coded with the model's per-channel prior table (shipped with the
-  weights), so the file stores no table.
-- ``TABLE``: the stream is coded with the channel's own quantised histogram, stored compactly
-  (see ``pack_table`` and docs/format.md).
+- ``Constant`` (id 0): every value is the same; only that value is stored, no stream.
+- ``Prior`` (id 1): the stream is coded with the model's per-channel prior table (shipped with
+  the weights), so the file stores no table.
+- ``Table`` (id 2): the stream is coded with the channel's own quantised histogram, stored
+  compactly (see ``pack_table`` and docs/format.md).
 
 Symbols are codebook indices 0..31 (``q + 15``) as uint8, row-major over (h, w).
 
@@ -35,6 +37,11 @@ __all__ = [
     "TABLE",
     "SEAL",
     "ChannelCode",
+    "ChannelMode",
+    "Constant",
+    "Prior",
+    "Table",
+    "MODES",
     "quantize_counts",
     "default_prior",
     "pack_table",
@@ -65,7 +72,7 @@ class ChannelCode:
     """One coded channel: its mode, the constant symbol or table, and the stream bytes.
 
     Attributes:
-        mode: CONSTANT, PRIOR or TABLE.
+        mode: the mode's id, a key of ``MODES`` (CONSTANT, PRIOR or TABLE).
         symbol: the constant symbol (CONSTANT mode), else 0.
         table: (32,) int64 counts summing to 2**bits (TABLE mode), else None.
         stream: the ANS words as little-endian bytes (empty for CONSTANT).
@@ -79,6 +86,11 @@ class ChannelCode:
     ):
         self.mode, self.symbol, self.table, self.stream = mode, symbol, table, stream
         self.sealed = sealed
+
+    @property
+    def kind(self) -> "ChannelMode":
+        """The mode's class instance (``MODES[mode]``)."""
+        return MODES[self.mode]
 
 
 def quantize_counts(hist: np.ndarray, bits: int = TABLE_BITS) -> np.ndarray:
@@ -205,27 +217,6 @@ def _stream_bytes(hist: np.ndarray, table: np.ndarray) -> float:
     return 4 * np.ceil((float(-(hist * np.log2(p)).sum()) + 64) / 32)
 
 
-def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
-    """Codes one channel in the cheapest mode and table precision (estimated, then coded once).
-
-    Args:
-        symbols: (n,) uint8 codebook indices 0..31.
-        prior: (32,) int table of this channel's prior.
-    """
-    hist = np.bincount(symbols, minlength=ALPHABET)
-    if np.count_nonzero(hist) == 1:
-        return ChannelCode(CONSTANT, symbol=int(symbols[0]))
-    best_cost, best_table = _stream_bytes(hist, prior), None
-    for bits in range(MIN_TABLE_BITS, TABLE_BITS + 1):
-        table = quantize_counts(hist, bits)
-        cost = _stream_bytes(hist, table) + len(pack_table(table))
-        if cost < best_cost:
-            best_cost, best_table = cost, table
-    if best_table is None:
-        return ChannelCode(PRIOR, stream=_ans_encode(symbols, prior))
-    return ChannelCode(TABLE, table=best_table, stream=_ans_encode(symbols, best_table))
-
-
 def min_stream_bytes(n: int, table: np.ndarray) -> int:
     """A lower bound on the bytes of any stream that codes ``n`` symbols with ``table``.
 
@@ -257,6 +248,208 @@ def prior_model(prior: np.ndarray):
     return _model(prior)
 
 
+class ChannelMode:
+    """One way of coding a channel: everything the format, the coder and the readers need of it.
+
+    Attributes:
+        id: the mode's byte in the channel's header entry (docs/format.md, "Channel entries";
+            record_decoder.c has the same ids).
+        name: its name in ``l3ic info`` and the docs.
+    """
+
+    id: int
+    name: str
+
+    def plan(self, symbols: np.ndarray, hist: np.ndarray, prior: np.ndarray):
+        """This mode's offer for a channel: (estimated bytes, a function that codes it and
+        returns its ``ChannelCode``), or None where the mode cannot code it.
+
+        Args:
+            symbols: (n,) uint8 codebook indices; hist: their (32,) counts; prior: (32,) the
+                channel's prior table.
+        """
+        raise NotImplementedError
+
+    def header(self, code: ChannelCode) -> bytes:
+        """The entry's bytes after the mode byte."""
+        raise NotImplementedError
+
+    def read_header(self, data: bytes, pos: int, sealed: bool) -> tuple[ChannelCode, int, int]:
+        """Reads the entry's bytes after the mode byte at ``pos``.
+
+        Returns:
+            (the code, its stream's length in bytes, the position after the entry).
+
+        Raises:
+            L3ICError: cut short or out of range.
+        """
+        raise NotImplementedError
+
+    def least_stream_bytes(self, code: ChannelCode, n: int, prior_bits: float) -> int:
+        """The fewest bytes a stream of ``n`` symbols can have (``bound_bytes``), given
+        ``min_bits_per_symbol`` of the channel's prior; checked before anything is decoded."""
+        raise NotImplementedError
+
+    def likeliest(self, code: ChannelCode, prior: np.ndarray) -> int:
+        """The symbol a reader that skips this channel puts in its place (its most likely)."""
+        raise NotImplementedError
+
+    def decode(self, code: ChannelCode, n: int, prior: np.ndarray, model=None) -> np.ndarray:
+        """The channel's (n,) uint8 symbols (``decode_channel``)."""
+        raise NotImplementedError
+
+
+class Constant(ChannelMode):
+    """Every value the same: the entry holds that symbol (one byte), there is no stream."""
+
+    id, name = CONSTANT, "constant"
+
+    def plan(self, symbols, hist, prior):
+        if np.count_nonzero(hist) != 1:
+            return None
+        return 0.0, lambda: ChannelCode(CONSTANT, symbol=int(symbols[0]))
+
+    def header(self, code):
+        return bytes([code.symbol])
+
+    def read_header(self, data, pos, sealed):
+        if pos >= len(data):
+            raise L3ICError("truncated .l3ic file")
+        if data[pos] >= ALPHABET:
+            raise L3ICError(f"corrupt .l3ic header (symbol {data[pos]} out of range)")
+        return ChannelCode(CONSTANT, symbol=data[pos]), 0, pos + 1
+
+    def least_stream_bytes(self, code, n, prior_bits):
+        return 0
+
+    def likeliest(self, code, prior):
+        return code.symbol
+
+    def decode(self, code, n, prior, model=None):
+        return np.full(n, code.symbol, dtype=np.uint8)
+
+
+class _Stream(ChannelMode):
+    """A mode with an ANS stream over one table: the entry starts with the stream's length."""
+
+    def table_of(self, code: ChannelCode, prior: np.ndarray) -> np.ndarray:
+        """(32,) the counts the stream is coded with."""
+        raise NotImplementedError
+
+    def ans_model(self, code: ChannelCode, prior: np.ndarray, model=None):
+        """The constriction model the stream is coded with; ``model`` is ``prior_model(prior)``
+        where the caller keeps it (built here when needed and not given)."""
+        raise NotImplementedError
+
+    def header(self, code):
+        return write_varint(len(code.stream))
+
+    def read_header(self, data, pos, sealed):
+        length, pos = read_varint(data, pos)
+        if length < 4 * (1 + sealed) or length % 4:
+            raise L3ICError(f"corrupt .l3ic header (stream of {length} bytes)")
+        return ChannelCode(self.id, sealed=sealed), length, pos
+
+    def likeliest(self, code, prior):
+        return int(np.argmax(self.table_of(code, prior)))
+
+    def decode(self, code, n, prior, model=None):
+        if len(code.stream) == 0 or len(code.stream) % 4:
+            raise L3ICError(f"corrupt channel stream of {len(code.stream)} bytes")
+        words = np.frombuffer(code.stream, dtype="<u4").astype(np.uint32)
+        model = self.ans_model(code, prior, model)
+        try:
+            decoder = _AnsCoder(words)
+            symbols = decoder.decode(model, n)
+            if code.sealed:
+                exact = decoder.get_compressed().tolist() == _SEAL_WORDS
+            else:
+                exact = decoder.is_empty()
+        except (ValueError, RuntimeError, OverflowError) as e:
+            raise L3ICError(f"corrupt channel stream: {e}") from None
+        if not exact:
+            raise L3ICError(
+                "corrupt channel stream: it does not hold exactly the image's symbols"
+                if code.sealed
+                else "corrupt channel stream: data left over after decoding"
+            )
+        return symbols.astype(np.uint8)
+
+
+class Prior(_Stream):
+    """Coded with the channel's prior (the preset's sidecar): the entry holds the length only."""
+
+    id, name = PRIOR, "prior"
+
+    def plan(self, symbols, hist, prior):
+        return _stream_bytes(hist, prior), lambda: ChannelCode(
+            PRIOR, stream=_ans_encode(symbols, prior)
+        )
+
+    def table_of(self, code, prior):
+        return prior
+
+    def ans_model(self, code, prior, model=None):
+        return model if model is not None else _model(prior)
+
+    def least_stream_bytes(self, code, n, prior_bits):
+        return bound_bytes(n, prior_bits)
+
+
+class Table(_Stream):
+    """Coded with the channel's own histogram, stored in the entry after the length
+    (``pack_table``) at the precision (6..12 bits) that makes table and stream smallest."""
+
+    id, name = TABLE, "table"
+
+    def plan(self, symbols, hist, prior):
+        best = None
+        for bits in range(MIN_TABLE_BITS, TABLE_BITS + 1):
+            table = quantize_counts(hist, bits)
+            cost = _stream_bytes(hist, table) + len(pack_table(table))
+            if best is None or cost < best[0]:
+                best = cost, table
+        cost, table = best
+        return cost, lambda: ChannelCode(TABLE, table=table, stream=_ans_encode(symbols, table))
+
+    def header(self, code):
+        return super().header(code) + pack_table(code.table)
+
+    def read_header(self, data, pos, sealed):
+        code, length, pos = super().read_header(data, pos, sealed)
+        code.table, pos = unpack_table(data, pos)
+        return code, length, pos
+
+    def table_of(self, code, prior):
+        return code.table
+
+    def ans_model(self, code, prior, model=None):
+        return _model(code.table)
+
+    def least_stream_bytes(self, code, n, prior_bits):
+        return min_stream_bytes(n, code.table)
+
+
+MODES: dict[int, ChannelMode] = {mode.id: mode for mode in (Constant(), Prior(), Table())}
+
+
+def encode_channel(symbols: np.ndarray, prior: np.ndarray) -> ChannelCode:
+    """Codes one channel in the cheapest mode (estimated by each mode's ``plan``, then coded
+    once); on a tie the mode of the lower id wins.
+
+    Args:
+        symbols: (n,) uint8 codebook indices 0..31.
+        prior: (32,) int table of this channel's prior.
+    """
+    hist = np.bincount(symbols, minlength=ALPHABET)
+    best = None
+    for mode in MODES.values():
+        offer = mode.plan(symbols, hist, prior)
+        if offer is not None and (best is None or offer[0] < best[0]):
+            best = offer
+    return best[1]()
+
+
 def decode_channel(code: ChannelCode, n: int, prior: np.ndarray, model=None) -> np.ndarray:
     """Decodes one channel of ``n`` symbols; raises L3ICError if the stream does not fit.
 
@@ -273,28 +466,4 @@ def decode_channel(code: ChannelCode, n: int, prior: np.ndarray, model=None) -> 
     Returns:
         (n,) uint8 codebook indices.
     """
-    if code.mode == CONSTANT:
-        return np.full(n, code.symbol, dtype=np.uint8)
-    if len(code.stream) == 0 or len(code.stream) % 4:
-        raise L3ICError(f"corrupt channel stream of {len(code.stream)} bytes")
-    words = np.frombuffer(code.stream, dtype="<u4").astype(np.uint32)
-    if code.mode == PRIOR:
-        model = model if model is not None else _model(prior)
-    else:
-        model = _model(code.table)
-    try:
-        decoder = _AnsCoder(words)
-        symbols = decoder.decode(model, n)
-        if code.sealed:
-            exact = decoder.get_compressed().tolist() == _SEAL_WORDS
-        else:
-            exact = decoder.is_empty()
-    except (ValueError, RuntimeError, OverflowError) as e:
-        raise L3ICError(f"corrupt channel stream: {e}") from None
-    if not exact:
-        raise L3ICError(
-            "corrupt channel stream: it does not hold exactly the image's symbols"
-            if code.sealed
-            else "corrupt channel stream: data left over after decoding"
-        )
-    return symbols.astype(np.uint8)
+    return code.kind.decode(code, n, prior, model)

@@ -161,13 +161,7 @@ class LatentCoder:
         h, w, _ = c.latent_shape
         lengths = c.stream_lengths or [len(code.stream) for code in c.codes]
         for k, code in enumerate(c.codes):
-            if code.mode == entropy.CONSTANT:
-                continue
-            if code.mode == entropy.PRIOR:
-                least = entropy.bound_bytes(h * w, self._prior_bits[k])
-            else:
-                least = entropy.min_stream_bytes(h * w, code.table)
-            if lengths[k] < least:
+            if lengths[k] < code.kind.least_stream_bytes(code, h * w, self._prior_bits[k]):
                 raise L3ICError(
                     f"corrupt .l3ic file: channel {k}'s stream of {lengths[k]} bytes is "
                     f"too short for a {c.width}x{c.height} image"
@@ -252,11 +246,7 @@ class LatentCoder:
         picked = self._pick(channels)
         q = np.empty((h, w, nc), dtype=np.int8)
         for k, code in enumerate(c.codes):
-            if code.mode == entropy.CONSTANT:
-                symbol = code.symbol
-            else:
-                symbol = np.argmax(code.table if code.mode == entropy.TABLE else self.priors[k])
-            q[..., k] = from_symbols(symbol)
+            q[..., k] = from_symbols(code.kind.likeliest(code, self.priors[k]))
         q[..., picked] = self._decode_streams(c, picked)
         return q, {**c.metadata(), "channels": picked}
 
