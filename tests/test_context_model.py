@@ -1,0 +1,116 @@
+"""The context model of format version 4's context mode (``l3ic.context_model``)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from l3ic import context_model as cm
+from l3ic import entropy
+from l3ic.errors import L3ICError
+
+
+def _by_definition(symbols: np.ndarray) -> np.ndarray:
+    """The contexts, one symbol at a time, as the module docstring defines them."""
+    h, w = symbols.shape
+    q = symbols.astype(int) - 15
+
+    def at(i, j):
+        return int(q[i, j]) if 0 <= i < h and 0 <= j < w else 0
+
+    out = np.empty((h, w), dtype=int)
+    for i in range(h):
+        for j in range(w):
+            left, top = at(i, j - 1), at(i - 1, j)
+            size = abs(at(i - 1, j - 1)) + abs(at(i - 1, j + 1)) + abs(at(i, j - 2))
+            bucket = 0 if size == 0 else 1 if size <= 2 else 2 if size <= 5 else 3
+            out[i, j] = 20 * (np.clip(left, -2, 2) + 2) + 4 * (np.clip(top, -2, 2) + 2) + bucket
+    return out
+
+
+def _symbols(rng: np.random.Generator, h: int, w: int, spread: float) -> np.ndarray:
+    """(h, w) uint8 symbols around 15, as latents are, with an occasional extreme."""
+    q = np.clip(np.round(rng.laplace(0, spread, (h, w))), -15, 16)
+    q.flat[rng.integers(0, h * w)] = rng.choice([-15, 16])
+    return (q + 15).astype(np.uint8)
+
+
+def _tables(rng: np.random.Generator) -> np.ndarray:
+    """(CONTEXTS, 32) random tables summing to 4096, every symbol possible."""
+    return np.stack([entropy.quantize_counts(rng.random(32) + 0.01) for _ in range(cm.CONTEXTS)])
+
+
+def test_contexts_follow_their_definition():
+    rng = np.random.default_rng(0)
+    for h, w, spread in [(1, 1, 1), (1, 7, 2), (6, 1, 2), (9, 11, 1.5), (5, 5, 20)]:
+        s = _symbols(rng, h, w, spread)
+        np.testing.assert_array_equal(cm.contexts(s), _by_definition(s))
+    assert cm.contexts(np.full((3, 3), 15, np.uint8)).max() < cm.CONTEXTS
+
+
+def test_each_wavefront_reads_only_earlier_ones():
+    for h, w in [(1, 1), (1, 6), (5, 1), (4, 7), (7, 4)]:
+        rows, cols, starts = cm.wavefronts(h, w)
+        assert sorted(zip(rows.tolist(), cols.tolist(), strict=True)) == [
+            (i, j) for i in range(h) for j in range(w)
+        ]
+        front = np.empty((h, w), dtype=int)
+        for t, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
+            front[rows[a:b], cols[a:b]] = t
+        for i in range(h):
+            for j in range(w):
+                for di, dj in [(0, -1), (-1, 0), (-1, -1), (-1, 1), (0, -2)]:
+                    if 0 <= i + di < h and 0 <= j + dj < w:
+                        assert front[i + di, j + dj] < front[i, j]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    spread=st.sampled_from([0.3, 1.0, 4.0]),
+    seed=st.integers(0, 2**31),
+)
+def test_channels_round_trip(h, w, spread, seed):
+    rng = np.random.default_rng(seed)
+    tables = np.stack([_tables(rng) for _ in range(3)])
+    channels = [_symbols(rng, h, w, spread) for _ in range(3)]
+    streams = [cm.encode(s, t) for s, t in zip(channels, tables, strict=True)]
+    np.testing.assert_array_equal(cm.decode_many(streams, h, w, tables), np.stack(channels))
+    np.testing.assert_array_equal(cm.decode(streams[1], h, w, tables[1]), channels[1])
+
+
+def test_the_stream_costs_what_the_model_says():
+    rng = np.random.default_rng(1)
+    tables = _tables(rng)
+    s = _symbols(rng, 40, 60, 1.0)
+    bits = cm.ideal_bits(s, tables)
+    assert bits / 8 <= len(cm.encode(s, tables)) <= bits / 8 + 12  # the seal and a last word
+
+
+def test_a_damaged_stream_is_refused():
+    rng = np.random.default_rng(2)
+    tables = _tables(rng)
+    s = _symbols(rng, 8, 8, 2.0)
+    stream = cm.encode(s, tables)
+    for bad in (stream[:-4], stream + stream[-4:], stream[4:], b"\0" * 4):
+        with pytest.raises(L3ICError, match="corrupt channel stream"):
+            cm.decode(bad, 8, 8, tables)
+    with pytest.raises(L3ICError):  # more symbols than were coded
+        cm.decode(stream, 8, 9, tables)
+
+
+def test_learned_tables_sum_to_4096_and_fall_back_to_the_prior():
+    rng = np.random.default_rng(3)
+    latents = [(_symbols(rng, 6, 7, 0.5).astype(np.int16) - 15)[..., None] for _ in range(4)]
+    latents = [np.concatenate([q, np.zeros_like(q)], axis=2).astype(np.int8) for q in latents]
+    priors = entropy.default_prior(2)
+    tables = cm.learn_tables(latents, priors)
+    assert tables.shape == (2, cm.CONTEXTS, 32) and (tables.sum(axis=2) == 4096).all()
+    # Channel 1 is all zeros: only its zero-neighbour context was seen; the others are the prior.
+    seen = cm.contexts(np.full((2, 2), 15, np.uint8))[0, 0]
+    assert tables[1, seen].argmax() == 15 and tables[1, seen].min() >= 1
+    others = [c for c in range(cm.CONTEXTS) if c != seen]
+    np.testing.assert_array_equal(
+        tables[1, others], np.broadcast_to(priors[1], (cm.CONTEXTS - 1, 32))
+    )
