@@ -4,10 +4,11 @@
 
 For each image: file bytes, header bytes (everything but the streams and the final CRC), the
 part of the header taken by per-channel tables, the fixed CRC, and how many channels used each
-mode (constant / prior / table). Prints the per-set means.
+mode (constant / prior / table / context). Prints the per-set means.
 """
 
 import argparse
+import collections
 import json
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 import l3ic
-from l3ic import container, entropy
+from l3ic import channel_modes, container, entropy
 from l3ic.image import list_images, read_image
 from l3ic.presets import PRESETS
 
@@ -26,10 +27,8 @@ def measure(codec: "l3ic.Codec", image: np.ndarray) -> dict:
     data = codec.compress(image)
     c = container.parse(data)
     streams = sum(c.stream_lengths)
-    tables = sum(
-        len(entropy.pack_table(code.table)) for code in c.codes if code.mode == entropy.TABLE
-    )
-    modes = np.bincount([code.mode for code in c.codes], minlength=3)
+    tables = sum(len(entropy.pack_table(code.table)) for code in c.codes if code.table is not None)
+    modes = collections.Counter(code.kind.name for code in c.codes)
     pixels = c.width * c.height
     header = len(data) - streams - 4
     return {
@@ -40,9 +39,7 @@ def measure(codec: "l3ic.Codec", image: np.ndarray) -> dict:
         "overhead_bytes": header + 4,
         "overhead_share": (header + 4) / len(data),
         "overhead_bpp": 8 * (header + 4) / pixels,
-        "constant_channels": int(modes[entropy.CONSTANT]),
-        "prior_channels": int(modes[entropy.PRIOR]),
-        "table_channels": int(modes[entropy.TABLE]),
+        **{f"{mode.name}_channels": modes[mode.name] for mode in channel_modes.MODES.values()},
     }
 
 

@@ -93,17 +93,17 @@ def entropy_floor(shards, repeat: int) -> dict:
     models built beforehand, nothing else (best of ``repeat``)."""
     import constriction
 
-    from l3ic import container, entropy
+    from l3ic import channel_modes, container, entropy
 
     coder, jobs, samples = shards.coder, [], 0
-    models = [entropy.prior_model(p) for p in coder.priors]
+    models = [entropy.table_model(p) for p in coder.priors]
     for i in range(len(shards.names)):
         for j in range(len(shards.samples(i))):
             c = container.parse(shards.read_bytes(i, j), coder.channel_order)
             h, w, _ = c.latent_shape
             samples += 1
             for k, code in enumerate(c.codes):
-                if code.mode == entropy.CONSTANT:
+                if code.mode == channel_modes.CONSTANT:
                     continue
                 model = code.kind.ans_model(code, coder.priors[k], models[k])
                 jobs.append((np.frombuffer(code.stream, "<u4").astype(np.uint32), model, h * w))

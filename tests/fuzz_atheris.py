@@ -19,7 +19,7 @@ with atheris.instrument_imports(include=["l3ic"]):  # l3ic's code only, not kera
     import l3ic
     import l3ic.api
     import l3ic.codec
-    from l3ic import container, entropy
+    from l3ic import channel_modes, container, entropy
     from l3ic.errors import L3ICError
 
 from fuzz_l3ic import reseal  # tests/ is on sys.path when this runs as a script
@@ -31,6 +31,8 @@ def header_end(data: bytes) -> int | None:
     """Where the header CRC would sit, walking the header leniently; None if it cannot."""
     try:
         pos = 7 + data[6] + container.FINGERPRINT_BYTES
+        if data[4] >= container.CONTEXT_VERSION:
+            pos += container.TABLES_ID_BYTES
         sizes = []
         for _ in range(5):
             n, pos = entropy.read_varint(data, pos)
@@ -38,11 +40,11 @@ def header_end(data: bytes) -> int | None:
         for _ in range(min(sizes[4], 1024)):
             mode = data[pos]
             pos += 1
-            if mode == entropy.CONSTANT:
+            if mode == channel_modes.CONSTANT:
                 pos += 1
                 continue
             _, pos = entropy.read_varint(data, pos)
-            if mode == entropy.TABLE:
+            if mode == channel_modes.TABLE:
                 _, pos = entropy.unpack_table(data, pos)
         return pos
     except (IndexError, L3ICError):

@@ -1,10 +1,11 @@
 """Mutation fuzzing of the .l3ic container and decoder.
 
 Seeds are small files made with the shipped presets (RGB and grayscale, constant channels,
-version 1 and version 2 streams). Each input is a seed changed by one mutation: bit flips,
-truncations, insertions, deletions, header fields set to extremes, stream lengths, modes and
-tables changed, constant channels declaring large images, streams swapped, random bytes. Most
-mutants get their two CRCs recomputed, so that they reach the checks behind them.
+version 1 and sealed streams, version 4 files with context-coded channels). Each input is a
+seed changed by one mutation: bit flips, truncations, insertions, deletions, header fields set
+to extremes, stream lengths, modes and tables changed, constant channels declaring large
+images, streams swapped, random bytes. Most mutants get their two CRCs recomputed, so that
+they reach the checks behind them.
 
 An input may only end in one of two ways: an image of the size its header declares, or an
 ``L3ICError`` (``DecompressionBombError`` included). Any other exception is a failure.
@@ -26,14 +27,15 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import constriction
 import numpy as np
 
 import l3ic
-from l3ic import container, entropy
+from l3ic import channel_modes, container, entropy
 from l3ic.api import get_codec
 from l3ic.codebook import QMIN
 from l3ic.errors import DecompressionBombError, L3ICError
-from l3ic.latent_coder import get_coder
+from l3ic.latent_coder import LatentCoder, get_coder
 from l3ic.presets import PRESETS
 
 FUZZ_MAX_PIXELS = 1 << 20  # declared sizes above one megapixel are refused before decoding
@@ -56,6 +58,7 @@ class Fields:
     sizes: list[int]  # width, height, latent h, latent w, channels
     entries: list[tuple[int, int, bytes]]
     streams: list[bytes] = field(default_factory=list)
+    tables_id: bytes = b""  # version 4: the context tables' id, after the fingerprint
 
 
 def split(data: bytes) -> Fields:
@@ -67,27 +70,30 @@ def split(data: bytes) -> Fields:
     c = container.parse(data, order)
     entries = []
     for code in c.codes:
-        if code.mode == entropy.CONSTANT:
+        if code.mode == channel_modes.CONSTANT:
             entries.append((code.mode, code.symbol, b""))
             continue
-        table = entropy.pack_table(code.table) if code.mode == entropy.TABLE else b""
+        table = entropy.pack_table(code.table) if code.mode == channel_modes.TABLE else b""
         entries.append((code.mode, len(code.stream), table))
     order = c.stream_order or range(len(c.codes))  # the streams in file order
-    streams = [c.codes[k].stream for k in order if c.codes[k].mode != entropy.CONSTANT]
+    streams = [c.codes[k].stream for k in order if c.codes[k].mode != channel_modes.CONSTANT]
     sizes = [c.width, c.height, *c.latent_shape]
     name = c.preset.encode()
-    return Fields(c.version, data[5], name, c.fingerprint, sizes, entries, streams)
+    return Fields(c.version, data[5], name, c.fingerprint, sizes, entries, streams, c.tables_id)
 
 
 def header(f: Fields) -> bytes:
     """The header bytes without its CRC; any field values, even absurd ones, are written."""
     head = bytearray(container.MAGIC)
     head += bytes([f.version & 255, f.flags & 255, len(f.name) & 255]) + f.name + f.fingerprint
+    head += f.tables_id
     for n in f.sizes:
         head += entropy.write_varint(n)
     for mode, value, table in f.entries:
         head.append(mode & 255)
-        head += bytes([value & 255]) if mode == entropy.CONSTANT else entropy.write_varint(value)
+        head += (
+            bytes([value & 255]) if mode == channel_modes.CONSTANT else entropy.write_varint(value)
+        )
         head += table
     return bytes(head)
 
@@ -117,22 +123,22 @@ def as_version1(data: bytes) -> bytes:
     f.version, f.entries, f.streams = 1, [], []
     for k in range(latent.shape[2]):
         symbols = (latent[..., k].astype(np.int16) - QMIN).ravel()
-        code = entropy.encode_channel(symbols.astype(np.uint8), codec.priors[k])
-        if code.mode == entropy.CONSTANT:
+        code = channel_modes.encode_channel(symbols.astype(np.uint8), codec.priors[k])
+        if code.mode == channel_modes.CONSTANT:
             f.entries.append((code.mode, code.symbol, b""))
             continue
-        table = code.table if code.mode == entropy.TABLE else codec.priors[k]
-        coder = entropy._AnsCoder()  # unsealed: version 1
-        coder.encode_reverse(symbols.astype(np.int32), entropy._model(table))
+        table = code.table if code.mode == channel_modes.TABLE else codec.priors[k]
+        coder = constriction.stream.stack.AnsCoder()  # unsealed: version 1
+        coder.encode_reverse(symbols.astype(np.int32), entropy.table_model(table))
         stream = coder.get_compressed().astype("<u4").tobytes()
-        packed = entropy.pack_table(code.table) if code.mode == entropy.TABLE else b""
+        packed = entropy.pack_table(code.table) if code.mode == channel_modes.TABLE else b""
         f.entries.append((code.mode, len(stream), packed))
         f.streams.append(stream)
     return build(f)
 
 
 def make_seeds() -> dict[str, bytes]:
-    """Small valid files of the shipped presets."""
+    """Small valid files of the shipped presets, in versions 3, 1 and 4."""
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:24, 0:40]
     smooth = np.stack([xx * 6, yy * 10, (xx + yy) * 4], axis=-1).astype(np.uint8)
@@ -145,7 +151,31 @@ def make_seeds() -> dict[str, bytes]:
         "64c-tiny": l3ic.compress(noisy[:8, :8], preset="64c"),
     }
     seeds["16c-rgb-v1"] = as_version1(seeds["16c-rgb"])
+    # Version 4: a textured 96 x 64 image, whose latents have context-coded channels.
+    yy, xx = np.mgrid[0:64, 0:96]
+    waves = [128 + 60 * np.sin(xx / 9.0), 128 + 60 * np.cos(yy / 7.0), (xx + 2 * yy) % 256]
+    textured = np.stack(waves, axis=-1) + rng.normal(0, 6, (64, 96, 3))
+    textured = np.clip(textured, 0, 255).astype(np.uint8)
+    for preset in ("16c", "32c"):
+        seeds[f"{preset}-textured-v4"] = as_version4(l3ic.compress(textured, preset=preset))
+    seeds["64c-tiny-v4"] = as_version4(seeds["64c-tiny"])
     return seeds
+
+
+def as_version4(data: bytes) -> bytes:
+    """The same latent as a version 4 file (context-coded channels where they are cheaper)."""
+    shipped = get_coder(container.parse(data).preset)
+    latent, meta = shipped.read(data)
+    coder = LatentCoder(
+        shipped.preset,
+        shipped.fingerprint,
+        shipped.priors,
+        shipped.channel_order,
+        shipped.earlier,
+        shipped.context_tables,
+    )
+    coder.write_version = 4
+    return coder.pack(latent, (meta["height"], meta["width"]), meta["grayscale"])
 
 
 # ----- mutations: (rng, seed bytes, seed fields) -> bytes --------------------------------------
@@ -210,7 +240,7 @@ def m_size_plausible(rng, data, f):
 def m_constant_bomb(rng, data, f):
     """All channels constant (no streams), a random declared size: the decompression bomb."""
     g = replace(f, sizes=list(f.sizes), streams=[])
-    g.entries = [(entropy.CONSTANT, int(rng.integers(0, 34)), b"") for _ in f.entries]
+    g.entries = [(channel_modes.CONSTANT, int(rng.integers(0, 34)), b"") for _ in f.entries]
     side = 1 << rng.integers(2, 16)
     g.sizes[0], g.sizes[1] = int(side), int(rng.integers(1, side + 1))
     g.sizes[2], g.sizes[3] = -(-g.sizes[1] // 8), -(-g.sizes[0] // 8)
@@ -219,7 +249,7 @@ def m_constant_bomb(rng, data, f):
 
 def m_stream_length(rng, data, f):
     g = replace(f, entries=list(f.entries), streams=list(f.streams))
-    coded = [i for i, e in enumerate(g.entries) if e[0] != entropy.CONSTANT]
+    coded = [i for i, e in enumerate(g.entries) if e[0] != channel_modes.CONSTANT]
     if not coded:
         return m_constant_bomb(rng, data, f)
     i = int(rng.choice(coded))
@@ -244,7 +274,7 @@ def m_mode(rng, data, f):
 
 def m_table(rng, data, f):
     g = replace(f, entries=list(f.entries))
-    tabled = [i for i, e in enumerate(g.entries) if e[0] == entropy.TABLE]
+    tabled = [i for i, e in enumerate(g.entries) if e[0] == channel_modes.TABLE]
     if not tabled:
         return m_mode(rng, data, f)
     i = int(rng.choice(tabled))
@@ -262,7 +292,7 @@ def m_swap_streams(rng, data, f):
 
 
 def m_version(rng, data, f):
-    return build(replace(f, version=int(rng.choice([0, 1, 2, 3, 255]))))
+    return build(replace(f, version=int(rng.choice([0, 1, 2, 3, 4, 5, 255]))))
 
 
 def m_random(rng, data, f):
@@ -307,6 +337,7 @@ ERROR_KINDS = [
     ("latent shape", "latent shape vs image size"),
     ("out of range", "size or channel count out of range"),
     ("exceeds", "over the format's 2**28 pixels"),
+    ("context tables", "coded with other context tables"),
     ("weights", "written by other weights"),
     ("preset", "unknown or other preset"),
     ("channels", "channel count vs preset"),

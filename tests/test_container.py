@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l3ic import container, entropy
+from l3ic import channel_modes, container, entropy
 from l3ic.errors import L3ICError
 
 
@@ -51,13 +51,13 @@ def test_skipped_streams_are_not_decoded(codec16, monkeypatch):
     q = latent_with_degenerate_channels(6, 6, 16)
     data = codec16.pack_latent(q, (48, 48))
     decoded = []
-    real = entropy.decode_channel
+    real = channel_modes.decode_channel
 
     def spy(code, n, prior, model=None):
         decoded.append(code)
         return real(code, n, prior, model)
 
-    monkeypatch.setattr(entropy, "decode_channel", spy)
+    monkeypatch.setattr(channel_modes, "decode_channel", spy)
     codec16.unpack_latent(data, channels=[5, 9])
     parsed = container.parse(data, codec16.coder.channel_order)
     assert [c.stream for c in decoded] == [parsed.codes[5].stream, parsed.codes[9].stream]
@@ -145,7 +145,7 @@ def test_absurd_dimensions_fail_before_allocating(codec16, width, height):
     head = container.MAGIC + bytes([1, 0, len(name)]) + name + codec16.fingerprint
     for n in (width, height, -(-height // 8), -(-width // 8), 16):
         head += entropy.write_varint(n)
-    head += bytes([entropy.CONSTANT, 15]) * 16
+    head += bytes([channel_modes.CONSTANT, 15]) * 16
     with pytest.raises(L3ICError):
         codec16.unpack_latent(_resealed(head))
 

@@ -114,3 +114,82 @@ def test_learned_tables_sum_to_4096_and_fall_back_to_the_prior():
     np.testing.assert_array_equal(
         tables[1, others], np.broadcast_to(priors[1], (cm.CONTEXTS - 1, 32))
     )
+
+
+# ----- the context mode in version 4 files (LatentCoder, container) ------------------------
+
+
+def _coder(tables: bool = True):
+    """A 3-channel LatentCoder with generic priors and tables learned from smooth latents."""
+    from l3ic.latent_coder import LatentCoder
+
+    rng = np.random.default_rng(5)
+    latents = [_latent(rng, 32, 32) for _ in range(40)]
+    priors = entropy.default_prior(3)
+    learned = cm.learn_tables(latents, priors) if tables else None
+    return LatentCoder("3c", b"\1" * 8, priors, [2, 0, 1], context_tables=learned), rng
+
+
+def _latent(rng: np.random.Generator, h: int = 12, w: int = 17) -> np.ndarray:
+    """(h, w, 3) int8: neighbours alike (what contexts exploit), one channel constant."""
+    q = np.cumsum(rng.laplace(0, 0.6, (h, w, 3)), axis=1)
+    q = np.clip(np.round(q - q.mean(axis=(0, 1))), -15, 16)
+    q[..., 1] = 2
+    return q.astype(np.int8)
+
+
+def test_version_4_files_read_back_and_are_smaller():
+    from l3ic import channel_modes, container
+
+    coder, rng = _coder()
+    q = _latent(rng)
+    v3 = coder.pack(q, (96, 136))
+    coder.write_version = 4
+    v4 = coder.pack(q, (96, 136))
+    c = container.parse(v4, coder.channel_order)
+    assert c.version == 4 and c.tables_id == coder.tables_id
+    assert channel_modes.CONTEXT in {code.mode for code in c.codes}
+    assert len(v4) < len(v3)
+    for data in (v3, v4):
+        np.testing.assert_array_equal(coder.read(data)[0], q)
+        np.testing.assert_array_equal(coder.read(data, [2, 0])[0], q[..., [2, 0]])
+        partial = coder.read_partial(data, [0])[0]
+        np.testing.assert_array_equal(partial[..., 0], q[..., 0])
+
+
+def test_a_version_4_file_needs_its_context_tables():
+    from l3ic.latent_coder import LatentCoder
+
+    coder, rng = _coder()
+    coder.write_version = 4
+    data = coder.pack(_latent(rng), (96, 136))
+    other, _ = _coder(tables=False)
+    with pytest.raises(L3ICError, match="context tables"):
+        other.read(data)
+    tables = coder.context_tables.astype(np.int64)
+    tables[0, 0, [0, int(tables[0, 0].argmax())]] += [1, -1]  # still summing to 4096
+    changed = LatentCoder("3c", b"\1" * 8, coder.priors, coder.channel_order, None, tables)
+    with pytest.raises(L3ICError, match="context tables"):
+        changed.read(data)
+
+
+def test_the_context_mode_is_refused_in_earlier_versions():
+    import zlib
+
+    from l3ic import container
+
+    coder, rng = _coder()
+    coder.write_version = 4
+    data = bytearray(coder.pack(_latent(rng), (96, 136)))
+    c = container.parse(bytes(data), coder.channel_order)
+    # The same header as version 3: drop the tables id, mend both checksums.
+    at = 7 + data[6] + 8  # where the tables id starts: after the preset name and fingerprint
+    head = data[:4] + b"\3" + data[5:at] + data[at + 4 : c.header_bytes - 4]
+    head += zlib.crc32(head).to_bytes(4, "little")
+    body = head + data[c.header_bytes : -4]
+    body += zlib.crc32(body).to_bytes(4, "little")
+    with pytest.raises(L3ICError, match="channel mode 3"):
+        container.parse(bytes(body))
+    with pytest.raises(L3ICError, match="needs version 4"):
+        c.version = 3
+        container.pack(c)

@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from l3ic import container, entropy
+from l3ic import channel_modes, container, context_model
 from l3ic.latent_coder import LatentCoder
 
 # A (6, 5, 4) int8 latent, row-major bytes: channel 0 constant (3), channel 1 near zero (coded
@@ -52,10 +52,10 @@ def test_pinned_bytes_use_every_mode_and_unpack_to_the_latent():
     data = coder.pack(q, SHAPE, grayscale=True)
     c = container.parse(data)
     assert [code.mode for code in c.codes] == [
-        entropy.CONSTANT,
-        entropy.PRIOR,
-        entropy.TABLE,
-        entropy.PRIOR,
+        channel_modes.CONSTANT,
+        channel_modes.PRIOR,
+        channel_modes.TABLE,
+        channel_modes.PRIOR,
     ]
     assert (c.height, c.width, c.grayscale, c.latent_shape) == (41, 37, True, (6, 5, 4))
     latent, meta = coder.read(data)
@@ -83,3 +83,51 @@ def test_streams_are_stored_in_the_stream_order_and_version_2_still_reads():
     latent, meta = coder.read(old)
     np.testing.assert_array_equal(latent, q)
     np.testing.assert_array_equal(coder.read(old, [3, 1])[0], q[..., [3, 1]])
+
+
+# ----- version 4: the context mode ---------------------------------------------------------
+
+# A (7, 9, 4) latent made by formula: channel 0 constant (3), channel 1 a smooth ramp in -2..2
+# (context-coded), channel 2 mostly 9 (its own table), channel 3 spread (the prior).
+V4_SHAPE = (53, 67)  # (H, W): a 7 x 9 latent
+# Context tables: every context's table peaks at clip(L, -2, 2), L being the left neighbour.
+V4_PEAK = [2] * 14 + [300, 3438, 300] + [2] * 15
+V4_PINNED_SHA256 = "df38c18efee36f063a3e54ba8298022566cff95010f7376a1caa907ab6aeab5e"
+V4_TABLES_ID = "6e523865"
+
+
+def v4_latent() -> np.ndarray:
+    i, j = np.mgrid[0:7, 0:9]
+    q = np.zeros((7, 9, 4), dtype=np.int8)
+    q[..., 0] = 3
+    q[..., 1] = np.clip(np.round(2.4 * np.sin((i + j) / 3.0)), -2, 2)
+    q[..., 2] = np.where((i * 5 + j) % 11 == 0, -3, 9)
+    q[..., 3] = (i * 7 + j * 13) % 32 - 15
+    return q
+
+
+def v4_coder() -> LatentCoder:
+    tables = [[np.roll(V4_PEAK, c // 20 - 2) for c in range(context_model.CONTEXTS)]] * 4
+    coder = LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1], None, tables)
+    coder.write_version = 4
+    return coder
+
+
+def test_version_4_packs_to_pinned_bytes_with_every_mode():
+    coder, q = v4_coder(), v4_latent()
+    data = coder.pack(q, V4_SHAPE)
+    assert hashlib.sha256(data).hexdigest() == V4_PINNED_SHA256
+    assert coder.tables_id.hex() == V4_TABLES_ID
+    c = container.parse(data, coder.channel_order)
+    assert (c.version, c.tables_id.hex()) == (4, V4_TABLES_ID)
+    assert [code.mode for code in c.codes] == [
+        channel_modes.CONSTANT,
+        channel_modes.CONTEXT,
+        channel_modes.TABLE,
+        channel_modes.PRIOR,
+    ]
+    np.testing.assert_array_equal(coder.read(data)[0], q)
+    np.testing.assert_array_equal(coder.read(data, [1, 3])[0], q[..., [1, 3]])
+    compiled, coder.compiled = coder.compiled, None  # the Python reader too
+    np.testing.assert_array_equal(coder.read(data)[0], q)
+    coder.compiled = compiled

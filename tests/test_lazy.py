@@ -5,7 +5,7 @@ import pytest
 from support import smooth_image
 
 import l3ic
-from l3ic import L3ICError, codec, container, entropy
+from l3ic import L3ICError, channel_modes, codec, container
 from l3ic.latent_coder import get_coder
 
 
@@ -19,9 +19,11 @@ def l3ic_file(presets, tmp_path):
 @pytest.fixture
 def spy(monkeypatch):
     decoded = []
-    real = entropy.decode_channel
+    real = channel_modes.decode_channel
     monkeypatch.setattr(
-        entropy, "decode_channel", lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m)
+        channel_modes,
+        "decode_channel",
+        lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m),
     )
     return decoded
 

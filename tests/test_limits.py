@@ -12,14 +12,16 @@ from fuzz_l3ic import as_version1, build, split
 from support import smooth_image
 
 import l3ic
-from l3ic import container, entropy
+from l3ic import channel_modes, container, entropy
 from l3ic.errors import DecompressionBombError, L3ICError
 
 
 def constant_file(codec, width: int, height: int) -> bytes:
     """A valid file of a few dozen bytes: every channel constant, any declared size."""
     h, w = -(-height // 8), -(-width // 8)
-    codes = [entropy.ChannelCode(entropy.CONSTANT, symbol=15) for _ in range(codec.channels)]
+    codes = [
+        channel_modes.ChannelCode(channel_modes.CONSTANT, symbol=15) for _ in range(codec.channels)
+    ]
     shape = (h, w, codec.channels)
     c = container.Container(codec.preset, codec.fingerprint, width, height, False, shape, codes)
     return container.pack(c)
@@ -56,7 +58,7 @@ def test_stream_with_symbols_left_over_is_an_error(codec16, small):
 
 def test_stream_far_too_short_is_refused_before_decoding(codec16, small, monkeypatch):
     decoded = []
-    monkeypatch.setattr(entropy, "decode_channel", lambda *a: decoded.append(a))
+    monkeypatch.setattr(channel_modes, "decode_channel", lambda *a: decoded.append(a))
     data = resized(small, 4096, 4096)  # the reported 131-byte "4096 x 4096" file
     with pytest.raises(L3ICError, match="too short"):
         codec16.decompress(data, max_pixels=1 << 28)
@@ -69,8 +71,8 @@ def test_min_stream_bytes_is_a_true_lower_bound(n):
     for skew in (0.3, 3.0, 30.0):
         p = np.exp(-skew * np.abs(np.arange(32) - 15.0))
         symbols = rng.choice(32, size=n, p=p / p.sum()).astype(np.uint8)
-        code = entropy.encode_channel(symbols, entropy.default_prior(1)[0])
-        if code.mode != entropy.CONSTANT:
+        code = channel_modes.encode_channel(symbols, entropy.default_prior(1)[0])
+        if code.mode != channel_modes.CONSTANT:
             table = code.table if code.table is not None else entropy.default_prior(1)[0]
             assert len(code.stream) >= entropy.min_stream_bytes(n, table)
 
@@ -85,7 +87,7 @@ def test_version1_files_still_decode(codec16, presets):
 
 def test_declared_lengths_are_checked_against_the_bytes_present(small):
     f = split(small)
-    mode, length, table = next(e for e in f.entries if e[0] != entropy.CONSTANT)
+    mode, length, table = next(e for e in f.entries if e[0] != channel_modes.CONSTANT)
     i = f.entries.index((mode, length, table))
     f.entries[i] = (mode, length + 4, table)  # the header claims 4 bytes more than are there
     with pytest.raises(L3ICError, match="truncated"):
@@ -102,7 +104,9 @@ def test_bomb_is_refused_from_the_header_alone(codec16, monkeypatch):
     data = constant_file(codec16, 8192, 8192)  # 67 bytes; decoding took 49 s and 1.3 GB
     assert len(data) < 100
     monkeypatch.setattr(codec16, "_decode", lambda *a: pytest.fail("the network ran"))
-    monkeypatch.setattr(entropy, "decode_channel", lambda *a: pytest.fail("a stream was decoded"))
+    monkeypatch.setattr(
+        channel_modes, "decode_channel", lambda *a: pytest.fail("a stream was decoded")
+    )
     with pytest.raises(DecompressionBombError, match="limit") as e:
         codec16.decompress(data)
     assert isinstance(e.value, L3ICError)

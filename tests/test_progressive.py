@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from support import smooth_image
 
-from l3ic import L3ICError, container, entropy
+from l3ic import L3ICError, channel_modes, container
 from l3ic.cli import main
 from l3ic.codebook import QMIN
 
@@ -27,10 +27,10 @@ def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
     q, meta = codec16.partial_latent(data, [3, 7])
     assert meta["channels"] == [3, 7] and q.shape == full.shape
     for k, code in enumerate(parsed.codes):
-        if k in (3, 7) or code.mode == entropy.CONSTANT:
+        if k in (3, 7) or code.mode == channel_modes.CONSTANT:
             np.testing.assert_array_equal(q[..., k], full[..., k])
         else:
-            table = code.table if code.mode == entropy.TABLE else codec16.priors[k]
+            table = code.table if code.mode == channel_modes.TABLE else codec16.priors[k]
             assert (q[..., k] == np.argmax(table) + QMIN).all()
 
 
@@ -39,15 +39,17 @@ def test_only_the_first_k_streams_in_importance_order_are_decoded(codec16, data,
     monkeypatch.setattr(codec16.coder, "channel_order", np.arange(16)[::-1].copy())
     data = codec16.coder.pack(latent, (meta["height"], meta["width"]))
     decoded = []
-    real = entropy.decode_channel
+    real = channel_modes.decode_channel
     monkeypatch.setattr(
-        entropy, "decode_channel", lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m)
+        channel_modes,
+        "decode_channel",
+        lambda c, n, p, m=None: decoded.append(c) or real(c, n, p, m),
     )
     codec16.decompress(data, top_channels=3)
     parsed = container.parse(data, codec16.coder.channel_order)
     assert [c.stream for c in decoded] == [parsed.codes[k].stream for k in (15, 14, 13)]
     # stored in that order: the header and the first k streams are a prefix of the file
-    coded = [k for k in range(15, -1, -1) if parsed.codes[k].mode != entropy.CONSTANT]
+    coded = [k for k in range(15, -1, -1) if parsed.codes[k].mode != channel_modes.CONSTANT]
     ends = np.cumsum([parsed.stream_lengths[k] for k in coded]) + parsed.header_bytes
     assert [parsed.offsets[k] for k in coded] == [parsed.header_bytes, *ends[:-1].tolist()]
     decoded.clear()

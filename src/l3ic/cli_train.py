@@ -1,5 +1,5 @@
 """Command-line front ends of the model tools: ``l3ic train`` (with its subcommands ``export``,
-``ship`` and ``gpu-run``) and ``python -m l3ic.evaluate``.
+``ship``, ``contexts`` and ``gpu-run``) and ``python -m l3ic.evaluate``.
 
 Each parses its arguments and calls the tool's module: ``l3ic.train`` (training loop),
 ``l3ic.export`` (export and ship), ``l3ic.gpu_run`` (the one-shot GPU call) and
@@ -28,6 +28,7 @@ __all__ = [
     "build_train_parser",
     "build_export_parser",
     "build_ship_parser",
+    "build_contexts_parser",
     "build_gpu_run_parser",
     "build_evaluate_parser",
     "SUBCOMMANDS",
@@ -156,6 +157,22 @@ def build_ship_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_contexts_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train contexts``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train contexts",
+        description="Learn the context tables (format version 4's context mode) of a shipped "
+        "preset's weights from every training image, and write them beside the weights "
+        "(PRESET.contexts.npz); export does this for new weights.",
+        epilog="example:\n  l3ic train contexts --preset 32c",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", required=True, choices=list(PRESETS), help="e.g. 32c")
+    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
+    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
+    return p
+
+
 def build_gpu_run_parser() -> argparse.ArgumentParser:
     """The parser of ``l3ic train gpu-run`` (``l3ic.gpu_run``)."""
     p = argparse.ArgumentParser(
@@ -260,6 +277,11 @@ def _ship(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contexts(args: argparse.Namespace) -> int:
+    export.learn_contexts(args.preset, args.models_dir, args.data)
+    return 0
+
+
 def _gpu_run(args: argparse.Namespace) -> int:
     if args.data is None:
         args.data = default_data_dir()
@@ -269,6 +291,7 @@ def _gpu_run(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "export": (build_export_parser, _export),
     "ship": (build_ship_parser, _ship),
+    "contexts": (build_contexts_parser, _contexts),
     "gpu-run": (build_gpu_run_parser, _gpu_run),
 }
 
@@ -276,7 +299,8 @@ SUBCOMMANDS = {
 def train_main(argv: list[str]) -> int:
     """``l3ic train ARGV`` / ``python -m l3ic.train ARGV``; returns the exit status.
 
-    ``ARGV`` starting with ``export``, ``ship`` or ``gpu-run`` runs that subcommand; anything
+    ``ARGV`` starting with ``export``, ``ship``, ``contexts`` or ``gpu-run`` runs that
+    subcommand; anything
     else trains.
     """
     argv = list(argv)

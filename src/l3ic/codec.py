@@ -25,6 +25,7 @@ from .latent_coder import LatentCoder, channels_arg
 from .presets import (
     assign_arrays,
     fingerprint,
+    load_context_tables,
     load_sidecar,
     model_arrays,
     preset_channels,
@@ -98,7 +99,8 @@ class Codec:
         else:
             net = KerasNet(_keras_model(channels))
             assign_arrays(net.model, arrays, path)
-        self._setup(LatentCoder.from_sidecar(preset, sidecar, fp, channels), net, tile)
+        tables = load_context_tables(preset, fp)
+        self._setup(LatentCoder.from_sidecar(preset, sidecar, fp, channels, tables), net, tile)
 
     @classmethod
     def untrained(cls, channels: int = 16, seed: int = 0, tile: int = DEFAULT_TILE) -> "Codec":

@@ -1,5 +1,6 @@
 """The .l3ic file format, version 3 (byte by byte in docs/format.md); versions 1 and 2 are
-still read.
+still read, and version 4 (the context mode: ``channel_modes.Context``) is read and written on
+request while its compiled reader is being built.
 
 A file is a header (magic, version, preset, weights fingerprint, sizes, one entry per channel,
 header CRC-32), then the channel streams back to back, then a CRC-32 of everything before it.
@@ -8,7 +9,9 @@ Version 2 differs from version 1 in its streams, which are sealed (``entropy.SEA
 stores the streams in the preset's importance order (its ``channel_order``, the *stream order*)
 instead of channel order, so the k most important channels are one contiguous byte range
 right after the header: a prefix of the file. The stream order is the preset's, not stored in
-the file (like the priors); ``LatentCoder`` supplies it.
+the file (like the priors); ``LatentCoder`` supplies it. Version 4 adds a channel mode that codes
+symbols with the preset's context tables, and 4 bytes after the fingerprint that name those
+tables (``context_model.tables_id``), so a file never decodes with other tables.
 
 Decoding is bounded by a pixel limit (``pixel_limit``), checked from the header alone, like
 Pillow's ``MAX_IMAGE_PIXELS``: a file of a few bytes can declare a huge image of constant
@@ -20,8 +23,9 @@ import os
 import zlib
 from dataclasses import dataclass, field
 
+from .channel_modes import MODES, ChannelCode
 from .codebook import latent_size
-from .entropy import MODES, ChannelCode, read_varint
+from .entropy import read_varint
 from .entropy import write_varint as _v
 from .errors import DecompressionBombError, L3ICError
 
@@ -29,6 +33,7 @@ __all__ = [
     "MAGIC",
     "VERSION",
     "READ_VERSIONS",
+    "WRITE_VERSIONS",
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
     "pixel_limit",
@@ -43,9 +48,12 @@ __all__ = [
 ]
 
 MAGIC = b"L3IC"
-VERSION = 3  # written
-READ_VERSIONS = (1, 2, 3)
+VERSION = 3  # written by default
+READ_VERSIONS = (1, 2, 3, 4)
+WRITE_VERSIONS = (3, 4)
 ORDERED_VERSION = 3  # from this version on, streams are stored in stream order
+CONTEXT_VERSION = 4  # from this version on, the header names the context tables
+TABLES_ID_BYTES = 4
 FLAG_GRAY = 1
 MAX_SIDE = 1 << 20  # pixels per side
 MAX_PIXELS = 1 << 28  # 268 megapixels: a larger decode would need gigabytes
@@ -77,9 +85,11 @@ class Container:
             ``parse`` and ``parse_header``).
         header_bytes: bytes of the header, everything but the streams and the final CRC-32
             (filled by ``parse`` and ``parse_header``).
-        version: the format version read (``pack`` always writes ``VERSION``).
+        version: the format version read, or to write (one of ``WRITE_VERSIONS``).
         stream_order: the channel of each stored stream, in file order (version 3; ``pack``
             needs it, ``parse`` fills it when it is given); None: channel order.
+        tables_id: version 4: the 4 bytes that name the context tables the file was coded
+            with (``context_model.tables_id``); empty before.
     """
 
     preset: str
@@ -94,6 +104,7 @@ class Container:
     header_bytes: int = 0
     version: int = VERSION
     stream_order: list[int] | None = None
+    tables_id: bytes = b""
 
     @property
     def file_bytes(self) -> int:
@@ -172,17 +183,26 @@ def _order(stream_order, channels: int) -> list[int]:
 
 
 def pack(c: Container) -> bytes:
-    """Serialises a container, its streams in ``c.stream_order``. Returns the whole file."""
+    """Serialises a container as version ``c.version``, its streams in ``c.stream_order``.
+    Returns the whole file."""
     _check_sizes(c.width, c.height, c.latent_shape)
     order = _order(c.stream_order, c.latent_shape[2])
     name = c.preset.encode("ascii")
     if not 1 <= len(name) <= 32 or len(c.fingerprint) != FINGERPRINT_BYTES:
         raise L3ICError(f"bad preset name {c.preset!r} or fingerprint")
+    if c.version not in WRITE_VERSIONS:
+        raise L3ICError(f"this l3ic writes versions {WRITE_VERSIONS}, not {c.version}")
+    tables_id = c.tables_id if c.version >= CONTEXT_VERSION else b""
+    if c.version >= CONTEXT_VERSION and len(tables_id) != TABLES_ID_BYTES:
+        raise L3ICError(f"a version {c.version} file needs a {TABLES_ID_BYTES}-byte tables id")
     head = bytearray(MAGIC)
-    head += bytes([VERSION, FLAG_GRAY if c.grayscale else 0, len(name)]) + name + c.fingerprint
+    head += bytes([c.version, FLAG_GRAY if c.grayscale else 0, len(name)]) + name + c.fingerprint
+    head += tables_id
     for n in (c.width, c.height, *c.latent_shape):
         head += _v(n)
     for code in c.codes:
+        if code.kind.since > c.version:
+            raise L3ICError(f"channel mode {code.kind.name} needs version {code.kind.since}")
         head.append(code.mode)
         head += code.kind.header(code)
     head += zlib.crc32(head).to_bytes(4, "little")
@@ -275,6 +295,11 @@ def parse_header(data: bytes, stream_order=None) -> Container:
     pos += name_len
     fingerprint = data[pos : pos + FINGERPRINT_BYTES]
     pos += FINGERPRINT_BYTES
+    tables_id = b""
+    if version >= CONTEXT_VERSION:
+        _need(data, pos, TABLES_ID_BYTES)
+        tables_id = data[pos : pos + TABLES_ID_BYTES]
+        pos += TABLES_ID_BYTES
     sizes = []
     for _ in range(5):
         n, pos = read_varint(data, pos)
@@ -285,7 +310,7 @@ def parse_header(data: bytes, stream_order=None) -> Container:
     for _ in range(latent[2]):
         _need(data, pos, 1)
         mode = MODES.get(data[pos])
-        if mode is None:
+        if mode is None or mode.since > version:
             raise L3ICError(f"corrupt .l3ic header (channel mode {data[pos]})")
         code, length, pos = mode.read_header(data, pos + 1, sealed)
         codes.append(code)
@@ -317,4 +342,5 @@ def parse_header(data: bytes, stream_order=None) -> Container:
         header_bytes,
         version,
         order if version >= ORDERED_VERSION else None,
+        tables_id,
     )

@@ -22,6 +22,7 @@ Symbols are codebook indices 0..31 (``q + 15``) as uint8; shapes are (h, w) per 
 """
 
 import functools
+import hashlib
 
 import constriction
 import numpy as np
@@ -40,6 +41,7 @@ __all__ = [
     "encode",
     "decode",
     "decode_many",
+    "tables_id",
 ]
 
 CONTEXTS = 100
@@ -214,3 +216,10 @@ def decode_many(streams: list[bytes], h: int, w: int, tables: np.ndarray) -> np.
     if not exact:
         raise L3ICError("corrupt channel stream: it does not hold exactly the image's symbols")
     return p[:, 1:, 2:-1].copy()
+
+
+def tables_id(tables: np.ndarray) -> bytes:
+    """The 4 bytes that name a preset's context tables in version 4 files: the first bytes of
+    SHA-256 over the (C, CONTEXTS, 32) counts as little-endian uint16."""
+    data = np.ascontiguousarray(tables, dtype="<u2").tobytes()
+    return hashlib.sha256(data).digest()[:4]

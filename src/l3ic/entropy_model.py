@@ -1,11 +1,12 @@
 """The entropy model of a trained network: prior tables, channel order, and real-rate validation.
 
 The network's rate term is a differentiable estimate; what a file costs is decided by the
-per-channel prior tables the entropy coder uses (``l3ic.entropy``) and, for progressive
-decoding, by the order in which channels are stored. Both are learned here, after (or during)
-training, from the latents of training images, and frozen into the preset's sidecar by
-``l3ic.export``. ``validate`` codes images for real with such tables, so training logs and
-``ship`` compare presets by the bytes of actual files.
+per-channel prior tables and context tables the entropy coder uses (``l3ic.channel_modes``)
+and, for progressive decoding, by the order in which channels are stored. All are learned here,
+after (or during) training, from the latents of training images, and frozen into the preset's
+sidecar (the context tables into ``PRESET.contexts.npz``) by ``l3ic.export``. ``validate``
+codes images for real with such tables, so training logs and ``ship`` compare presets by
+the bytes of actual files.
 
 Notation: images are (H, W, 3) uint8; latents are (ceil(H / 8), ceil(W / 8), C) int8 with values
 -15..16; prior tables are (C, 32) int64, one row per channel, each summing to 4096.
@@ -14,12 +15,12 @@ Notation: images are (H, W, 3) uint8; latents are (ceil(H / 8), ceil(W / 8), C) 
 import numpy as np
 from keras import ops
 
-from . import entropy, metrics
+from . import context_model, entropy, metrics
 from .codebook import ALPHABET, from_symbols, to_symbols
 from .codec import Codec
 from .model import L3ICModel
 
-__all__ = ["CHUNK", "learn_priors", "validate", "channel_order"]
+__all__ = ["CHUNK", "learn_priors", "priors_of", "learn_tables", "validate", "channel_order"]
 
 CHUNK = 64  # images per network call
 
@@ -45,10 +46,7 @@ def _decode_all(
 
 
 def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
-    """Per-channel prior tables from the latents of ``images``.
-
-    The histogram of codebook indices (``codebook.to_symbols``: q + 15) of each channel, plus 1
-    in every bin so that no symbol is impossible, quantised by ``entropy.quantize_counts``.
+    """Per-channel prior tables from the latents of ``images`` (``priors_of``).
 
     Args:
         net: the model (its encoder runs here).
@@ -57,13 +55,40 @@ def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
     Returns:
         (C, 32) int64 tables, each summing to 4096.
     """
-    codec = Codec.from_model(net, "priors", {})
-    hist = np.ones((net.channels, ALPHABET), dtype=np.int64)
-    for q in _encode_all(codec, images):
-        symbols = to_symbols(q.reshape(-1, net.channels))
-        for k in range(net.channels):
+    return priors_of(_encode_all(Codec.from_model(net, "priors", {}), images), net.channels)
+
+
+def priors_of(latents: list[np.ndarray], channels: int) -> np.ndarray:
+    """Per-channel prior tables of (h, w, C) int8 latents.
+
+    The histogram of codebook indices (``codebook.to_symbols``: q + 15) of each channel, plus 1
+    in every bin so that no symbol is impossible, quantised by ``entropy.quantize_counts``.
+
+    Returns:
+        (C, 32) int64 tables, each summing to 4096.
+    """
+    hist = np.ones((channels, ALPHABET), dtype=np.int64)
+    for q in latents:
+        symbols = to_symbols(q.reshape(-1, channels))
+        for k in range(channels):
             hist[k] += np.bincount(symbols[:, k], minlength=ALPHABET)
     return np.stack([entropy.quantize_counts(h) for h in hist])
+
+
+def learn_tables(codec: Codec, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A preset's priors and context tables from the latents of training ``images``.
+
+    Args:
+        codec: the preset's codec (its encoder runs here).
+        images: (H, W, 3) uint8 images, any sizes.
+
+    Returns:
+        ((C, 32) int64 priors, each summing to 4096; (C, CONTEXTS, 32) uint16 context tables
+        (``context_model.learn_tables``)).
+    """
+    latents = _encode_all(codec, images)
+    priors = priors_of(latents, codec.channels)
+    return priors, context_model.learn_tables(latents, priors)
 
 
 def validate(

@@ -2,13 +2,16 @@
 comparison that decides whether they replace the shipped ones (``l3ic train export``/``ship``).
 
 ``export_run`` takes a training run (``l3ic.train``: its latest checkpoint) or a ``gpu-run``
-folder, learns the entropy model (``l3ic.entropy_model``: priors over every training image, the
-channel order on the validation split) and writes the float16 weights and their sidecar (recipe,
-data identity, lineage, fingerprint, validation figures, priors, channel order; the fields are
-listed in docs/training.md, "Export and sidecar"). ``ship`` codes the validation split with the
-shipped and the candidate preset and copies the candidate into ``models/`` only if it is better.
+folder, learns the entropy model (``l3ic.entropy_model``: priors and context tables over every
+training image, the channel order on the validation split) and writes the float16 weights,
+their sidecar (recipe, data identity, lineage, fingerprint, validation figures, priors, channel
+order; the fields are listed in docs/training.md, "Export and sidecar") and their context
+tables (``PRESET.contexts.npz``). ``ship`` codes the validation split with the shipped and the
+candidate preset and copies the candidate into ``models/`` only if it is better.
+``learn_contexts`` learns the context tables of weights already shipped.
 """
 
+import io
 import json
 import re
 import subprocess
@@ -20,7 +23,8 @@ import numpy as np
 from keras import ops
 
 from . import gpu_run, train_data
-from .entropy_model import channel_order, learn_priors, validate
+from .codec import Codec
+from .entropy_model import channel_order, learn_tables, validate
 from .errors import L3ICError
 from .image import write_atomic
 from .model import L3ICModel, load_model
@@ -39,7 +43,7 @@ from .train import CONFIG_NAME, Run
 from .train_data import default_data_dir
 from .train_recipe import Recipe
 
-__all__ = ["TERMS", "export_run", "ship"]
+__all__ = ["TERMS", "export_run", "ship", "learn_contexts", "save_context_tables"]
 
 TERMS = (
     "Trained on photos of research benchmark sets (BSDS500, one ImageNet image per class, "
@@ -98,17 +102,23 @@ def export_run(
     files = train_data.list_images(cfg["data"])
     train_files, val_files = train_data.split_files(files)
     t0 = time.perf_counter()
-    priors = learn_priors(net, train_data.load_images(train_files))
+    train_images = train_data.load_images(train_files)
+    priors, tables = learn_tables(Codec.from_model(net, preset, {}), train_images)
     val_images = train_data.load_images(val_files)
     if not val_images:
         raise L3ICError("no validation images: the channel order cannot be measured")
-    print(f"priors from {len(train_files)} images in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"priors and context tables from {len(train_files)} images in "
+        f"{time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
     val32 = validate(net, val_images, [], priors)
     order, losses = channel_order(net, val_images, priors)
     print(f"channel order in {time.perf_counter() - t0:.0f} s", flush=True)
 
     npz = out_dir / f"{preset}.npz"
     fp = save_weights(net, npz)
+    save_context_tables(npz.with_suffix(".contexts.npz"), tables, fp)
     half = load_model(cfg["channels"], npz)
     val16 = validate(half, val_images, [], priors)
     sidecar = {
@@ -258,7 +268,53 @@ def ship(
         ]
     models.mkdir(parents=True, exist_ok=True)
     weights = candidate.read_bytes()
+    tables = candidate.with_suffix(".contexts.npz")
     write_atomic(models / f"{preset}.npz", weights, force=True)
     write_atomic(models / f"{preset}.json", (json.dumps(sidecar, indent=1) + "\n").encode(), True)
+    if tables.is_file():  # candidates exported before l3ic 0.11.0 have none
+        write_atomic(models / tables.name, tables.read_bytes(), force=True)
+    else:
+        (models / tables.name).unlink(missing_ok=True)
     print(f"{preset}: shipped to {models}", flush=True)
     return True
+
+
+def save_context_tables(path: Path, tables: np.ndarray, fp: bytes) -> None:
+    """Writes context tables with the fingerprint of the weights they belong to
+    (``presets.load_context_tables`` reads them), atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, tables=np.asarray(tables, dtype="<u2"), fingerprint=fp.hex())
+    write_atomic(path, buffer.getvalue(), force=True)
+
+
+def learn_contexts(preset: str, models: Path | None = None, data: Path | None = None) -> Path:
+    """Learns the context tables of the shipped weights of ``preset`` from every training
+    image and writes them beside the weights (``PRESET.contexts.npz``).
+
+    Args:
+        preset: e.g. "32c".
+        models: the models folder (default: ``models/`` of the checkout this runs in).
+        data: the training images (default: ``default_data_dir()``).
+
+    Returns:
+        The path written.
+    """
+    models = Path(models) if models is not None else checkout_models()
+    npz = models / f"{preset}.npz"
+    if not npz.is_file():
+        raise L3ICError(f"no weights {npz}")
+    sidecar = json.loads(npz.with_suffix(".json").read_text())
+    keras.config.set_dtype_policy("float32")
+    channels = sidecar.get("channels") or PRESETS[preset]
+    codec = Codec.from_model(load_model(channels, npz), preset, sidecar, runtime="onnx")
+    train_files, _ = train_data.split_files(train_data.list_images(data or default_data_dir()))
+    t0 = time.perf_counter()
+    _, tables = learn_tables(codec, train_data.load_images(train_files))
+    path = npz.with_suffix(".contexts.npz")
+    save_context_tables(path, tables, fingerprint(read_arrays(npz)))
+    print(
+        f"{preset}: context tables from {len(train_files)} images in "
+        f"{time.perf_counter() - t0:.0f} s: {path} ({path.stat().st_size / 1024:.0f} KiB)",
+        flush=True,
+    )
+    return path

@@ -3,9 +3,11 @@
 A ``LatentCoder`` is what a preset's sidecar (``models/PRESET.json``) holds for coding, frozen
 into tables: the per-channel priors, the channel importance order, the fingerprint of the
 weights whose latents it codes, and the fingerprints of earlier weights of the preset (for a
-clear message on old files). It packs a latent into a container (``container``) of
-per-channel ANS streams (``entropy``), and reads back all channels or only some, through the
-compiled reader (``record_decoder``) where it can. It imports numpy and constriction only
+clear message on old files); and, where the preset has them, its context tables
+(``models/PRESET.contexts.npz``, ``l3ic.context_model``) for format version 4. It packs a
+latent into a container (``container``) of per-channel ANS streams (``channel_modes``), and
+reads back all channels or only some, through the compiled reader (``record_decoder``) where
+it can. It imports numpy and constriction only
 (and the compiled reader through ctypes), so a data-loader worker that reads latents never
 pays for TensorFlow; ``codec.Codec`` adds the network on top.
 
@@ -19,10 +21,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import container, entropy, record_decoder
+from . import channel_modes, container, context_model, entropy, record_decoder
 from .codebook import QMAX, QMIN, from_symbols, to_symbols
 from .errors import L3ICError
-from .presets import load_sidecar, preset_channels
+from .presets import load_context_tables, load_sidecar, preset_channels
 
 __all__ = ["LatentCoder", "get_coder", "channels_arg"]
 
@@ -36,9 +38,15 @@ class LatentCoder:
         priors: (C, 32) integer per-channel prior tables, each summing to ``entropy.TABLE_TOTAL``.
         channel_order: (C,) channel indices, most important first.
         earlier: {fingerprint hex: sidecar entry} of the preset's earlier weights.
+        context_tables: (C, context_model.CONTEXTS, 32) integer tables summing to 4096, the
+            preset's context tables (None: it has none, and codes no channel in context mode).
 
     Attributes:
-        preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), channels (C).
+        preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), channels (C),
+        context_tables ((C, CONTEXTS, 32) uint16 or None), tables_id (4 bytes naming them, or
+        four zero bytes).
+        write_version: the format version ``pack`` writes (``container.WRITE_VERSIONS``; the
+            context mode needs 4).
         compiled: the compiled reader (``record_decoder.RecordDecoder``), None where it is not
             installed; set it to None to read with constriction alone (the same latents).
     """
@@ -50,27 +58,49 @@ class LatentCoder:
         priors,
         channel_order,
         earlier: dict | None = None,
+        context_tables=None,
     ):
         self.preset, self.fingerprint = preset, bytes(fingerprint)
         self.priors = np.asarray(priors, dtype=np.int64)
         self.channel_order = np.asarray(channel_order, dtype=np.int64)
         self.channels = len(self.priors)
         self.earlier = earlier or {}
+        self.write_version = container.VERSION
         self._prior_models = [None] * self.channels  # built on first use
-        self._prior_bits = [entropy.min_bits_per_symbol(p) for p in self.priors]
         c = self.channels
         if self.priors.shape != (c, entropy.ALPHABET) or sorted(self.channel_order) != list(
             range(c)
         ):
             raise L3ICError(f"preset {preset!r} has priors or channel order of wrong shape")
+        self.context_tables, self.tables_id = None, bytes(container.TABLES_ID_BYTES)
+        # The fewest bits per symbol of each channel's preset tables, by mode id.
+        self._bits = [{channel_modes.PRIOR: entropy.min_bits_per_symbol(p)} for p in self.priors]
+        if context_tables is not None:
+            tables = np.asarray(context_tables, dtype=np.uint16)
+            if (
+                tables.shape != (c, context_model.CONTEXTS, entropy.ALPHABET)
+                or (tables.sum(axis=2, dtype=np.int64) != entropy.TABLE_TOTAL).any()
+            ):
+                raise L3ICError(f"preset {preset!r} has context tables of wrong shape or sum")
+            self.context_tables, self.tables_id = tables, context_model.tables_id(tables)
+            for k in range(c):
+                least = min(entropy.min_bits_per_symbol(t) for t in tables[k])
+                self._bits[k][channel_modes.CONTEXT] = least
         self.compiled = None  # the compiled reader knows priors summing to TABLE_TOTAL only
         if record_decoder.COMPILED and (self.priors.sum(axis=1) == entropy.TABLE_TOTAL).all():
             self.compiled = record_decoder.RecordDecoder(
-                preset, self.fingerprint, self.priors, self.channel_order
+                preset,
+                self.fingerprint,
+                self.priors,
+                self.channel_order,
+                self.context_tables,
+                self.tables_id,
             )
 
     @classmethod
-    def from_sidecar(cls, preset: str, sidecar: dict, fingerprint: bytes, channels: int):
+    def from_sidecar(
+        cls, preset: str, sidecar: dict, fingerprint: bytes, channels: int, context_tables=None
+    ):
         """The coder of a sidecar dict (a generic prior and the natural order where it has none).
 
         Args:
@@ -78,6 +108,7 @@ class LatentCoder:
             sidecar: the preset's JSON sidecar (``priors``, ``channel_order``, ``earlier``).
             fingerprint: the weights' 8-byte fingerprint.
             channels: latent channels C.
+            context_tables: the preset's context tables, or None.
         """
         return cls(
             preset,
@@ -85,6 +116,7 @@ class LatentCoder:
             sidecar.get("priors", entropy.default_prior(channels)),
             sidecar.get("channel_order", range(channels)),
             {e["fingerprint"]: e for e in sidecar.get("earlier", [])},
+            context_tables,
         )
 
     # ----- latents -> bytes ---------------------------------------------------------------
@@ -102,8 +134,12 @@ class LatentCoder:
     def pack_checked(self, q: np.ndarray, shape: tuple[int, int], grayscale: bool) -> bytes:
         """``pack`` for a latent known to be valid: (h, w, C) int8 in -15..16 (encoder output)."""
         symbols = to_symbols(q)
+        contexts = self.write_version >= container.CONTEXT_VERSION
+        tables = self.context_tables if contexts else None
         codes = [
-            entropy.encode_channel(symbols[..., k].ravel(), self.priors[k])
+            channel_modes.encode_channel(
+                symbols[..., k], self.priors[k], None if tables is None else tables[k]
+            )
             for k in range(self.channels)
         ]
         height, width = shape
@@ -111,6 +147,7 @@ class LatentCoder:
             self.preset, self.fingerprint, width, height, grayscale, q.shape, codes
         )
         c.stream_order = self.channel_order.tolist()
+        c.version, c.tables_id = self.write_version, self.tables_id
         return container.pack(c)
 
     def check_latent(self, latent) -> np.ndarray:
@@ -158,10 +195,19 @@ class LatentCoder:
             raise L3ICError(
                 "a version 3 file parsed without its preset's stream order: pass its bytes"
             )
+        if any(code.mode == channel_modes.CONTEXT for code in c.codes) and (
+            self.context_tables is None or c.tables_id != self.tables_id
+        ):
+            raise L3ICError(
+                f"file was coded with context tables {c.tables_id.hex()}, which preset "
+                f"{self.preset!r} of this l3ic does not have ("
+                + (f"it has {self.tables_id.hex()}" if self.context_tables is not None else "none")
+                + "): decode it with the l3ic that wrote it"
+            )
         h, w, _ = c.latent_shape
         lengths = c.stream_lengths or [len(code.stream) for code in c.codes]
         for k, code in enumerate(c.codes):
-            if lengths[k] < code.kind.least_stream_bytes(code, h * w, self._prior_bits[k]):
+            if lengths[k] < code.kind.least_stream_bytes(code, h * w, self._bits[k]):
                 raise L3ICError(
                     f"corrupt .l3ic file: channel {k}'s stream of {lengths[k]} bytes is "
                     f"too short for a {c.width}x{c.height} image"
@@ -284,14 +330,25 @@ class LatentCoder:
         return picked
 
     def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
-        """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8."""
+        """Decodes the streams of channels ``picked`` only: (h, w, len(picked)) int8.
+
+        Context-coded channels decode together, a wavefront of all of them at a time
+        (``context_model.decode_many``); the others one by one."""
         h, w, _ = c.latent_shape
         symbols = np.empty((len(picked), h * w), dtype=np.uint8)
+        contextual = [i for i, k in enumerate(picked) if c.codes[k].mode == channel_modes.CONTEXT]
         for i, k in enumerate(picked):
+            if c.codes[k].mode == channel_modes.CONTEXT:
+                continue
             if self._prior_models[k] is None:
-                self._prior_models[k] = entropy.prior_model(self.priors[k])
+                self._prior_models[k] = entropy.table_model(self.priors[k])
             model = self._prior_models[k]
-            symbols[i] = entropy.decode_channel(c.codes[k], h * w, self.priors[k], model)
+            symbols[i] = channel_modes.decode_channel(c.codes[k], h * w, self.priors[k], model)
+        if contextual:
+            ks = [picked[i] for i in contextual]
+            streams = [c.codes[k].stream for k in ks]
+            decoded = context_model.decode_many(streams, h, w, self.context_tables[ks])
+            symbols[contextual] = decoded.reshape(len(ks), h * w)
         return from_symbols(symbols.T.reshape(h, w, len(picked)))
 
     def _pick(self, channels: Sequence[int] | None) -> list[int]:
@@ -337,9 +394,9 @@ def get_coder(preset: str) -> LatentCoder:
     sidecar = load_sidecar(preset)
     if "fingerprint" not in sidecar:
         raise L3ICError(f"the sidecar of preset {preset!r} has no weights fingerprint")
-    return LatentCoder.from_sidecar(
-        preset, sidecar, bytes.fromhex(sidecar["fingerprint"]), channels
-    )
+    fp = bytes.fromhex(sidecar["fingerprint"])
+    tables = load_context_tables(preset, fp)
+    return LatentCoder.from_sidecar(preset, sidecar, fp, channels, tables)
 
 
 def channels_arg(channels, top_channels: int | None) -> tuple[Sequence[int] | None, int | None]:

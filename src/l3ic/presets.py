@@ -29,6 +29,8 @@ __all__ = [
     "preset_channels",
     "weights_path",
     "load_sidecar",
+    "context_tables_path",
+    "load_context_tables",
     "fingerprint",
     "model_arrays",
     "save_weights",
@@ -114,6 +116,33 @@ def load_sidecar(name: str) -> dict:
     if not path.is_file():
         raise L3ICError(f"sidecar for model {name!r} is missing: {path} not found")
     return json.loads(path.read_text())
+
+
+def context_tables_path(name: str) -> Path:
+    """Where a preset's context tables live: ``models/NAME.contexts.npz`` (may not exist)."""
+    return weights_path(name).with_suffix(".contexts.npz")
+
+
+def load_context_tables(name: str, fingerprint: bytes) -> np.ndarray | None:
+    """A preset's context tables (``l3ic.context_model``), or None where it has none.
+
+    The file holds ``tables`` ((C, CONTEXTS, 32) uint16, each row summing to 4096) and the
+    ``fingerprint`` (hex) of the weights whose latents they were learned from.
+
+    Raises:
+        L3ICError: the tables were learned for other weights (export them again).
+    """
+    path = context_tables_path(name)
+    if not path.is_file():
+        return None
+    with np.load(path) as f:
+        tables, learned_for = f["tables"], str(f["fingerprint"])
+    if learned_for != fingerprint.hex():
+        raise L3ICError(
+            f"the context tables of preset {name!r} ({path}) were learned for weights "
+            f"{learned_for}, not {fingerprint.hex()}: export them again"
+        )
+    return tables
 
 
 def model_arrays(model) -> dict[str, np.ndarray]:

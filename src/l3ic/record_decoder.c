@@ -1,7 +1,7 @@
-/* The compiled reader of .l3ic records (format version 3, docs/format.md): parses a record's
- * header and decodes the ANS streams of the channels asked for, in one call.
+/* The compiled reader of .l3ic records (format versions 3 and 4, docs/format.md): parses a
+ * record's header and decodes the ANS streams of the channels asked for, in one call.
  *
- * Bit for bit what the Python reader gives (container.parse + entropy.decode_channel, built on
+ * Bit for bit what the Python reader gives (container.parse + channel_modes.decode_channel, built on
  * constriction): the streams are constriction's AnsCoder stacks (32-bit words, 64-bit state,
  * 24-bit probabilities) over Categorical(table, perfect=False) models. For a table of integer
  * counts summing to 2**bits, that model's cumulative table is exactly
@@ -19,6 +19,7 @@
  * Plain C99, no Python headers: loaded with ctypes (record_decoder.py).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,10 +34,15 @@
 #define MAX_CHANNELS 1024
 #define FINGERPRINT_BYTES 8
 #define VERSION 3
+#define CONTEXT_VERSION 4 /* from this version on: the tables id, the context mode */
+#define TABLES_ID_BYTES 4
+#define CONTEXTS 100
 #define LUT_SHIFT 14 /* the symbol lookup table has one entry per 2**14 quantiles */
 #define LUT_SIZE (1 << (PRECISION - LUT_SHIFT))
+#define CONTEXT_LUT_SHIFT 16 /* a context table's lookup: one entry per 2**16 quantiles */
+#define CONTEXT_LUT_SIZE (1 << (PRECISION - CONTEXT_LUT_SHIFT))
 
-enum { CONSTANT = 0, PRIOR = 1, TABLE = 2 };
+enum { CONSTANT = 0, PRIOR = 1, TABLE = 2, CONTEXT = 3 };
 
 /* What l3ic_decode reports besides the latent (indices into `info`). */
 enum { I_WIDTH, I_HEIGHT, I_H, I_W, I_GRAY, I_HEADER, I_FILE, I_INFO };
@@ -183,6 +189,76 @@ static int decode_group(Lane *lanes, int count, int64_t n, int64_t stride) {
     return ok ? 0 : -1;
 }
 
+/* The context (context_model.py) from neighbour symbols s = q + 15:
+ * 20 CLIP[L] + 4 CLIP[T] + BUCKET[SIZE[TL] + SIZE[TR] + SIZE[LL]], with CLIP[s] = clip(q, -2, 2)
+ * + 2, SIZE[s] = |q| and BUCKET the 4 levels of |TL| + |TR| + |LL| (0 | 1-2 | 3-5 | 6+). */
+static const uint8_t CLIP[ALPHABET] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2,
+                                       3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
+static const uint8_t SIZE[ALPHABET] = {15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+                                       1,  2,  3,  4,  5,  6,  7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t BUCKET[49] = {0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+                                   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+                                   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+#define EDGE_SYMBOL 15 /* q = 0: what a neighbour outside the channel reads as */
+
+/* Decodes the symbol at c (a cell of a lane's padded plane of symbols: row stride `row`,
+ * EDGE_SYMBOL around) with the table of its context. */
+static inline void context_step(Lane *lane, uint8_t *c, int64_t row, const uint32_t *cdfs,
+                                const uint8_t *luts) {
+    int ctx = 20 * CLIP[c[-1]] + 4 * CLIP[c[-row]] +
+              BUCKET[SIZE[c[-row - 1]] + SIZE[c[-row + 1]] + SIZE[c[-2]]];
+    const uint32_t *cdf = cdfs + ctx * (ALPHABET + 1);
+    uint32_t quantile = (uint32_t)lane->state & (TOTAL - 1);
+    unsigned s = luts[ctx * CONTEXT_LUT_SIZE + (quantile >> CONTEXT_LUT_SHIFT)];
+    while (cdf[s + 1] <= quantile) s++;
+    lane->state = (lane->state >> PRECISION) * (cdf[s + 1] - cdf[s]) + (quantile - cdf[s]);
+    if (lane->state >> 32 == 0 && lane->pos > 0)
+        lane->state = lane->state << 32 | word_at(lane->stream + 4 * --lane->pos);
+    *c = (uint8_t)s;
+}
+
+/* Decodes `count` (1..4) context-coded lanes of an (h, w) channel in wavefront order
+ * (t = 2 i + j, then ascending i: context_model.wavefronts), two in step, each into a plane of
+ * symbols with a row of EDGE_SYMBOL above, two columns left and one right (the neighbours
+ * outside the channel), then writes them to the lanes' outputs as latent values (every
+ * `stride`-th byte). cdfs[k] and luts[k] are lane k's channel's tables. Returns 0 if every
+ * lane ends on the seal, -1 if not, -11 if memory ran out. */
+static int decode_context_group(Lane *lanes, const uint32_t **cdfs, const uint8_t **luts,
+                                int count, int64_t h, int64_t w, int64_t stride) {
+    int64_t row = w + 3, cells = (h + 1) * row;
+    uint8_t *planes = malloc((size_t)(count * cells));
+    if (planes == NULL) return -11;
+    memset(planes, EDGE_SYMBOL, (size_t)(count * cells));
+    for (int k0 = 0; k0 < count; k0 += 2) { /* two lanes in step, held in locals */
+        int pair = count - k0 >= 2;
+        Lane a = lanes[k0], b = lanes[k0 + pair];
+        uint8_t *pa = planes + k0 * cells, *pb = planes + (k0 + pair) * cells;
+        const uint32_t *ca = cdfs[k0], *cb = cdfs[k0 + pair];
+        const uint8_t *la = luts[k0], *lb = luts[k0 + pair];
+        for (int64_t t = 0; t < 2 * (h - 1) + w; t++) {
+            int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
+            if (last > h - 1) last = h - 1;
+            int64_t at = (first + 1) * row + (t - 2 * first) + 2; /* then down a row, 2 left */
+            for (int64_t i = first; i <= last; i++, at += row - 2) {
+                context_step(&a, pa + at, row, ca, la);
+                if (pair) context_step(&b, pb + at, row, cb, lb);
+            }
+        }
+        lanes[k0] = a;
+        if (pair) lanes[k0 + 1] = b;
+    }
+    int ok = 1;
+    for (int k = 0; k < count; k++) {
+        ok = ok && sealed(&lanes[k]);
+        const uint8_t *plane = planes + k * cells;
+        for (int64_t i = 0; i < h; i++)
+            for (int64_t j = 0; j < w; j++)
+                lanes[k].out[(i * w + j) * stride] = (int8_t)(plane[(i + 1) * row + j + 2] + QMIN);
+    }
+    free(planes);
+    return ok ? 0 : -1;
+}
+
 /* Parses the record in data[0:size] (the whole record if `whole`, else at least its header and
  * the streams of the channels picked) and decodes channels picked[0..npicked) into out, an
  * (h, w, npicked) int8 array of out_size bytes.
@@ -199,10 +275,14 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
                 int preset_len, const uint8_t *fingerprint, int channels,
                 const int32_t *stream_order, const uint32_t *prior_cdfs, int64_t max_pixels,
                 const int32_t *picked, int npicked, int8_t *out, int64_t out_size,
-                int64_t *info, int64_t *positions) {
+                int64_t *info, int64_t *positions, const uint8_t *tables_id,
+                const uint32_t *context_cdfs, const uint8_t *context_luts,
+                const double *context_bits) {
     Channel ch[MAX_CHANNELS];
     if (channels < 1 || channels > MAX_CHANNELS) return -1;
-    if (size < 7 || memcmp(data, "L3IC", 4) != 0 || data[4] != VERSION) return -2;
+    if (size < 7 || memcmp(data, "L3IC", 4) != 0) return -2;
+    int version = data[4];
+    if (version != VERSION && version != CONTEXT_VERSION) return -2;
     int flags = data[5], name_len = data[6];
     if (flags & ~1 || name_len != preset_len) return -3;
     int64_t pos = 7;
@@ -211,6 +291,13 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     pos += name_len;
     if (memcmp(data + pos, fingerprint, FINGERPRINT_BYTES) != 0) return -4;
     pos += FINGERPRINT_BYTES;
+    int with_contexts = 0; /* the file's tables are the preset's: its context mode decodes */
+    if (version >= CONTEXT_VERSION) {
+        if (pos + TABLES_ID_BYTES > size) return -3;
+        with_contexts = tables_id != NULL && context_cdfs != NULL &&
+                        memcmp(data + pos, tables_id, TABLES_ID_BYTES) == 0;
+        pos += TABLES_ID_BYTES;
+    }
     uint64_t sizes[5];
     for (int i = 0; i < 5; i++)
         if (read_varint(data, size, &pos, &sizes[i])) return -5;
@@ -231,7 +318,8 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
             ch[k].symbol = data[pos++];
             continue;
         }
-        if (ch[k].mode != PRIOR && ch[k].mode != TABLE) return -6;
+        if (ch[k].mode == CONTEXT && !with_contexts) return -6; /* Python says why */
+        if (ch[k].mode != PRIOR && ch[k].mode != TABLE && ch[k].mode != CONTEXT) return -6;
         if (read_varint(data, size, &pos, &length) || length < 8 || length % 4) return -6;
         ch[k].length = (int64_t)length;
         ch[k].table = pos;
@@ -259,14 +347,46 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
         if (k < 0 || k >= channels) return -8;
         if (ch[k].mode == CONSTANT) continue;
         if (ch[k].offset + ch[k].length > size) return -7;
-        const uint32_t *cdf = channel_cdf(data, size, &ch[k], prior_cdfs, k, tables[0]);
-        if (8.0 * (double)ch[k].length < (double)n * min_bits_per_symbol(cdf) - 64.0) return -10;
+        double bits;
+        if (ch[k].mode == CONTEXT) {
+            bits = context_bits[k];
+        } else {
+            bits = min_bits_per_symbol(channel_cdf(data, size, &ch[k], prior_cdfs, k, tables[0]));
+        }
+        if (8.0 * (double)ch[k].length < (double)n * bits - 64.0) return -10;
     }
     Lane group[4];
     uint8_t luts[4][LUT_SIZE];
+    const uint32_t *group_cdfs[4];
+    const uint8_t *group_luts[4];
     int count = 0;
+    for (int i = 0; i < npicked; i++) { /* the context-coded channels, four at a time */
+        int k = picked[i];
+        if (ch[k].mode != CONTEXT) continue;
+        const uint8_t *stream = data + ch[k].offset;
+        Lane *lane = &group[count];
+        lane->stream = stream, lane->out = out + i, lane->pos = ch[k].length / 4;
+        lane->state = word_at(stream + 4 * --lane->pos);
+        if (lane->state == 0) return -9;
+        lane->state = lane->state << 32 | word_at(stream + 4 * --lane->pos);
+        group_cdfs[count] = context_cdfs + (int64_t)k * CONTEXTS * (ALPHABET + 1);
+        group_luts[count] = context_luts + (int64_t)k * CONTEXTS * CONTEXT_LUT_SIZE;
+        if (++count == 4) {
+            int status = decode_context_group(group, group_cdfs, group_luts, count, (int64_t)h,
+                                              (int64_t)w, npicked);
+            if (status) return status == -1 ? -9 : status;
+            count = 0;
+        }
+    }
+    if (count) {
+        int status = decode_context_group(group, group_cdfs, group_luts, count, (int64_t)h,
+                                          (int64_t)w, npicked);
+        if (status) return status == -1 ? -9 : status;
+    }
+    count = 0;
     for (int i = 0; i < npicked; i++) {
         int k = picked[i];
+        if (ch[k].mode == CONTEXT) continue;
         if (ch[k].mode == CONSTANT) {
             for (int64_t j = 0; j < n; j++) out[j * npicked + i] = (int8_t)(ch[k].symbol + QMIN);
             continue;

@@ -1,13 +1,14 @@
 """The compiled reader of .l3ic records: header and channel streams decoded in one C call.
 
 ``record_decoder.c`` (built into the wheel next to this module when a C compiler is found at
-install time, loaded with ctypes) parses a version 3 record and decodes the streams of the
-channels asked for, bit for bit as ``container.parse`` and ``entropy.decode_channel`` do with
-constriction, about ten times faster per symbol: what lets a data loader read latents faster
-than JPEG decodes (docs/latents.md). It is a fast path only. It accepts what the Python reader
-accepts or gives up (returns None): another format version, another preset, a damaged record;
-the caller then runs the Python reader, which decodes or says what is wrong. Without the
-compiled library (no compiler at install time, or ``L3IC_PURE_PYTHON=1``) ``COMPILED`` is
+install time, loaded with ctypes) parses a version 3 or 4 record and decodes the streams of the
+channels asked for (context-coded ones too, with the preset's context tables), bit for bit as
+``container.parse``, ``channel_modes.decode_channel`` and ``context_model.decode_many`` do
+with constriction, about ten times faster per symbol: what lets a data loader read latents
+faster than JPEG decodes (docs/latents.md). It is a fast path only. It accepts what the Python
+reader accepts or gives up (returns None): another format version, another preset, a damaged
+record; the caller then runs the Python reader, which decodes or says what is wrong. Without
+the compiled library (no compiler at install time, or ``L3IC_PURE_PYTHON=1``) ``COMPILED`` is
 False and everything runs in Python and constriction.
 """
 
@@ -21,11 +22,12 @@ import numpy as np
 
 from .entropy import ALPHABET
 
-__all__ = ["COMPILED", "LIBRARY", "PURE_ENV", "RecordDecoder", "quantized_cdfs"]
+__all__ = ["COMPILED", "LIBRARY", "PURE_ENV", "RecordDecoder", "quantized_cdfs", "lookups"]
 
 LIBRARY = "_record_decoder" + (sysconfig.get_config_var("SHLIB_SUFFIX") or ".so")
 PURE_ENV = "L3IC_PURE_PYTHON"  # "1": do not load the compiled reader
 PRECISION = 24  # constriction's Categorical: probabilities in 24 bits
+CONTEXT_LUT_SHIFT = 16  # record_decoder.c's lookup of a context table: 2**16 quantiles an entry
 _I_WIDTH, _I_HEIGHT, _I_H, _I_W, _I_GRAY, _I_HEADER, _I_FILE, _INFO = range(8)
 
 
@@ -39,7 +41,7 @@ def _load():
         return None
     fn = lib.l3ic_decode
     p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p]
+    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p, p, p, p, p]
     fn.restype = i
     return fn
 
@@ -69,6 +71,13 @@ def quantized_cdfs(tables) -> np.ndarray:
     return cdf.astype(np.uint32)
 
 
+def lookups(cdfs: np.ndarray, shift: int) -> np.ndarray:
+    """For (N, 33) cumulative tables: (N, 2**24 >> shift) uint8, the first symbol whose
+    interval may hold each run of 2**shift quantiles (where the C decoder starts its search)."""
+    starts = np.arange(1 << (PRECISION - shift), dtype=np.int64) << shift
+    return (cdfs[:, None, 1:] <= starts[None, :, None]).sum(axis=2).astype(np.uint8)
+
+
 class RecordDecoder:
     """One preset's compiled reader (``LatentCoder`` holds one when ``COMPILED``).
 
@@ -77,13 +86,37 @@ class RecordDecoder:
         fingerprint: the 8-byte fingerprint of its weights.
         priors: (C, 32) integer prior tables.
         stream_order: (C,) the channel of each stored stream (the preset's ``channel_order``).
+        context_tables: (C, CONTEXTS, 32) the preset's context tables and tables_id their 4-byte
+            name, or None: then version 4 records with context-coded channels are left to
+            Python.
     """
 
-    def __init__(self, preset: str, fingerprint: bytes, priors, stream_order):
+    def __init__(
+        self,
+        preset: str,
+        fingerprint: bytes,
+        priors,
+        stream_order,
+        context_tables=None,
+        tables_id: bytes | None = None,
+    ):
         self.preset, self.fingerprint = preset.encode("ascii"), bytes(fingerprint)
         self._cdfs = np.ascontiguousarray(quantized_cdfs(priors))
         self._order = np.ascontiguousarray(stream_order, dtype=np.int32)
         self.channels = len(self._order)
+        self._contexts = (None, None, None, None)  # tables id, cdfs, lookups, fewest bits
+        if context_tables is not None:
+            tables = np.asarray(context_tables)
+            cdfs = quantized_cdfs(tables.reshape(-1, ALPHABET))
+            widest = np.diff(cdfs.astype(np.int64), axis=1).max(axis=1) / (1 << PRECISION)
+            # record_decoder.c's min_bits_per_symbol (a margin of 2**-12), the channel's least.
+            bits = -np.log2(np.minimum(1.0, widest + 2.0**-12)).reshape(len(tables), -1)
+            self._contexts = (
+                bytes(tables_id),
+                np.ascontiguousarray(cdfs),
+                np.ascontiguousarray(lookups(cdfs, CONTEXT_LUT_SHIFT)),
+                np.ascontiguousarray(bits.min(axis=1), dtype=np.float64),
+            )
         # Shared by threads (ctypes releases the GIL during the call): a dict of read-only
         # arrays, and a size hint that is only ever a guess checked by the C code.
         self._picked = {}  # tuple of channels -> (k,) int32
@@ -120,7 +153,8 @@ class RecordDecoder:
             data, len(data), whole, self.preset, len(self.preset), self.fingerprint,
             self.channels, self._order.ctypes.data, self._cdfs.ctypes.data, max_pixels,
             channels.ctypes.data, len(key), out.ctypes.data, out.size,
-            info.ctypes.data, positions.ctypes.data,
+            info.ctypes.data, positions.ctypes.data, self._contexts[0],
+            *(None if a is None else a.ctypes.data for a in self._contexts[1:]),
         ]  # fmt: skip
         status = _decode(*args)
         if status == 1:  # another size: again, with a buffer of the right one
