@@ -215,6 +215,7 @@ def test_evaluate_of_a_missing_folder_exits_1(tmp_path, capsys):
         ["--preset", "99c", "--out", "x"],
         ["export", "run"],  # --preset is required
         ["ship", "dir", "--bogus"],
+        ["contexts", "--preset", "99c"],
     ],
 )
 def test_bad_usage_exits_2(argv):
@@ -242,6 +243,17 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     codec = Codec.from_model(run.net, "t8", sidecar)
     image = iio.imread(next(data_dir.glob("*.png")))
     assert codec.decompress(codec.compress(image)).shape == image.shape
+    # The context tables of version 4, tied to these weights.
+    with np.load(tmp_path / "t8.contexts.npz") as f:
+        tables, fingerprint = f["tables"], str(f["fingerprint"])
+    assert fingerprint == sidecar["fingerprint"]
+    assert tables.shape == (8, 100, 32) and (tables.sum(axis=2) == 4096).all()
+
+
+def test_contexts_of_missing_weights_exit_1(tmp_path, capsys):
+    argv = ["contexts", "--preset", "16c", "--models-dir", str(tmp_path)]
+    assert cli_train.train_main(argv) == 1
+    assert "no weights" in _error_line(capsys)
 
 
 # ----- quality floors of the shipped presets (measured values below) ----------------------

@@ -102,8 +102,9 @@ def build_train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="l3ic train",
         description="Train an l3ic model (Adam; constant lr, then cosine decay). Subcommands: "
-        "`l3ic train export RUN_DIR --preset P` writes models/P.npz + .json; "
+        "`l3ic train export RUN_DIR --preset P` writes models/P.npz + .json (+ .contexts.npz); "
         "`l3ic train ship DIR --preset P` ships an export if better on the validation split; "
+        "`l3ic train contexts --preset P` learns the context tables of shipped weights; "
         "`l3ic train gpu-run --help` trains all presets in one GPU call.",
         epilog=TRAIN_EXAMPLES,
         formatter_class=_Formatter,
