@@ -79,6 +79,12 @@ def _context(p: np.ndarray, i, j) -> np.ndarray:
     return _LEFT_TOP[p[..., i, j - 1], p[..., i - 1, j]] + _BUCKET[size]
 
 
+def _flat_context(flat: np.ndarray, at: np.ndarray, row: int) -> np.ndarray:
+    """``_context`` of the cells ``at`` of (m, cells) planes of row length ``row``: (m, len(at))."""
+    size = _SIZE[flat[:, at - row - 1]] + _SIZE[flat[:, at - row + 1]] + _SIZE[flat[:, at - 2]]
+    return _LEFT_TOP[flat[:, at - 1], flat[:, at - row]] + _BUCKET[size]
+
+
 def contexts(symbols: np.ndarray) -> np.ndarray:
     """The context of every symbol of a channel.
 
@@ -204,12 +210,13 @@ def decode_many(streams: list[bytes], h: int, w: int, tables: np.ndarray) -> np.
         constriction.stream.stack.AnsCoder(np.frombuffer(s, "<u4").astype(np.uint32))
         for s in streams
     ]
+    flat = p.reshape(m, -1)  # the planes' cells, row after row
+    cells = (rows + 1) * (w + 3) + cols + 2  # each symbol's cell in its plane, in coding order
     try:
         for a, b in zip(starts[:-1], starts[1:], strict=True):
-            i, j = rows[a:b] + 1, cols[a:b] + 2
-            models = probabilities[channel, _context(p, i, j)]  # (m, cells, 32)
-            for k, coder in enumerate(coders):
-                p[k, i, j] = coder.decode(_family, models[k])
+            at = cells[a:b]
+            models = probabilities[channel, _flat_context(flat, at, w + 3)]  # (m, cells, 32)
+            flat[:, at] = [coder.decode(_family, models[k]) for k, coder in enumerate(coders)]
         exact = all(coder.get_compressed().tolist() == _SEAL_WORDS for coder in coders)
     except (ValueError, RuntimeError, OverflowError) as e:
         raise L3ICError(f"corrupt channel stream: {e}") from None
