@@ -25,22 +25,9 @@ from l3ic.presets import PRESETS
 
 def _coders(codec: "l3ic.Codec") -> dict[int, LatentCoder]:
     """The preset's coder, writing version 3 and version 4."""
-    shipped = codec.coder
-    if shipped.context_tables is None:
+    if codec.coder.context_tables is None:
         sys.exit(f"preset {codec.preset} has no context tables (l3ic train contexts)")
-    coders = {}
-    for version in (3, 4):
-        coder = LatentCoder(
-            shipped.preset,
-            shipped.fingerprint,
-            shipped.priors,
-            shipped.channel_order,
-            shipped.earlier,
-            shipped.context_tables,
-        )
-        coder.write_version = version
-        coders[version] = coder
-    return coders
+    return {version: codec.coder.writing(version) for version in (3, 4)}
 
 
 def _best(fn, repeat: int) -> float:

@@ -35,7 +35,7 @@ from l3ic import channel_modes, container, entropy
 from l3ic.api import get_codec
 from l3ic.codebook import QMIN
 from l3ic.errors import DecompressionBombError, L3ICError
-from l3ic.latent_coder import LatentCoder, get_coder
+from l3ic.latent_coder import get_coder
 from l3ic.presets import PRESETS
 
 FUZZ_MAX_PIXELS = 1 << 20  # declared sizes above one megapixel are refused before decoding
@@ -166,16 +166,7 @@ def as_version4(data: bytes) -> bytes:
     """The same latent as a version 4 file (context-coded channels where they are cheaper)."""
     shipped = get_coder(container.parse(data).preset)
     latent, meta = shipped.read(data)
-    coder = LatentCoder(
-        shipped.preset,
-        shipped.fingerprint,
-        shipped.priors,
-        shipped.channel_order,
-        shipped.earlier,
-        shipped.context_tables,
-    )
-    coder.write_version = 4
-    return coder.pack(latent, (meta["height"], meta["width"]), meta["grayscale"])
+    return shipped.writing(4).pack(latent, (meta["height"], meta["width"]), meta["grayscale"])
 
 
 # ----- mutations: (rng, seed bytes, seed fields) -> bytes --------------------------------------

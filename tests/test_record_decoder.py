@@ -58,16 +58,7 @@ def coder_writing(version: int) -> LatentCoder:
     """The shipped 32c's coder (a copy) writing format ``version``."""
     shipped = get_coder("32c")
     assert shipped.context_tables is not None  # models/32c.contexts.npz ships
-    coder = LatentCoder(
-        shipped.preset,
-        shipped.fingerprint,
-        shipped.priors,
-        shipped.channel_order,
-        shipped.earlier,
-        shipped.context_tables,
-    )
-    coder.write_version = version
-    return coder
+    return shipped.writing(version)
 
 
 def with_file_crc(body: bytes) -> bytes:

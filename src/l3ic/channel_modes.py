@@ -82,10 +82,15 @@ class ChannelCode:
         return MODES[self.mode]
 
 
-def _stream_bytes(hist: np.ndarray, table: np.ndarray) -> float:
-    """Estimated stream size: cross-entropy of ``hist`` under ``table``, the seal, one word."""
+def _stream_bytes(bits: float) -> float:
+    """Estimated size of a stream spending ``bits`` on its symbols: the seal, whole words."""
+    return 4 * np.ceil((bits + 64) / 32)
+
+
+def _table_bits(hist: np.ndarray, table: np.ndarray) -> float:
+    """The bits one table spends on symbols counted by ``hist``: their cross-entropy."""
     p = np.maximum(table / table.sum(), 2.0**-24)
-    return 4 * np.ceil((float(-(hist * np.log2(p)).sum()) + 64) / 32)
+    return float(-(hist * np.log2(p)).sum())
 
 
 class ChannelMode:
@@ -228,7 +233,7 @@ class Prior(_Stream):
     id, name = PRIOR, "prior"
 
     def plan(self, symbols, hist, prior, tables=None):
-        return _stream_bytes(hist, prior), lambda: ChannelCode(
+        return _stream_bytes(_table_bits(hist, prior)), lambda: ChannelCode(
             PRIOR, stream=ans_encode(symbols.ravel(), prior)
         )
 
@@ -252,7 +257,7 @@ class Table(_Stream):
         best = None
         for bits in range(MIN_TABLE_BITS, TABLE_BITS + 1):
             table = quantize_counts(hist, bits)
-            cost = _stream_bytes(hist, table) + len(pack_table(table))
+            cost = _stream_bytes(_table_bits(hist, table)) + len(pack_table(table))
             if best is None or cost < best[0]:
                 best = cost, table
         cost, table = best
@@ -288,7 +293,7 @@ class Context(_Stream):
     def plan(self, symbols, hist, prior, tables=None):
         if tables is None or symbols.ndim != 2:
             return None
-        cost = 4 * np.ceil((context_model.ideal_bits(symbols, tables) + 64) / 32)
+        cost = _stream_bytes(context_model.ideal_bits(symbols, tables))
         return cost, lambda: ChannelCode(CONTEXT, stream=context_model.encode(symbols, tables))
 
     def least_stream_bytes(self, code, n, bits):
@@ -300,8 +305,6 @@ class Context(_Stream):
     def decode(self, code, shape, prior, model=None, tables=None):
         if tables is None or np.ndim(shape) != 1:
             raise L3ICError("a context-coded channel needs its (h, w) and its context tables")
-        if len(code.stream) < 8 or len(code.stream) % 4:
-            raise L3ICError(f"corrupt channel stream of {len(code.stream)} bytes")
         return context_model.decode(code.stream, *shape, tables).ravel()
 
 

@@ -1,6 +1,6 @@
 """The .l3ic file format, version 3 (byte by byte in docs/format.md); versions 1 and 2 are
-still read, and version 4 (the context mode: ``channel_modes.Context``) is read and written on
-request while its compiled reader is being built.
+still read, and version 4 (the context mode: ``channel_modes.Context``) is read, and written on
+request until its compiled decoding is fast enough to be the default (docs/format.md).
 
 A file is a header (magic, version, preset, weights fingerprint, sizes, one entry per channel,
 header CRC-32), then the channel streams back to back, then a CRC-32 of everything before it.

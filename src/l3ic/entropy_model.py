@@ -20,7 +20,7 @@ from .codebook import ALPHABET, from_symbols, to_symbols
 from .codec import Codec
 from .model import L3ICModel
 
-__all__ = ["CHUNK", "learn_priors", "priors_of", "learn_tables", "validate", "channel_order"]
+__all__ = ["CHUNK", "learn_priors", "priors_of", "learn_entropy_model", "validate", "channel_order"]
 
 CHUNK = 64  # images per network call
 
@@ -75,7 +75,7 @@ def priors_of(latents: list[np.ndarray], channels: int) -> np.ndarray:
     return np.stack([entropy.quantize_counts(h) for h in hist])
 
 
-def learn_tables(codec: Codec, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def learn_entropy_model(codec: Codec, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """A preset's priors and context tables from the latents of training ``images``.
 
     Args:

@@ -24,7 +24,7 @@ from keras import ops
 
 from . import gpu_run, train_data
 from .codec import Codec
-from .entropy_model import channel_order, learn_tables, validate
+from .entropy_model import channel_order, learn_entropy_model, validate
 from .errors import L3ICError
 from .image import write_atomic
 from .model import L3ICModel, load_model
@@ -103,7 +103,7 @@ def export_run(
     train_files, val_files = train_data.split_files(files)
     t0 = time.perf_counter()
     train_images = train_data.load_images(train_files)
-    priors, tables = learn_tables(Codec.from_model(net, preset, {}), train_images)
+    priors, tables = learn_entropy_model(Codec.from_model(net, preset, {}), train_images)
     val_images = train_data.load_images(val_files)
     if not val_images:
         raise L3ICError("no validation images: the channel order cannot be measured")
@@ -309,7 +309,7 @@ def learn_contexts(preset: str, models: Path | None = None, data: Path | None = 
     codec = Codec.from_model(load_model(channels, npz), preset, sidecar, runtime="onnx")
     train_files, _ = train_data.split_files(train_data.list_images(data or default_data_dir()))
     t0 = time.perf_counter()
-    _, tables = learn_tables(codec, train_data.load_images(train_files))
+    _, tables = learn_entropy_model(codec, train_data.load_images(train_files))
     path = npz.with_suffix(".contexts.npz")
     save_context_tables(path, tables, fingerprint(read_arrays(npz)))
     print(

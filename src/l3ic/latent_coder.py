@@ -15,6 +15,7 @@ Notation: the latent is (h, w, C) int8 with values ``QMIN..QMAX`` (-15..16), h =
 w = ceil(W / 8) for an image of H x W pixels; shapes of images are (H, W), as numpy's.
 """
 
+import copy
 import functools
 import warnings
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ class LatentCoder:
         context_tables ((C, CONTEXTS, 32) uint16 or None), tables_id (4 bytes naming them, or
         four zero bytes).
         write_version: the format version ``pack`` writes (``container.WRITE_VERSIONS``; the
-            context mode needs 4).
+            context mode needs 4; ``writing`` gives a coder of another).
         compiled: the compiled reader (``record_decoder.RecordDecoder``), None where it is not
             installed; set it to None to read with constriction alone (the same latents).
     """
@@ -118,6 +119,16 @@ class LatentCoder:
             {e["fingerprint"]: e for e in sidecar.get("earlier", [])},
             context_tables,
         )
+
+    def writing(self, version: int) -> "LatentCoder":
+        """A copy of this coder that writes format ``version`` (one of
+        ``container.WRITE_VERSIONS``; 4 for the context mode); it shares the tables and the
+        compiled reader, so the shared coder of ``get_coder`` is left as it is."""
+        if version not in container.WRITE_VERSIONS:
+            raise L3ICError(f"this l3ic writes versions {container.WRITE_VERSIONS}, not {version}")
+        coder = copy.copy(self)
+        coder.write_version = version
+        return coder
 
     # ----- latents -> bytes ---------------------------------------------------------------
 
