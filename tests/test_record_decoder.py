@@ -261,7 +261,7 @@ def _c_constants() -> dict[str, int]:
     found: dict[str, int] = {}
     for name, expr in re.findall(r"^#define (\w+) ([^/\n]+)", source, re.M):
         expr = re.sub(r"(\d+)(?:LL|u)\b", r"\1", expr.strip())
-        if re.fullmatch(r"[\w\s()<>+-]+", expr):
+        if re.fullmatch(r"[\w\s()<>+*-]+", expr):
             found[name] = int(eval(expr, {"__builtins__": {}}, dict(found)))
     enum = re.search(r"enum \{ (CONSTANT = 0.*?) \};", source).group(1)
     found |= {name: int(value) for name, value in re.findall(r"(\w+) = (\d+)", enum)}
@@ -289,6 +289,7 @@ def test_the_compiled_readers_constants_are_pythons():
         "CONTEXTS": context_model.CONTEXTS,
         "EDGE_SYMBOL": context_model.EDGE,
         "CONTEXT_LUT_SHIFT": record_decoder.CONTEXT_LUT_SHIFT,
+        "CONTEXT_BLOCK": record_decoder.CONTEXT_BLOCK,
         "PRECISION": record_decoder.PRECISION,
     }
     python |= {mode.name.upper(): mode.id for mode in channel_modes.MODES.values()}

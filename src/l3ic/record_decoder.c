@@ -189,27 +189,46 @@ static int decode_group(Lane *lanes, int count, int64_t n, int64_t stride) {
     return ok ? 0 : -1;
 }
 
-/* The context (context_model.py) from neighbour symbols s = q + 15:
- * 20 CLIP[L] + 4 CLIP[T] + BUCKET[SIZE[TL] + SIZE[TR] + SIZE[LL]], with CLIP[s] = clip(q, -2, 2)
- * + 2, SIZE[s] = |q| and BUCKET the 4 levels of |TL| + |TR| + |LL| (0 | 1-2 | 3-5 | 6+). */
-static const uint8_t CLIP[ALPHABET] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2,
-                                       3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
-static const uint8_t SIZE[ALPHABET] = {15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
-                                       1,  2,  3,  4,  5,  6,  7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
-static const uint8_t BUCKET[49] = {0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-                                   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-                                   3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+/* A context's block of a channel's tables (RecordDecoder builds them): its cumulative table,
+ * 33 uint32, then its lookup, CONTEXT_LUT_SIZE uint8 (the first symbol whose interval may hold
+ * each 2**CONTEXT_LUT_SHIFT quantiles). One block is one context's working set. */
+#define CDF_BYTES (4 * (ALPHABET + 1))
+#define CONTEXT_BLOCK (CDF_BYTES + CONTEXT_LUT_SIZE)
 #define EDGE_SYMBOL 15 /* q = 0: what a neighbour outside the channel reads as */
+#define CHUNK 16       /* contexts are found CHUNK cells at a time */
 
-/* Decodes the symbol at c (a cell of a lane's padded plane of symbols: row stride `row`,
- * EDGE_SYMBOL around) with the table of its context. */
-static inline void context_step(Lane *lane, uint8_t *c, int64_t row, const uint32_t *cdfs,
-                                const uint8_t *luts) {
-    int ctx = 20 * CLIP[c[-1]] + 4 * CLIP[c[-row]] +
-              BUCKET[SIZE[c[-row - 1]] + SIZE[c[-row + 1]] + SIZE[c[-2]]];
-    const uint32_t *cdf = cdfs + ctx * (ALPHABET + 1);
+/* The contexts (context_model.py) of CHUNK cells k = 0..CHUNK-1 of a wavefront, from the
+ * symbols s = q + 15 of the wavefronts one, two and three before it (rows of a skewed plane,
+ * see decode_context_group, from the column before the first cell): left one[k + 1], left of
+ * left two[k + 1], top two[k], top-left three[k], top-right one[k]. The context is
+ * 20 clip(L) + 4 clip(T) + bucket(|TL| + |TR| + |LL|), clip(s) = clip(q, -2, 2) + 2, the
+ * bucket's 4 levels 0 | 1-2 | 3-5 | 6+. Byte arithmetic in a loop of fixed length, which
+ * compilers turn into vector instructions (gcc -O2 does): a few instructions a cell. */
+static void chunk_contexts(const uint8_t *restrict one, const uint8_t *restrict two,
+                           const uint8_t *restrict three, uint8_t *restrict ctx) {
+    for (int k = 0; k < CHUNK; k++) {
+        uint8_t l = one[k + 1], ll = two[k + 1], t = two[k], tl = three[k], tr = one[k];
+        uint8_t cl = l > 13 ? l - 13 : 0, ct = t > 13 ? t - 13 : 0;
+        cl = cl < 4 ? cl : 4, ct = ct < 4 ? ct : 4;
+        uint8_t size = (uint8_t)((tl > 15 ? tl - 15 : 15 - tl) + (tr > 15 ? tr - 15 : 15 - tr) +
+                                 (ll > 15 ? ll - 15 : 15 - ll));
+        ctx[k] = (uint8_t)(20 * cl + 4 * ct + (size >= 1) + (size >= 3) + (size >= 6));
+    }
+}
+
+/* The contexts of cells first..last of the wavefront whose row of the skewed plane starts at
+ * `front` (cell i at front[i]), into ctx[first..last] (and a few past it, unused). */
+static void wavefront_contexts(const uint8_t *front, int64_t row, int64_t first, int64_t last,
+                               uint8_t *ctx) {
+    for (int64_t i = first - 1; i < last; i += CHUNK)
+        chunk_contexts(front + i - row, front + i - 2 * row, front + i - 3 * row, ctx + i + 1);
+}
+
+/* Decodes the symbol at c with the table block of its context. */
+static inline void context_step(Lane *lane, uint8_t *c, const uint8_t *block) {
+    const uint32_t *cdf = (const uint32_t *)block;
     uint32_t quantile = (uint32_t)lane->state & (TOTAL - 1);
-    unsigned s = luts[ctx * CONTEXT_LUT_SIZE + (quantile >> CONTEXT_LUT_SHIFT)];
+    unsigned s = block[CDF_BYTES + (quantile >> CONTEXT_LUT_SHIFT)];
     while (cdf[s + 1] <= quantile) s++;
     lane->state = (lane->state >> PRECISION) * (cdf[s + 1] - cdf[s]) + (quantile - cdf[s]);
     if (lane->state >> 32 == 0 && lane->pos > 0)
@@ -218,42 +237,69 @@ static inline void context_step(Lane *lane, uint8_t *c, int64_t row, const uint3
 }
 
 /* Decodes `count` (1..4) context-coded lanes of an (h, w) channel in wavefront order
- * (t = 2 i + j, then ascending i: context_model.wavefronts), two in step, each into a plane of
- * symbols with a row of EDGE_SYMBOL above, two columns left and one right (the neighbours
- * outside the channel), then writes them to the lanes' outputs as latent values (every
- * `stride`-th byte). cdfs[k] and luts[k] are lane k's channel's tables. Returns 0 if every
- * lane ends on the seal, -1 if not, -11 if memory ran out. */
-static int decode_context_group(Lane *lanes, const uint32_t **cdfs, const uint8_t **luts,
-                                int count, int64_t h, int64_t w, int64_t stride) {
-    int64_t row = w + 3, cells = (h + 1) * row;
-    uint8_t *planes = malloc((size_t)(count * cells));
+ * (t = 2 i + j, then ascending i: context_model.wavefronts), four in step (else one by one),
+ * then writes them to the lanes' outputs as latent values (every `stride`-th byte).
+ * blocks[k] are lane k's channel's CONTEXTS table blocks.
+ *
+ * Each lane's symbols go to a skewed plane whose rows are the wavefronts: cell (i, j) at row
+ * 2 i + j + 3, column i + 1. A wavefront's neighbours are then contiguous bytes of the three
+ * rows before it, and its contexts are found in one pass before it is decoded. A slot that no
+ * cell fills (a neighbour outside the channel, or past a wavefront's end) holds EDGE_SYMBOL.
+ * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out. */
+static int decode_context_group(Lane *lanes, const uint8_t **blocks, int count, int64_t h,
+                                int64_t w, int64_t stride) {
+    int64_t fronts = 2 * (h - 1) + w, row = h + 1 + CHUNK, cells = (fronts + 3) * row;
+    uint8_t *planes = malloc((size_t)(count * (cells + h + CHUNK)));
     if (planes == NULL) return -11;
     memset(planes, EDGE_SYMBOL, (size_t)(count * cells));
-    for (int k0 = 0; k0 < count; k0 += 2) { /* two lanes in step, held in locals */
-        int pair = count - k0 >= 2;
-        Lane a = lanes[k0], b = lanes[k0 + pair];
-        uint8_t *pa = planes + k0 * cells, *pb = planes + (k0 + pair) * cells;
-        const uint32_t *ca = cdfs[k0], *cb = cdfs[k0 + pair];
-        const uint8_t *la = luts[k0], *lb = luts[k0 + pair];
-        for (int64_t t = 0; t < 2 * (h - 1) + w; t++) {
+    uint8_t *front[4], *ctx[4];
+    for (int k = 0; k < count; k++)
+        front[k] = planes + k * cells + 3 * row + 1, ctx[k] = planes + count * cells + k * (h + CHUNK);
+    if (count == 4) { /* four lanes in step, in locals: the CPU overlaps their steps */
+        Lane a = lanes[0], b = lanes[1], c = lanes[2], d = lanes[3];
+        for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
             int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
             if (last > h - 1) last = h - 1;
-            int64_t at = (first + 1) * row + (t - 2 * first) + 2; /* then down a row, 2 left */
-            for (int64_t i = first; i <= last; i++, at += row - 2) {
-                context_step(&a, pa + at, row, ca, la);
-                if (pair) context_step(&b, pb + at, row, cb, lb);
+            for (int k = 0; k < 4; k++) wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
+            for (int64_t i = first; i <= last; i++) {
+                context_step(&a, front[0] + at + i, blocks[0] + ctx[0][i] * CONTEXT_BLOCK);
+                context_step(&b, front[1] + at + i, blocks[1] + ctx[1][i] * CONTEXT_BLOCK);
+                context_step(&c, front[2] + at + i, blocks[2] + ctx[2][i] * CONTEXT_BLOCK);
+                context_step(&d, front[3] + at + i, blocks[3] + ctx[3][i] * CONTEXT_BLOCK);
             }
         }
-        lanes[k0] = a;
-        if (pair) lanes[k0 + 1] = b;
+        lanes[0] = a, lanes[1] = b, lanes[2] = c, lanes[3] = d;
+    } else {
+        for (int k = 0; k < count; k++) {
+            Lane a = lanes[k];
+            for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
+                int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
+                if (last > h - 1) last = h - 1;
+                wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
+                for (int64_t i = first; i <= last; i++)
+                    context_step(&a, front[k] + at + i, blocks[k] + ctx[k][i] * CONTEXT_BLOCK);
+            }
+            lanes[k] = a;
+        }
     }
     int ok = 1;
-    for (int k = 0; k < count; k++) {
-        ok = ok && sealed(&lanes[k]);
-        const uint8_t *plane = planes + k * cells;
-        for (int64_t i = 0; i < h; i++)
-            for (int64_t j = 0; j < w; j++)
-                lanes[k].out[(i * w + j) * stride] = (int8_t)(plane[(i + 1) * row + j + 2] + QMIN);
+    for (int k = 0; k < count; k++) ok = ok && sealed(&lanes[k]);
+    /* Position by position, all lanes at once: their bytes of the output share a cache line. */
+    for (int64_t i = 0; i < h; i++) {
+        int64_t from = (2 * i + 3) * row + i + 1, to = i * w * stride;
+        if (count == 4) {
+            int8_t *oa = lanes[0].out, *ob = lanes[1].out, *oc = lanes[2].out, *od = lanes[3].out;
+            for (int64_t j = 0; j < w; j++, from += row, to += stride) {
+                oa[to] = (int8_t)(planes[from] + QMIN);
+                ob[to] = (int8_t)(planes[cells + from] + QMIN);
+                oc[to] = (int8_t)(planes[2 * cells + from] + QMIN);
+                od[to] = (int8_t)(planes[3 * cells + from] + QMIN);
+            }
+        } else {
+            for (int64_t j = 0; j < w; j++, from += row, to += stride)
+                for (int k = 0; k < count; k++)
+                    lanes[k].out[to] = (int8_t)(planes[k * cells + from] + QMIN);
+        }
     }
     free(planes);
     return ok ? 0 : -1;
@@ -276,8 +322,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
                 const int32_t *stream_order, const uint32_t *prior_cdfs, int64_t max_pixels,
                 const int32_t *picked, int npicked, int8_t *out, int64_t out_size,
                 int64_t *info, int64_t *positions, const uint8_t *tables_id,
-                const uint32_t *context_cdfs, const uint8_t *context_luts,
-                const double *context_bits) {
+                const uint8_t *context_blocks, const double *context_bits) {
     Channel ch[MAX_CHANNELS];
     if (channels < 1 || channels > MAX_CHANNELS) return -1;
     if (size < 7 || memcmp(data, "L3IC", 4) != 0) return -2;
@@ -294,7 +339,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     int with_contexts = 0; /* the file's tables are the preset's: its context mode decodes */
     if (version >= CONTEXT_VERSION) {
         if (pos + TABLES_ID_BYTES > size) return -3;
-        with_contexts = tables_id != NULL && context_cdfs != NULL &&
+        with_contexts = tables_id != NULL && context_blocks != NULL &&
                         memcmp(data + pos, tables_id, TABLES_ID_BYTES) == 0;
         pos += TABLES_ID_BYTES;
     }
@@ -357,8 +402,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     }
     Lane group[4];
     uint8_t luts[4][LUT_SIZE];
-    const uint32_t *group_cdfs[4];
-    const uint8_t *group_luts[4];
+    const uint8_t *group_blocks[4];
     int count = 0;
     for (int i = 0; i < npicked; i++) { /* the context-coded channels, four at a time */
         int k = picked[i];
@@ -369,17 +413,16 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
         lane->state = word_at(stream + 4 * --lane->pos);
         if (lane->state == 0) return -9;
         lane->state = lane->state << 32 | word_at(stream + 4 * --lane->pos);
-        group_cdfs[count] = context_cdfs + (int64_t)k * CONTEXTS * (ALPHABET + 1);
-        group_luts[count] = context_luts + (int64_t)k * CONTEXTS * CONTEXT_LUT_SIZE;
+        group_blocks[count] = context_blocks + (int64_t)k * CONTEXTS * CONTEXT_BLOCK;
         if (++count == 4) {
-            int status = decode_context_group(group, group_cdfs, group_luts, count, (int64_t)h,
+            int status = decode_context_group(group, group_blocks, count, (int64_t)h,
                                               (int64_t)w, npicked);
             if (status) return status == -1 ? -9 : status;
             count = 0;
         }
     }
     if (count) {
-        int status = decode_context_group(group, group_cdfs, group_luts, count, (int64_t)h,
+        int status = decode_context_group(group, group_blocks, count, (int64_t)h,
                                           (int64_t)w, npicked);
         if (status) return status == -1 ? -9 : status;
     }

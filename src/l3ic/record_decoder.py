@@ -28,6 +28,8 @@ LIBRARY = "_record_decoder" + (sysconfig.get_config_var("SHLIB_SUFFIX") or ".so"
 PURE_ENV = "L3IC_PURE_PYTHON"  # "1": do not load the compiled reader
 PRECISION = 24  # constriction's Categorical: probabilities in 24 bits
 CONTEXT_LUT_SHIFT = 16  # record_decoder.c's lookup of a context table: 2**16 quantiles an entry
+# record_decoder.c's block of one context's tables: 33 uint32 cumulative, then the lookup.
+CONTEXT_BLOCK = 4 * (ALPHABET + 1) + (1 << (PRECISION - CONTEXT_LUT_SHIFT))
 _I_WIDTH, _I_HEIGHT, _I_H, _I_W, _I_GRAY, _I_HEADER, _I_FILE, _INFO = range(8)
 
 
@@ -41,7 +43,7 @@ def _load():
         return None
     fn = lib.l3ic_decode
     p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p, p, p, p, p]
+    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p, p, p, p]
     fn.restype = i
     return fn
 
@@ -104,17 +106,21 @@ class RecordDecoder:
         self._cdfs = np.ascontiguousarray(quantized_cdfs(priors))
         self._order = np.ascontiguousarray(stream_order, dtype=np.int32)
         self.channels = len(self._order)
-        self._contexts = (None, None, None, None)  # tables id, cdfs, lookups, fewest bits
+        self._contexts = (None, None, None)  # tables id, tables' blocks, fewest bits
         if context_tables is not None:
             tables = np.asarray(context_tables)
             cdfs = quantized_cdfs(tables.reshape(-1, ALPHABET))
             widest = np.diff(cdfs.astype(np.int64), axis=1).max(axis=1) / (1 << PRECISION)
             # record_decoder.c's min_bits_per_symbol (a margin of 2**-12), the channel's least.
             bits = -np.log2(np.minimum(1.0, widest + 2.0**-12)).reshape(len(tables), -1)
+            # CONTEXT_BLOCK bytes per (channel, context): the cumulative table (33 uint32, in
+            # the machine's order) then the lookup (uint8).
+            blocks = np.concatenate(
+                [cdfs.astype(np.uint32).view(np.uint8), lookups(cdfs, CONTEXT_LUT_SHIFT)], axis=1
+            )
             self._contexts = (
                 bytes(tables_id),
-                np.ascontiguousarray(cdfs),
-                np.ascontiguousarray(lookups(cdfs, CONTEXT_LUT_SHIFT)),
+                np.ascontiguousarray(blocks),
                 np.ascontiguousarray(bits.min(axis=1), dtype=np.float64),
             )
         # Shared by threads (ctypes releases the GIL during the call): a dict of read-only
