@@ -116,6 +116,34 @@ def test_learned_tables_sum_to_4096_and_fall_back_to_the_prior():
     )
 
 
+def test_grouping_merges_alike_contexts_first():
+    # Contexts 0-2 draw from one distribution, 3-5 from another, 6 from a third: three groups
+    # keep them apart, two put context 6 with the nearer pair; unseen contexts get -1.
+    a, b, c = np.zeros((3, 32), np.int64)
+    a[[14, 15, 16]], b[[10, 11, 12]], c[[14, 15, 17]] = [10, 80, 10], [30, 40, 30], [10, 70, 20]
+    hist = np.zeros((cm.CONTEXTS, 32), np.int64)
+    hist[[0, 1, 2]], hist[[3, 4, 5]], hist[6] = a * 5, b * 7, c * 3
+    three = cm.group_contexts(hist, 3)
+    assert len(set(three[:3])) == len(set(three[3:6])) == 1
+    assert len({three[0], three[3], three[6]}) == 3
+    assert (three[7:] == -1).all()
+    two = cm.group_contexts(hist, 2)
+    assert two[6] == two[0] != two[3]
+
+
+def test_learned_tables_are_at_most_the_groups_and_the_prior():
+    rng = np.random.default_rng(5)
+    latents = [(_symbols(rng, 24, 24, 1.5).astype(np.int16) - 15)[..., None] for _ in range(6)]
+    latents = [q.astype(np.int8) for q in latents]
+    priors = entropy.default_prior(1)
+    for groups in (1, 4, cm.TABLE_GROUPS):
+        tables = cm.learn_tables(latents, priors, groups)
+        distinct = {tuple(t) for t in tables[0]} - {tuple(priors[0])}
+        assert 1 <= len(distinct) <= groups
+    ungrouped = cm.learn_tables(latents, priors, cm.CONTEXTS)
+    assert len({tuple(t) for t in ungrouped[0]}) > cm.TABLE_GROUPS
+
+
 # ----- the context mode in version 4 files (LatentCoder, container) ------------------------
 
 

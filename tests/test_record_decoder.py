@@ -268,6 +268,24 @@ def _c_constants() -> dict[str, int]:
     return found
 
 
+def test_a_channels_repeated_context_tables_are_kept_once():
+    # Contexts that share a table (context_model.learn_tables groups them) share one block of
+    # the compiled reader's tables, whose cumulative table is constriction's.
+    rng = np.random.default_rng(4)
+    distinct = np.stack([entropy.quantize_counts(rng.integers(1, 60, 32)) for _ in range(5)])
+    pick = rng.integers(0, 5, (2, context_model.CONTEXTS))
+    pick[1] = 4 - pick[1]
+    tables = distinct[pick]
+    blocks, where, _ = record_decoder._context_blocks(tables)
+    size = record_decoder.CONTEXT_BLOCK
+    assert blocks.shape == (len(np.unique(pick[0])) + len(np.unique(pick[1])), size)
+    for k in range(2):
+        for c in (0, 17, 99):
+            row = blocks[where[k, c] // size]
+            cdf = row[: 4 * 33].view(np.uint32)
+            np.testing.assert_array_equal(cdf, record_decoder.quantized_cdfs(tables[k, c][None])[0])
+
+
 def test_the_compiled_readers_constants_are_pythons():
     """The C reader mirrors the format's numbers, the channel modes' ids and the context
     model's constants: one list of each."""

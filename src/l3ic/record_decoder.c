@@ -189,9 +189,10 @@ static int decode_group(Lane *lanes, int count, int64_t n, int64_t stride) {
     return ok ? 0 : -1;
 }
 
-/* A context's block of a channel's tables (RecordDecoder builds them): its cumulative table,
- * 33 uint32, then its lookup, CONTEXT_LUT_SIZE uint8 (the first symbol whose interval may hold
- * each 2**CONTEXT_LUT_SHIFT quantiles). One block is one context's working set. */
+/* A block of a context table (RecordDecoder builds them, one for each distinct table of a
+ * channel): its cumulative table, 33 uint32, then its lookup, CONTEXT_LUT_SIZE uint8 (the first
+ * symbol whose interval may hold each 2**CONTEXT_LUT_SHIFT quantiles). A channel's contexts
+ * share a few tables (context_model.TABLE_GROUPS), so its blocks stay in the nearest cache. */
 #define CDF_BYTES (4 * (ALPHABET + 1))
 #define CONTEXT_BLOCK (CDF_BYTES + CONTEXT_LUT_SIZE)
 #define EDGE_SYMBOL 15 /* q = 0: what a neighbour outside the channel reads as */
@@ -239,15 +240,15 @@ static inline void context_step(Lane *lane, uint8_t *c, const uint8_t *block) {
 /* Decodes `count` (1..4) context-coded lanes of an (h, w) channel in wavefront order
  * (t = 2 i + j, then ascending i: context_model.wavefronts), four in step (else one by one),
  * then writes them to the lanes' outputs as latent values (every `stride`-th byte).
- * blocks[k] are lane k's channel's CONTEXTS table blocks.
+ * Context c of lane k is decoded with the block at blocks + where[k][c].
  *
  * Each lane's symbols go to a skewed plane whose rows are the wavefronts: cell (i, j) at row
  * 2 i + j + 3, column i + 1. A wavefront's neighbours are then contiguous bytes of the three
  * rows before it, and its contexts are found in one pass before it is decoded. A slot that no
  * cell fills (a neighbour outside the channel, or past a wavefront's end) holds EDGE_SYMBOL.
  * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out. */
-static int decode_context_group(Lane *lanes, const uint8_t **blocks, int count, int64_t h,
-                                int64_t w, int64_t stride) {
+static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32_t **where,
+                                int count, int64_t h, int64_t w, int64_t stride) {
     int64_t fronts = 2 * (h - 1) + w, row = h + 1 + CHUNK, cells = (fronts + 3) * row;
     uint8_t *planes = malloc((size_t)(count * (cells + h + CHUNK)));
     if (planes == NULL) return -11;
@@ -262,10 +263,10 @@ static int decode_context_group(Lane *lanes, const uint8_t **blocks, int count, 
             if (last > h - 1) last = h - 1;
             for (int k = 0; k < 4; k++) wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
             for (int64_t i = first; i <= last; i++) {
-                context_step(&a, front[0] + at + i, blocks[0] + ctx[0][i] * CONTEXT_BLOCK);
-                context_step(&b, front[1] + at + i, blocks[1] + ctx[1][i] * CONTEXT_BLOCK);
-                context_step(&c, front[2] + at + i, blocks[2] + ctx[2][i] * CONTEXT_BLOCK);
-                context_step(&d, front[3] + at + i, blocks[3] + ctx[3][i] * CONTEXT_BLOCK);
+                context_step(&a, front[0] + at + i, blocks + where[0][ctx[0][i]]);
+                context_step(&b, front[1] + at + i, blocks + where[1][ctx[1][i]]);
+                context_step(&c, front[2] + at + i, blocks + where[2][ctx[2][i]]);
+                context_step(&d, front[3] + at + i, blocks + where[3][ctx[3][i]]);
             }
         }
         lanes[0] = a, lanes[1] = b, lanes[2] = c, lanes[3] = d;
@@ -277,7 +278,7 @@ static int decode_context_group(Lane *lanes, const uint8_t **blocks, int count, 
                 if (last > h - 1) last = h - 1;
                 wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
                 for (int64_t i = first; i <= last; i++)
-                    context_step(&a, front[k] + at + i, blocks[k] + ctx[k][i] * CONTEXT_BLOCK);
+                    context_step(&a, front[k] + at + i, blocks + where[k][ctx[k][i]]);
             }
             lanes[k] = a;
         }
@@ -311,7 +312,12 @@ static int decode_context_group(Lane *lanes, const uint8_t **blocks, int count, 
  *
  * preset (preset_len bytes), fingerprint (8 bytes), channels, stream_order ((channels,) the
  * channel of each stored stream) and prior_cdfs ((channels, 33) cumulative tables of the
- * priors) are the preset's; max_pixels is the decoding limit. info gets I_INFO numbers,
+ * priors) are the preset's, and so are tables_id (TABLES_ID_BYTES), context_blocks (the
+ * CONTEXT_BLOCK blocks of every channel's distinct context tables), context_where ((channels,
+ * CONTEXTS) byte offsets into context_blocks: the block of each context of each channel) and
+ * context_bits ((channels,) fewer bits per symbol than any stream of a channel's context tables
+ * spends), all NULL where the preset has none; max_pixels is the decoding limit. info gets
+ * I_INFO numbers,
  * positions the channels + 1 byte positions of the stored streams' starts and of their end.
  *
  * Returns 0 when out holds the latent; 1 when only info was filled because out_size is not
@@ -322,7 +328,8 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
                 const int32_t *stream_order, const uint32_t *prior_cdfs, int64_t max_pixels,
                 const int32_t *picked, int npicked, int8_t *out, int64_t out_size,
                 int64_t *info, int64_t *positions, const uint8_t *tables_id,
-                const uint8_t *context_blocks, const double *context_bits) {
+                const uint8_t *context_blocks, const uint32_t *context_where,
+                const double *context_bits) {
     Channel ch[MAX_CHANNELS];
     if (channels < 1 || channels > MAX_CHANNELS) return -1;
     if (size < 7 || memcmp(data, "L3IC", 4) != 0) return -2;
@@ -339,7 +346,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     int with_contexts = 0; /* the file's tables are the preset's: its context mode decodes */
     if (version >= CONTEXT_VERSION) {
         if (pos + TABLES_ID_BYTES > size) return -3;
-        with_contexts = tables_id != NULL && context_blocks != NULL &&
+        with_contexts = tables_id != NULL && context_blocks != NULL && context_where != NULL &&
                         memcmp(data + pos, tables_id, TABLES_ID_BYTES) == 0;
         pos += TABLES_ID_BYTES;
     }
@@ -402,7 +409,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     }
     Lane group[4];
     uint8_t luts[4][LUT_SIZE];
-    const uint8_t *group_blocks[4];
+    const uint32_t *group_where[4];
     int count = 0;
     for (int i = 0; i < npicked; i++) { /* the context-coded channels, four at a time */
         int k = picked[i];
@@ -413,16 +420,16 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
         lane->state = word_at(stream + 4 * --lane->pos);
         if (lane->state == 0) return -9;
         lane->state = lane->state << 32 | word_at(stream + 4 * --lane->pos);
-        group_blocks[count] = context_blocks + (int64_t)k * CONTEXTS * CONTEXT_BLOCK;
+        group_where[count] = context_where + (int64_t)k * CONTEXTS;
         if (++count == 4) {
-            int status = decode_context_group(group, group_blocks, count, (int64_t)h,
+            int status = decode_context_group(group, context_blocks, group_where, count, (int64_t)h,
                                               (int64_t)w, npicked);
             if (status) return status == -1 ? -9 : status;
             count = 0;
         }
     }
     if (count) {
-        int status = decode_context_group(group, group_blocks, count, (int64_t)h,
+        int status = decode_context_group(group, context_blocks, group_where, count, (int64_t)h,
                                           (int64_t)w, npicked);
         if (status) return status == -1 ? -9 : status;
     }

@@ -43,7 +43,7 @@ def _load():
         return None
     fn = lib.l3ic_decode
     p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p, p, p, p]
+    fn.argtypes = [p, i64, i, p, i, p, i, p, p, i64, p, i, p, i64, p, p, p, p, p, p]
     fn.restype = i
     return fn
 
@@ -80,6 +80,32 @@ def lookups(cdfs: np.ndarray, shift: int) -> np.ndarray:
     return (cdfs[:, None, 1:] <= starts[None, :, None]).sum(axis=2).astype(np.uint8)
 
 
+def _context_blocks(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What record_decoder.c reads of a preset's (C, CONTEXTS, 32) context tables.
+
+    Returns:
+        blocks: (N, CONTEXT_BLOCK) uint8, one per distinct table of each channel: the
+            cumulative table (33 uint32, in the machine's order) then the lookup (uint8);
+        where: (C, CONTEXTS) uint32, the byte offset in ``blocks`` of each context's block;
+        bits: (C,) float64, fewer bits per symbol than any stream of a channel's tables
+            spends (record_decoder.c's min_bits_per_symbol, a margin of 2**-12).
+    """
+    distinct, where = [], np.empty(tables.shape[:2], dtype=np.uint32)
+    for k, channel in enumerate(tables):
+        unique, inverse = np.unique(channel, axis=0, return_inverse=True)
+        where[k] = (len(distinct) + inverse.ravel()) * CONTEXT_BLOCK
+        distinct.extend(unique)
+    cdfs = quantized_cdfs(np.asarray(distinct))
+    blocks = np.concatenate(
+        [cdfs.astype(np.uint32).view(np.uint8), lookups(cdfs, CONTEXT_LUT_SHIFT)], axis=1
+    )
+    all_cdfs = quantized_cdfs(tables.reshape(-1, ALPHABET)).astype(np.int64)
+    widest = np.diff(all_cdfs, axis=1).max(axis=1) / (1 << PRECISION)
+    bits = -np.log2(np.minimum(1.0, widest + 2.0**-12))
+    bits = bits.reshape(len(tables), -1).min(axis=1)
+    return np.ascontiguousarray(blocks), where, np.ascontiguousarray(bits, dtype=np.float64)
+
+
 class RecordDecoder:
     """One preset's compiled reader (``LatentCoder`` holds one when ``COMPILED``).
 
@@ -106,23 +132,9 @@ class RecordDecoder:
         self._cdfs = np.ascontiguousarray(quantized_cdfs(priors))
         self._order = np.ascontiguousarray(stream_order, dtype=np.int32)
         self.channels = len(self._order)
-        self._contexts = (None, None, None)  # tables id, tables' blocks, fewest bits
+        self._contexts = (None, None, None, None)  # tables id, blocks, where, fewest bits
         if context_tables is not None:
-            tables = np.asarray(context_tables)
-            cdfs = quantized_cdfs(tables.reshape(-1, ALPHABET))
-            widest = np.diff(cdfs.astype(np.int64), axis=1).max(axis=1) / (1 << PRECISION)
-            # record_decoder.c's min_bits_per_symbol (a margin of 2**-12), the channel's least.
-            bits = -np.log2(np.minimum(1.0, widest + 2.0**-12)).reshape(len(tables), -1)
-            # CONTEXT_BLOCK bytes per (channel, context): the cumulative table (33 uint32, in
-            # the machine's order) then the lookup (uint8).
-            blocks = np.concatenate(
-                [cdfs.astype(np.uint32).view(np.uint8), lookups(cdfs, CONTEXT_LUT_SHIFT)], axis=1
-            )
-            self._contexts = (
-                bytes(tables_id),
-                np.ascontiguousarray(blocks),
-                np.ascontiguousarray(bits.min(axis=1), dtype=np.float64),
-            )
+            self._contexts = (bytes(tables_id), *_context_blocks(np.asarray(context_tables)))
         # Shared by threads (ctypes releases the GIL during the call): a dict of read-only
         # arrays, and a size hint that is only ever a guess checked by the C code.
         self._picked = {}  # tuple of channels -> (k,) int32
