@@ -11,6 +11,8 @@ On this machine, in one run, one process, one thread each:
   (a2) the same shards through a ``webdataset`` pipeline with ``l3ic.wds_decoder``;
   (a3) (a) with the Python reader (container parsing in Python, constriction decoding), as
       where no C compiler was found at install time;
+  (a4) (a) on shards of the same images written as format version 4 (context-coded channels,
+      docs/format.md), by the compiled reader;
   (b) ``LatentShards``, the 8 most important channels, with the fraction of the stream bytes
       and of the record bytes read;
   (c) ``LatentShards(decode=True)``: pixels decoded by the network (ONNX Runtime);
@@ -29,6 +31,7 @@ The ratios against (d) are the figures to compare across machines. Writes ``--js
 """
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -117,6 +120,20 @@ def entropy_floor(shards, repeat: int) -> dict:
     return {"samples_per_s": samples / best, "ns_per_symbol": best / symbols * 1e9}
 
 
+@contextlib.contextmanager
+def _writing(preset: str, version: int):
+    """The process's shared codec of ``preset`` (the one a conversion with one worker uses, in
+    this process) writes format ``version`` inside the block."""
+    from l3ic.api import get_codec
+
+    coder = get_codec(preset).coder
+    saved, coder.write_version = coder.write_version, version
+    try:
+        yield
+    finally:
+        coder.write_version = saved
+
+
 def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: int) -> dict:
     """Samples/s of loaders (a)-(e) on ``images``."""
     import webdataset as wds
@@ -130,6 +147,8 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
     for i, path in enumerate(images):
         shutil.copy(path, src / f"{i:06d}{path.suffix}")
     convert_shards(work / "src", work / "l3ic", preset, progress=False)
+    with _writing(preset, 4):
+        convert_shards(work / "src", work / "l3ic-v4", preset, progress=False)
     jpg = _image_shards(images, work / "jpg", "JPEG")
     png = _image_shards(images, work / "png", "PNG")
     l3 = sorted(str(p) for p in (work / "l3ic").glob("shard-*.tar"))
@@ -154,6 +173,7 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
         "a_latents_all": lambda: LatentShards(work / "l3ic"),
         "a2_latents_all_webdataset": pipe(l3, wds_decoder(), "l3ic"),
         "a3_latents_all_python_reader": python_reader,
+        "a4_latents_all_v4": lambda: LatentShards(work / "l3ic-v4"),
         "b_latents_top8": lambda: top8,
         "c_pixels_decoded": lambda: LatentShards(work / "l3ic", decode=True),
         "d_jpeg_q90_pillow": pipe(jpg, "rgb8", "jpg"),
@@ -169,6 +189,7 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
     rows["b_latents_top8"].update(stream_bytes_read=streams, record_bytes_read=records)
     sizes = {
         "l3ic": sum(os.path.getsize(u) for u in l3),
+        "l3ic_v4": sum(os.path.getsize(u) for u in (work / "l3ic-v4").glob("shard-*.tar")),
         "jpeg_q90": sum(os.path.getsize(u) for u in jpg),
         "png": sum(os.path.getsize(u) for u in png),
     }
@@ -221,6 +242,7 @@ NAMES = {
     "a_latents_all": "(a) l3ic shards, all channels, latents (`LatentShards`)",
     "a2_latents_all_webdataset": "(a) the same through `webdataset` + `wds_decoder`",
     "a3_latents_all_python_reader": "(a) with the Python reader (no compiled reader)",
+    "a4_latents_all_v4": "(a) on format version 4 shards (context-coded channels)",
     "entropy_decoding_alone": "(a) Python reader's entropy decoding alone (constriction)",
     "b_latents_top8": "(b) l3ic shards, 8 most important channels",
     "c_pixels_decoded": "(c) l3ic shards decoded to pixels (ONNX Runtime)",

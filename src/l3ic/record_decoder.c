@@ -254,19 +254,28 @@ static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32
     if (planes == NULL) return -11;
     memset(planes, EDGE_SYMBOL, (size_t)(count * cells));
     uint8_t *front[4], *ctx[4];
-    for (int k = 0; k < count; k++)
-        front[k] = planes + k * cells + 3 * row + 1, ctx[k] = planes + count * cells + k * (h + CHUNK);
+    for (int k = 0; k < count; k++) {
+        front[k] = planes + k * cells + 3 * row + 1; /* wavefront 0's row, cell 0 */
+        ctx[k] = planes + count * cells + k * (h + CHUNK);
+    }
     if (count == 4) { /* four lanes in step, in locals: the CPU overlaps their steps */
         Lane a = lanes[0], b = lanes[1], c = lanes[2], d = lanes[3];
         for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
             int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
             if (last > h - 1) last = h - 1;
             for (int k = 0; k < 4; k++) wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
+            /* In locals, and the four blocks found before the four steps: a symbol's store
+             * (a byte, which may alias anything) then makes the compiler reload nothing. */
+            uint8_t *fa = front[0] + at, *fb = front[1] + at, *fc = front[2] + at;
+            uint8_t *fd = front[3] + at;
+            const uint8_t *xa = ctx[0], *xb = ctx[1], *xc = ctx[2], *xd = ctx[3];
+            const uint32_t *wa = where[0], *wb = where[1], *wc = where[2], *wd = where[3];
             for (int64_t i = first; i <= last; i++) {
-                context_step(&a, front[0] + at + i, blocks + where[0][ctx[0][i]]);
-                context_step(&b, front[1] + at + i, blocks + where[1][ctx[1][i]]);
-                context_step(&c, front[2] + at + i, blocks + where[2][ctx[2][i]]);
-                context_step(&d, front[3] + at + i, blocks + where[3][ctx[3][i]]);
+                uint32_t oa = wa[xa[i]], ob = wb[xb[i]], oc = wc[xc[i]], od = wd[xd[i]];
+                context_step(&a, fa + i, blocks + oa);
+                context_step(&b, fb + i, blocks + ob);
+                context_step(&c, fc + i, blocks + oc);
+                context_step(&d, fd + i, blocks + od);
             }
         }
         lanes[0] = a, lanes[1] = b, lanes[2] = c, lanes[3] = d;
