@@ -80,15 +80,9 @@ def _padded(symbols: np.ndarray) -> np.ndarray:
     return p
 
 
-def _context(p: np.ndarray, i, j) -> np.ndarray:
-    """The contexts of the symbols at padded positions (i, j) of ``_padded`` arrays ``p``
-    (the last two axes; fancy indices or slices)."""
-    size = _SIZE[p[..., i - 1, j - 1]] + _SIZE[p[..., i - 1, j + 1]] + _SIZE[p[..., i, j - 2]]
-    return _LEFT_TOP[p[..., i, j - 1], p[..., i - 1, j]] + _BUCKET[size]
-
-
 def _flat_context(flat: np.ndarray, at: np.ndarray, row: int) -> np.ndarray:
-    """``_context`` of the cells ``at`` of (m, cells) planes of row length ``row``: (m, len(at))."""
+    """The contexts of the cells ``at`` of ``_padded`` planes flattened to (m, cells), of row
+    length ``row`` (w + 3): (m, len(at)) int64."""
     size = _SIZE[flat[:, at - row - 1]] + _SIZE[flat[:, at - row + 1]] + _SIZE[flat[:, at - 2]]
     return _LEFT_TOP[flat[:, at - 1], flat[:, at - row]] + _BUCKET[size]
 
@@ -103,8 +97,8 @@ def contexts(symbols: np.ndarray) -> np.ndarray:
         (h, w) int64 contexts, 0..CONTEXTS-1.
     """
     h, w = symbols.shape
-    i, j = np.mgrid[1 : h + 1, 2 : w + 2]
-    return _context(_padded(symbols[None])[0], i, j)
+    at = (np.arange(1, h + 1)[:, None] * (w + 3) + np.arange(2, w + 2)).ravel()
+    return _flat_context(_padded(symbols[None]).reshape(1, -1), at, w + 3).reshape(h, w)
 
 
 @functools.lru_cache(maxsize=64)
