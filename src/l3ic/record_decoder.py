@@ -90,20 +90,20 @@ def _context_blocks(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
         bits: (C,) float64, fewer bits per symbol than any stream of a channel's tables
             spends (record_decoder.c's min_bits_per_symbol, a margin of 2**-12).
     """
-    distinct, where = [], np.empty(tables.shape[:2], dtype=np.uint32)
+    distinct, owner, where = [], [], np.empty(tables.shape[:2], dtype=np.uint32)
     for k, channel in enumerate(tables):
         unique, inverse = np.unique(channel, axis=0, return_inverse=True)
         where[k] = (len(distinct) + inverse.ravel()) * CONTEXT_BLOCK
         distinct.extend(unique)
+        owner.extend([k] * len(unique))
     cdfs = quantized_cdfs(np.asarray(distinct))
     blocks = np.concatenate(
         [cdfs.astype(np.uint32).view(np.uint8), lookups(cdfs, CONTEXT_LUT_SHIFT)], axis=1
     )
-    all_cdfs = quantized_cdfs(tables.reshape(-1, ALPHABET)).astype(np.int64)
-    widest = np.diff(all_cdfs, axis=1).max(axis=1) / (1 << PRECISION)
-    bits = -np.log2(np.minimum(1.0, widest + 2.0**-12))
-    bits = bits.reshape(len(tables), -1).min(axis=1)
-    return np.ascontiguousarray(blocks), where, np.ascontiguousarray(bits, dtype=np.float64)
+    widest = np.diff(cdfs.astype(np.int64), axis=1).max(axis=1) / (1 << PRECISION)
+    bits = np.full(len(tables), np.inf)
+    np.minimum.at(bits, owner, -np.log2(np.minimum(1.0, widest + 2.0**-12)))
+    return np.ascontiguousarray(blocks), where, bits
 
 
 class RecordDecoder:
