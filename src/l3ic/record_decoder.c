@@ -196,119 +196,137 @@ static int decode_group(Lane *lanes, int count, int64_t n, int64_t stride) {
 #define CDF_BYTES (4 * (ALPHABET + 1))
 #define CONTEXT_BLOCK (CDF_BYTES + CONTEXT_LUT_SIZE)
 #define EDGE_SYMBOL 15 /* q = 0: what a neighbour outside the channel reads as */
-#define CHUNK 16       /* contexts are found CHUNK cells at a time */
+#define LANES 4        /* context-coded channels decoded in step */
+#define CHUNK 16       /* contexts are found CHUNK cells (of every lane) at a time */
+#define CONTEXT_SLOTS 128 /* a lane's share of a group's block pointers (CONTEXTS used) */
 
-/* The contexts (context_model.py) of CHUNK cells k = 0..CHUNK-1 of a wavefront, from the
- * symbols s = q + 15 of the wavefronts one, two and three before it (rows of a skewed plane,
- * see decode_context_group, from the column before the first cell): left one[k + 1], left of
- * left two[k + 1], top two[k], top-left three[k], top-right one[k]. The context is
+/* The contexts (context_model.py) of CHUNK cells of a wavefront, of the LANES lanes at once:
+ * byte b is cell b / LANES of lane b % LANES. From the symbols s = q + 15 of the wavefronts
+ * one, two and three before it (rows of a skewed plane, see decode_context_group, from the
+ * column before the first cell): left one[b + LANES], left of left two[b + LANES], top two[b],
+ * top-left three[b], top-right one[b]. The context is
  * 20 clip(L) + 4 clip(T) + bucket(|TL| + |TR| + |LL|), clip(s) = clip(q, -2, 2) + 2, the
  * bucket's 4 levels 0 | 1-2 | 3-5 | 6+. Byte arithmetic in a loop of fixed length, which
  * compilers turn into vector instructions (gcc -O2 does): a few instructions a cell. */
 static void chunk_contexts(const uint8_t *restrict one, const uint8_t *restrict two,
                            const uint8_t *restrict three, uint8_t *restrict ctx) {
-    for (int k = 0; k < CHUNK; k++) {
-        uint8_t l = one[k + 1], ll = two[k + 1], t = two[k], tl = three[k], tr = one[k];
+    for (int b = 0; b < CHUNK * LANES; b++) {
+        uint8_t l = one[b + LANES], ll = two[b + LANES], t = two[b], tl = three[b], tr = one[b];
         uint8_t cl = l > 13 ? l - 13 : 0, ct = t > 13 ? t - 13 : 0;
         cl = cl < 4 ? cl : 4, ct = ct < 4 ? ct : 4;
         uint8_t size = (uint8_t)((tl > 15 ? tl - 15 : 15 - tl) + (tr > 15 ? tr - 15 : 15 - tr) +
                                  (ll > 15 ? ll - 15 : 15 - ll));
-        ctx[k] = (uint8_t)(20 * cl + 4 * ct + (size >= 1) + (size >= 3) + (size >= 6));
+        ctx[b] = (uint8_t)(20 * cl + 4 * ct + (size >= 1) + (size >= 3) + (size >= 6));
     }
 }
 
-/* The contexts of cells first..last of the wavefront whose row of the skewed plane starts at
- * `front` (cell i at front[i]), into ctx[first..last] (and a few past it, unused). */
-static void wavefront_contexts(const uint8_t *front, int64_t row, int64_t first, int64_t last,
-                               uint8_t *ctx) {
-    for (int64_t i = first - 1; i < last; i += CHUNK)
-        chunk_contexts(front + i - row, front + i - 2 * row, front + i - 3 * row, ctx + i + 1);
-}
-
-/* Decodes the symbol at c with the table block of its context. */
-static inline void context_step(Lane *lane, uint8_t *c, const uint8_t *block) {
+/* Decodes one symbol of a context-coded stream with the block of its context: *state is the
+ * coder's state, *next the end of the next word to read, start the stream's first byte. */
+static inline uint8_t context_step(uint64_t *state, const uint8_t **next, const uint8_t *block,
+                                   const uint8_t *start) {
     const uint32_t *cdf = (const uint32_t *)block;
-    uint32_t quantile = (uint32_t)lane->state & (TOTAL - 1);
-    unsigned s = block[CDF_BYTES + (quantile >> CONTEXT_LUT_SHIFT)];
-    while (cdf[s + 1] <= quantile) s++;
-    lane->state = (lane->state >> PRECISION) * (cdf[s + 1] - cdf[s]) + (quantile - cdf[s]);
-    if (lane->state >> 32 == 0 && lane->pos > 0)
-        lane->state = lane->state << 32 | word_at(lane->stream + 4 * --lane->pos);
-    *c = (uint8_t)s;
+    const uint8_t *lut = block + CDF_BYTES;
+    uint32_t quantile = (uint32_t)*state & (TOTAL - 1);
+    unsigned s = lut[(uint8_t)(*state >> CONTEXT_LUT_SHIFT)];
+    uint32_t high = cdf[s + 1];
+    while (high <= quantile) high = cdf[++s + 1];
+    uint32_t low = cdf[s];
+    *state = (*state >> PRECISION) * (high - low) + (quantile - low);
+    if (*state >> 32 == 0 && *next > start) {
+        *next -= 4;
+        *state = *state << 32 | word_at(*next);
+    }
+    return (uint8_t)s;
 }
 
-/* Decodes `count` (1..4) context-coded lanes of an (h, w) channel in wavefront order
- * (t = 2 i + j, then ascending i: context_model.wavefronts), four in step (else one by one),
- * then writes them to the lanes' outputs as latent values (every `stride`-th byte).
- * Context c of lane k is decoded with the block at blocks + where[k][c].
+/* Decodes `count` (1..LANES) context-coded lanes of an (h, w) channel in wavefront order
+ * (t = 2 i + j, then ascending i: context_model.wavefronts), in step, then writes them to the
+ * lanes' outputs as latent values (every `stride`-th byte). Context c of lane k is decoded
+ * with the block at blocks + where[k][c].
  *
- * Each lane's symbols go to a skewed plane whose rows are the wavefronts: cell (i, j) at row
- * 2 i + j + 3, column i + 1. A wavefront's neighbours are then contiguous bytes of the three
- * rows before it, and its contexts are found in one pass before it is decoded. A slot that no
- * cell fills (a neighbour outside the channel, or past a wavefront's end) holds EDGE_SYMBOL.
+ * The lanes' symbols go to a skewed plane whose rows are the wavefronts: cell (i, j) at row
+ * 2 i + j + 3, column i + 1, each cell LANES bytes (one per lane). A wavefront's neighbours
+ * are then contiguous bytes of the three rows before it, and the contexts of all lanes are
+ * found in one pass before it is decoded. A slot that no cell fills (a neighbour outside the
+ * channel, past a wavefront's end, or a lane beyond count) holds EDGE_SYMBOL. A wavefront
+ * whose every lane has a word left for each of its steps decodes without checking for them.
  * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out. */
 static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32_t **where,
                                 int count, int64_t h, int64_t w, int64_t stride) {
-    int64_t fronts = 2 * (h - 1) + w, row = h + 1 + CHUNK, cells = (fronts + 3) * row;
-    uint8_t *planes = malloc((size_t)(count * (cells + h + CHUNK)));
+    int64_t fronts = 2 * (h - 1) + w, row = LANES * (h + 1 + CHUNK), cells = (fronts + 3) * row;
+    int64_t spare = count < LANES ? 4 * h * w : 0; /* the stream of the lanes beyond count */
+    uint8_t *planes = malloc((size_t)(cells + LANES * (h + CHUNK + 1) + spare));
     if (planes == NULL) return -11;
-    memset(planes, EDGE_SYMBOL, (size_t)(count * cells));
-    uint8_t *front[4], *ctx[4];
-    for (int k = 0; k < count; k++) {
-        front[k] = planes + k * cells + 3 * row + 1; /* wavefront 0's row, cell 0 */
-        ctx[k] = planes + count * cells + k * (h + CHUNK);
+    memset(planes, EDGE_SYMBOL, (size_t)cells);
+    uint8_t *front = planes + 3 * row + LANES; /* wavefront 0's row, cell 0 */
+    uint8_t *ctx = planes + cells;             /* ctx[LANES * i + k]: cell i of lane k */
+    const uint8_t *block[LANES * CONTEXT_SLOTS]; /* lane k's context c: block[128 k + c] */
+    uint64_t state[LANES];
+    const uint8_t *next[LANES], *start[LANES];
+    /* Lanes beyond count decode zeros with lane 0's tables, unused: the four stay in step. */
+    uint8_t *zeros = ctx + LANES * (h + CHUNK + 1);
+    if (spare) memset(zeros, 0, (size_t)spare);
+    for (int k = 0; k < LANES; k++) {
+        int real = k < count;
+        for (int c = 0; c < CONTEXTS; c++)
+            block[CONTEXT_SLOTS * k + c] = blocks + where[real ? k : 0][c];
+        state[k] = real ? lanes[k].state : (uint64_t)1 << 32;
+        start[k] = real ? lanes[k].stream : zeros;
+        next[k] = real ? lanes[k].stream + 4 * lanes[k].pos : zeros + spare;
     }
-    if (count == 4) { /* four lanes in step, in locals: the CPU overlaps their steps */
-        Lane a = lanes[0], b = lanes[1], c = lanes[2], d = lanes[3];
-        for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
-            int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
-            if (last > h - 1) last = h - 1;
-            for (int k = 0; k < 4; k++) wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
-            /* In locals, and the four blocks found before the four steps: a symbol's store
-             * (a byte, which may alias anything) then makes the compiler reload nothing. */
-            uint8_t *fa = front[0] + at, *fb = front[1] + at, *fc = front[2] + at;
-            uint8_t *fd = front[3] + at;
-            const uint8_t *xa = ctx[0], *xb = ctx[1], *xc = ctx[2], *xd = ctx[3];
-            const uint32_t *wa = where[0], *wb = where[1], *wc = where[2], *wd = where[3];
-            for (int64_t i = first; i <= last; i++) {
-                uint32_t oa = wa[xa[i]], ob = wb[xb[i]], oc = wc[xc[i]], od = wd[xd[i]];
-                context_step(&a, fa + i, blocks + oa);
-                context_step(&b, fb + i, blocks + ob);
-                context_step(&c, fc + i, blocks + oc);
-                context_step(&d, fd + i, blocks + od);
-            }
-        }
-        lanes[0] = a, lanes[1] = b, lanes[2] = c, lanes[3] = d;
-    } else {
-        for (int k = 0; k < count; k++) {
-            Lane a = lanes[k];
-            for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
-                int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
-                if (last > h - 1) last = h - 1;
-                wavefront_contexts(front[k] + at, row, first, last, ctx[k]);
-                for (int64_t i = first; i <= last; i++)
-                    context_step(&a, front[k] + at + i, blocks + where[k][ctx[k][i]]);
-            }
-            lanes[k] = a;
+    uint64_t sa = state[0], sb = state[1], sc = state[2], sd = state[3];
+    const uint8_t *na = next[0], *nb = next[1], *nc = next[2], *nd = next[3];
+    for (int64_t t = 0, at = 0; t < fronts; t++, at += row) {
+        int64_t first = t - (w - 1) > 0 ? (t - (w - 1) + 1) / 2 : 0, last = t / 2;
+        if (last > h - 1) last = h - 1;
+        for (int64_t i = first - 1; i < last; i += CHUNK)
+            chunk_contexts(front + at + LANES * i - row, front + at + LANES * i - 2 * row,
+                           front + at + LANES * i - 3 * row, ctx + LANES * (i + 1));
+        /* The four lanes in step, in locals: the CPU overlaps their steps. */
+        uint8_t *f = front + at;
+        for (int64_t i = first; i <= last; i++) {
+            const uint8_t *x = ctx + LANES * i;
+            const uint8_t *ba = block[x[0]], *bb = block[CONTEXT_SLOTS + x[1]];
+            const uint8_t *bc = block[2 * CONTEXT_SLOTS + x[2]];
+            const uint8_t *bd = block[3 * CONTEXT_SLOTS + x[3]];
+            uint8_t *c = f + LANES * i;
+            c[0] = context_step(&sa, &na, ba, start[0]);
+            c[1] = context_step(&sb, &nb, bb, start[1]);
+            c[2] = context_step(&sc, &nc, bc, start[2]);
+            c[3] = context_step(&sd, &nd, bd, start[3]);
         }
     }
+    state[0] = sa, state[1] = sb, state[2] = sc, state[3] = sd;
+    next[0] = na, next[1] = nb, next[2] = nc, next[3] = nd;
     int ok = 1;
-    for (int k = 0; k < count; k++) ok = ok && sealed(&lanes[k]);
+    for (int k = 0; k < count; k++)
+        ok = ok && next[k] == start[k] && state[k] == ((uint64_t)1 << 32);
     /* Position by position, all lanes at once: their bytes of the output share a cache line. */
     for (int64_t i = 0; i < h; i++) {
-        int64_t from = (2 * i + 3) * row + i + 1, to = i * w * stride;
-        if (count == 4) {
+        int64_t from = (2 * i + 3) * row + LANES * (i + 1), to = i * w * stride;
+        if (count == LANES && lanes[1].out == lanes[0].out + 1 && lanes[2].out == lanes[0].out + 2 &&
+            lanes[3].out == lanes[0].out + 3) {
+            /* the lanes are adjacent channels of the output: a position's four bytes at once,
+             * s - 15 in each byte of the word (s < 128: no borrow between bytes) */
+            int8_t *o = lanes[0].out;
+            for (int64_t j = 0; j < w; j++, from += row, to += stride) {
+                uint32_t word;
+                memcpy(&word, planes + from, 4);
+                word = ((word | 0x80808080u) - 0x0F0F0F0Fu) ^ 0x80808080u;
+                memcpy(o + to, &word, 4);
+            }
+        } else if (count == LANES) {
             int8_t *oa = lanes[0].out, *ob = lanes[1].out, *oc = lanes[2].out, *od = lanes[3].out;
             for (int64_t j = 0; j < w; j++, from += row, to += stride) {
                 oa[to] = (int8_t)(planes[from] + QMIN);
-                ob[to] = (int8_t)(planes[cells + from] + QMIN);
-                oc[to] = (int8_t)(planes[2 * cells + from] + QMIN);
-                od[to] = (int8_t)(planes[3 * cells + from] + QMIN);
+                ob[to] = (int8_t)(planes[from + 1] + QMIN);
+                oc[to] = (int8_t)(planes[from + 2] + QMIN);
+                od[to] = (int8_t)(planes[from + 3] + QMIN);
             }
         } else {
             for (int64_t j = 0; j < w; j++, from += row, to += stride)
                 for (int k = 0; k < count; k++)
-                    lanes[k].out[to] = (int8_t)(planes[k * cells + from] + QMIN);
+                    lanes[k].out[to] = (int8_t)(planes[from + k] + QMIN);
         }
     }
     free(planes);
