@@ -11,15 +11,16 @@ On this machine, in one run, one process, one thread each:
   (a2) the same shards through a ``webdataset`` pipeline with ``l3ic.wds_decoder``;
   (a3) (a) with the Python reader (container parsing in Python, constriction decoding), as
       where no C compiler was found at install time;
-  (a4) (a) on shards of the same images written as format version 4 (context-coded channels,
-      docs/format.md), by the compiled reader;
+  (a4) (a) on shards of the same images written as format version 3 (no context-coded
+      channels, docs/format.md), by the compiled reader;
   (b) ``LatentShards``, the 8 most important channels, with the fraction of the stream bytes
       and of the record bytes read;
   (c) ``LatentShards(decode=True)``: pixels decoded by the network (ONNX Runtime);
   (d) the same images as JPEG quality 90 (Pillow's default 4:2:0) in WebDataset shards,
       decoded by ``webdataset``'s ``decode("rgb8")`` (Pillow);
   (e) the same as PNG;
-  and the ceiling of (a3): constriction decoding the same streams with nothing else.
+  and what the Python reader could reach on (a4)'s shards: constriction decoding their streams
+  with nothing else (version 3: one table per channel).
   On the first ``-n`` images of ``--images`` (default ../shared/data/train-gpu, 256x256) and on
   every image of ``--large`` (default ../shared/data/kodak, 768x512 and 512x768), each epoch
   read ``--repeat`` times over for the small set of 24.
@@ -92,8 +93,9 @@ def _stream_fraction(shards, channels: list[int]) -> tuple[float, float]:
 
 
 def entropy_floor(shards, repeat: int) -> dict:
-    """The entropy decoding alone: constriction decoding every stream of ``shards`` with the
-    models built beforehand, nothing else (best of ``repeat``)."""
+    """The entropy decoding alone: constriction decoding every stream of ``shards`` (format
+    version 3: one table per channel) with the models built beforehand, nothing else (best of
+    ``repeat``)."""
     import constriction
 
     from l3ic import channel_modes, container, entropy
@@ -147,8 +149,8 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
     for i, path in enumerate(images):
         shutil.copy(path, src / f"{i:06d}{path.suffix}")
     convert_shards(work / "src", work / "l3ic", preset, progress=False)
-    with _writing(preset, 4):
-        convert_shards(work / "src", work / "l3ic-v4", preset, progress=False)
+    with _writing(preset, 3):
+        convert_shards(work / "src", work / "l3ic-v3", preset, progress=False)
     jpg = _image_shards(images, work / "jpg", "JPEG")
     png = _image_shards(images, work / "png", "PNG")
     l3 = sorted(str(p) for p in (work / "l3ic").glob("shard-*.tar"))
@@ -173,7 +175,7 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
         "a_latents_all": lambda: LatentShards(work / "l3ic"),
         "a2_latents_all_webdataset": pipe(l3, wds_decoder(), "l3ic"),
         "a3_latents_all_python_reader": python_reader,
-        "a4_latents_all_v4": lambda: LatentShards(work / "l3ic-v4"),
+        "a4_latents_all_v3": lambda: LatentShards(work / "l3ic-v3"),
         "b_latents_top8": lambda: top8,
         "c_pixels_decoded": lambda: LatentShards(work / "l3ic", decode=True),
         "d_jpeg_q90_pillow": pipe(jpg, "rgb8", "jpg"),
@@ -183,13 +185,13 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
         slow = name.startswith("c_")
         rate, n = _epochs(make, 1 if slow else epochs, 1 if slow else repeat)
         rows[name] = {"samples_per_s": rate, "samples": n}
-    floor = entropy_floor(top8.shards, epochs)
+    floor = entropy_floor(LatentShards(work / "l3ic-v3").shards, epochs)
     rows["entropy_decoding_alone"] = floor | {"samples": rows["a_latents_all"]["samples"]}
     streams, records = _stream_fraction(top8.shards, top8.channels)
     rows["b_latents_top8"].update(stream_bytes_read=streams, record_bytes_read=records)
     sizes = {
         "l3ic": sum(os.path.getsize(u) for u in l3),
-        "l3ic_v4": sum(os.path.getsize(u) for u in (work / "l3ic-v4").glob("shard-*.tar")),
+        "l3ic_v3": sum(os.path.getsize(u) for u in (work / "l3ic-v3").glob("shard-*.tar")),
         "jpeg_q90": sum(os.path.getsize(u) for u in jpg),
         "png": sum(os.path.getsize(u) for u in png),
     }
@@ -242,8 +244,8 @@ NAMES = {
     "a_latents_all": "(a) l3ic shards, all channels, latents (`LatentShards`)",
     "a2_latents_all_webdataset": "(a) the same through `webdataset` + `wds_decoder`",
     "a3_latents_all_python_reader": "(a) with the Python reader (no compiled reader)",
-    "a4_latents_all_v4": "(a) on format version 4 shards (context-coded channels)",
-    "entropy_decoding_alone": "(a) Python reader's entropy decoding alone (constriction)",
+    "a4_latents_all_v3": "(a) on format version 3 shards (no context-coded channels)",
+    "entropy_decoding_alone": "(a4) in Python: constriction's entropy decoding alone",
     "b_latents_top8": "(b) l3ic shards, 8 most important channels",
     "c_pixels_decoded": "(c) l3ic shards decoded to pixels (ONNX Runtime)",
     "d_jpeg_q90_pillow": "(d) JPEG q90 shards, Pillow (`webdataset` rgb8)",

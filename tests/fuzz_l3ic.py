@@ -120,7 +120,7 @@ def as_version1(data: bytes) -> bytes:
     codec = get_codec(container.parse(data).preset)
     latent, _ = codec.unpack_latent(data)
     f = split(data)
-    f.version, f.entries, f.streams = 1, [], []
+    f.version, f.tables_id, f.entries, f.streams = 1, b"", [], []
     for k in range(latent.shape[2]):
         symbols = (latent[..., k].astype(np.int16) - QMIN).ravel()
         code = channel_modes.encode_channel(symbols.astype(np.uint8), codec.priors[k])
@@ -138,7 +138,7 @@ def as_version1(data: bytes) -> bytes:
 
 
 def make_seeds() -> dict[str, bytes]:
-    """Small valid files of the shipped presets, in versions 3, 1 and 4."""
+    """Small valid files of the shipped presets, in versions 4 (the default), 3 and 1."""
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:24, 0:40]
     smooth = np.stack([xx * 6, yy * 10, (xx + yy) * 4], axis=-1).astype(np.uint8)
@@ -151,22 +151,25 @@ def make_seeds() -> dict[str, bytes]:
         "64c-tiny": l3ic.compress(noisy[:8, :8], preset="64c"),
     }
     seeds["16c-rgb-v1"] = as_version1(seeds["16c-rgb"])
-    # Version 4: a textured 96 x 64 image, whose latents have context-coded channels.
+    # A textured 96 x 64 image, whose latents have context-coded channels in version 4.
     yy, xx = np.mgrid[0:64, 0:96]
     waves = [128 + 60 * np.sin(xx / 9.0), 128 + 60 * np.cos(yy / 7.0), (xx + 2 * yy) % 256]
     textured = np.stack(waves, axis=-1) + rng.normal(0, 6, (64, 96, 3))
     textured = np.clip(textured, 0, 255).astype(np.uint8)
     for preset in ("16c", "32c"):
-        seeds[f"{preset}-textured-v4"] = as_version4(l3ic.compress(textured, preset=preset))
-    seeds["64c-tiny-v4"] = as_version4(seeds["64c-tiny"])
+        seeds[f"{preset}-textured"] = l3ic.compress(textured, preset=preset)
+    for name in ("16c-rgb", "32c-rgb", "64c-tiny", "16c-textured"):
+        seeds[f"{name}-v3"] = as_version(seeds[name], 3)
     return seeds
 
 
-def as_version4(data: bytes) -> bytes:
-    """The same latent as a version 4 file (context-coded channels where they are cheaper)."""
+def as_version(data: bytes, version: int) -> bytes:
+    """The same latent as a file of format ``version`` (3 or 4; in 4, context-coded channels
+    where they are cheaper)."""
     shipped = get_coder(container.parse(data).preset)
     latent, meta = shipped.read(data)
-    return shipped.writing(4).pack(latent, (meta["height"], meta["width"]), meta["grayscale"])
+    coder = shipped.writing(version)
+    return coder.pack(latent, (meta["height"], meta["width"]), meta["grayscale"])
 
 
 # ----- mutations: (rng, seed bytes, seed fields) -> bytes --------------------------------------

@@ -171,9 +171,8 @@ def test_version_4_files_read_back_and_are_smaller():
 
     coder, rng = _coder()
     q = _latent(rng)
-    v3 = coder.pack(q, (96, 136))
-    coder.write_version = 4
-    v4 = coder.pack(q, (96, 136))
+    v3 = coder.writing(3).pack(q, (96, 136))
+    v4 = coder.pack(q, (96, 136))  # version 4, the default
     c = container.parse(v4, coder.channel_order)
     assert c.version == 4 and c.tables_id == coder.tables_id
     assert channel_modes.CONTEXT in {code.mode for code in c.codes}
@@ -189,8 +188,7 @@ def test_a_version_4_file_needs_its_context_tables():
     from l3ic.latent_coder import LatentCoder
 
     coder, rng = _coder()
-    coder.write_version = 4
-    data = coder.pack(_latent(rng), (96, 136))
+    data = coder.pack(_latent(rng), (96, 136))  # version 4, the default
     other, _ = _coder(tables=False)
     with pytest.raises(L3ICError, match="context tables"):
         other.read(data)
@@ -207,8 +205,7 @@ def test_the_context_mode_is_refused_in_earlier_versions():
     from l3ic import container
 
     coder, rng = _coder()
-    coder.write_version = 4
-    data = bytearray(coder.pack(_latent(rng), (96, 136)))
+    data = bytearray(coder.pack(_latent(rng), (96, 136)))  # version 4, the default
     c = container.parse(bytes(data), coder.channel_order)
     # The same header as version 3: drop the tables id, mend both checksums.
     at = 7 + data[6] + 8  # where the tables id starts: after the preset name and fingerprint

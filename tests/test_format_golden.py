@@ -34,7 +34,8 @@ VERSION_2_HEX = (
 
 
 def golden_coder() -> LatentCoder:
-    return LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1])
+    """A coder of the golden priors writing version 3 (no context tables)."""
+    return LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1]).writing(3)
 
 
 def golden_latent() -> np.ndarray:
@@ -70,7 +71,7 @@ def test_pinned_bytes_use_every_mode_and_unpack_to_the_latent():
 def test_streams_are_stored_in_the_stream_order_and_version_2_still_reads():
     coder, q = golden_coder(), golden_latent()
     data = coder.pack(q, SHAPE, grayscale=True)
-    assert data[4] == container.VERSION == 3
+    assert data[4] == 3
     c = container.parse(data, coder.channel_order)
     # channel order [2, 0, 3, 1]; channel 0 is constant (no stream): 2, 3, 1 follow the header
     assert c.offsets[2] == c.header_bytes
@@ -108,13 +109,12 @@ def v4_latent() -> np.ndarray:
 
 def v4_coder() -> LatentCoder:
     tables = [[np.roll(V4_PEAK, c // 20 - 2) for c in range(context_model.CONTEXTS)]] * 4
-    coder = LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1], None, tables)
-    coder.write_version = 4
-    return coder
+    return LatentCoder("golden", b"golden!!", [PRIOR] * 4, [2, 0, 3, 1], None, tables)
 
 
 def test_version_4_packs_to_pinned_bytes_with_every_mode():
     coder, q = v4_coder(), v4_latent()
+    assert coder.write_version == container.VERSION == 4  # the default
     data = coder.pack(q, V4_SHAPE)
     assert hashlib.sha256(data).hexdigest() == V4_PINNED_SHA256
     assert coder.tables_id.hex() == V4_TABLES_ID

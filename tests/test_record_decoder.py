@@ -301,7 +301,7 @@ def test_the_compiled_readers_constants_are_pythons():
         "MAX_PIXELS": container.MAX_PIXELS,
         "MAX_CHANNELS": container.MAX_CHANNELS,
         "FINGERPRINT_BYTES": container.FINGERPRINT_BYTES,
-        "VERSION": container.VERSION,
+        "ORDERED_VERSION": container.ORDERED_VERSION,
         "CONTEXT_VERSION": container.CONTEXT_VERSION,
         "TABLES_ID_BYTES": container.TABLES_ID_BYTES,
         "CONTEXTS": context_model.CONTEXTS,

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 MAGIC = b"L3IC"
-VERSION = 3  # written by default
+VERSION = 4  # written by default (version 3 still on request: LatentCoder.writing(3))
 READ_VERSIONS = (1, 2, 3, 4)
 WRITE_VERSIONS = (3, 4)
 ORDERED_VERSION = 3  # from this version on, streams are stored in stream order

@@ -33,7 +33,7 @@
 #define MAX_PIXELS (1LL << 28)
 #define MAX_CHANNELS 1024
 #define FINGERPRINT_BYTES 8
-#define VERSION 3
+#define ORDERED_VERSION 3 /* from this version on: the streams in stream order */
 #define CONTEXT_VERSION 4 /* from this version on: the tables id, the context mode */
 #define TABLES_ID_BYTES 4
 #define CONTEXTS 100
@@ -248,18 +248,18 @@ static inline uint8_t context_step(uint64_t *state, const uint8_t **next, const 
  * 2 i + j + 3, column i + 1, each cell LANES bytes (one per lane). A wavefront's neighbours
  * are then contiguous bytes of the three rows before it, and the contexts of all lanes are
  * found in one pass before it is decoded. A slot that no cell fills (a neighbour outside the
- * channel, past a wavefront's end, or a lane beyond count) holds EDGE_SYMBOL. A wavefront
- * whose every lane has a word left for each of its steps decodes without checking for them.
+ * channel, or past a wavefront's end) holds EDGE_SYMBOL. Lanes beyond count decode a stream of
+ * zeros with lane 0's tables, never written out: a group of fewer lanes still steps four.
  * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out. */
 static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32_t **where,
                                 int count, int64_t h, int64_t w, int64_t stride) {
     int64_t fronts = 2 * (h - 1) + w, row = LANES * (h + 1 + CHUNK), cells = (fronts + 3) * row;
     int64_t spare = count < LANES ? 4 * h * w : 0; /* the stream of the lanes beyond count */
-    uint8_t *planes = malloc((size_t)(cells + LANES * (h + CHUNK + 1) + spare));
-    if (planes == NULL) return -11;
-    memset(planes, EDGE_SYMBOL, (size_t)cells);
-    uint8_t *front = planes + 3 * row + LANES; /* wavefront 0's row, cell 0 */
-    uint8_t *ctx = planes + cells;             /* ctx[LANES * i + k]: cell i of lane k */
+    uint8_t *plane = malloc((size_t)(cells + LANES * (h + CHUNK + 1) + spare));
+    if (plane == NULL) return -11;
+    memset(plane, EDGE_SYMBOL, (size_t)cells);
+    uint8_t *front = plane + 3 * row + LANES; /* wavefront 0's row, cell 0 */
+    uint8_t *ctx = plane + cells;             /* ctx[LANES * i + k]: cell i of lane k */
     const uint8_t *block[LANES * CONTEXT_SLOTS]; /* lane k's context c: block[128 k + c] */
     uint64_t state[LANES];
     const uint8_t *next[LANES], *start[LANES];
@@ -311,25 +311,25 @@ static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32
             int8_t *o = lanes[0].out;
             for (int64_t j = 0; j < w; j++, from += row, to += stride) {
                 uint32_t word;
-                memcpy(&word, planes + from, 4);
+                memcpy(&word, plane + from, 4);
                 word = ((word | 0x80808080u) - 0x0F0F0F0Fu) ^ 0x80808080u;
                 memcpy(o + to, &word, 4);
             }
         } else if (count == LANES) {
             int8_t *oa = lanes[0].out, *ob = lanes[1].out, *oc = lanes[2].out, *od = lanes[3].out;
             for (int64_t j = 0; j < w; j++, from += row, to += stride) {
-                oa[to] = (int8_t)(planes[from] + QMIN);
-                ob[to] = (int8_t)(planes[from + 1] + QMIN);
-                oc[to] = (int8_t)(planes[from + 2] + QMIN);
-                od[to] = (int8_t)(planes[from + 3] + QMIN);
+                oa[to] = (int8_t)(plane[from] + QMIN);
+                ob[to] = (int8_t)(plane[from + 1] + QMIN);
+                oc[to] = (int8_t)(plane[from + 2] + QMIN);
+                od[to] = (int8_t)(plane[from + 3] + QMIN);
             }
         } else {
             for (int64_t j = 0; j < w; j++, from += row, to += stride)
                 for (int k = 0; k < count; k++)
-                    lanes[k].out[to] = (int8_t)(planes[from + k] + QMIN);
+                    lanes[k].out[to] = (int8_t)(plane[from + k] + QMIN);
         }
     }
-    free(planes);
+    free(plane);
     return ok ? 0 : -1;
 }
 
@@ -361,7 +361,7 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
     if (channels < 1 || channels > MAX_CHANNELS) return -1;
     if (size < 7 || memcmp(data, "L3IC", 4) != 0) return -2;
     int version = data[4];
-    if (version != VERSION && version != CONTEXT_VERSION) return -2;
+    if (version != ORDERED_VERSION && version != CONTEXT_VERSION) return -2;
     int flags = data[5], name_len = data[6];
     if (flags & ~1 || name_len != preset_len) return -3;
     int64_t pos = 7;
