@@ -155,8 +155,23 @@ def test_unknown_output_format_refused_before_decoding(
     assert main(["decompress", str(png.with_suffix(".l3ic")), "-o", str(out)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"l3ic: error: {png.with_suffix('.l3ic')}: ")
-    assert shown in err[0] and "use .png" in err[0]
+    assert shown in err[0] and "this install writes .png, .jpg" in err[0]
     assert not out.exists()
+
+
+def test_an_unwritable_known_format_is_not_offered(presets, png, monkeypatch, capsys):
+    # Without a plugin that writes .tif, the message says so and offers only what this
+    # install writes (it once offered .tif for .tif).
+    from l3ic import cli
+
+    assert main(["compress", "-m", "16c", str(png)]) == 0
+    writable = cli._writable
+    monkeypatch.setattr(cli, "_writable", lambda suffix: suffix != ".tif" and writable(suffix))
+    out = png.with_name("out.tif")
+    assert main(["decompress", str(png.with_suffix(".l3ic")), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "no installed imageio plugin writes '.tif' images" in err[0]
+    assert ".tif" not in err[0].split("this install writes")[1] and not out.exists()
 
 
 @pytest.mark.parametrize("command", ["decompress", "info"])

@@ -181,3 +181,19 @@ def test_convert_usage_errors(presets, tmp_path, capsys):
     (tmp_path / "index.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(l3ic.L3ICError, match="not an l3ic index"):
         read_index(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [[5], [{}], [{"path": "../../etc/passwd", "label_index": -1, "width": 8, "height": 8}],
+     [{"path": "/abs/x.l3ic", "label_index": -1, "width": 8, "height": 8}],
+     [{"path": "a.l3ic", "label_index": 3, "width": 8, "height": 8}],
+     [{"path": "a.l3ic", "label_index": -1, "width": "8", "height": 8}]],
+)  # fmt: skip
+def test_a_damaged_index_is_an_l3icerror_before_any_file_is_read(tmp_path, items):
+    index = {"format": "l3ic-index", "version": 2, "preset": "16c", "classes": ["cat"]}
+    (tmp_path / "index.json").write_text(json.dumps({**index, "items": items}))
+    with pytest.raises(l3ic.L3ICError, match=r"index.json: items\[0\]"):
+        read_index(tmp_path)
+    with pytest.raises(l3ic.L3ICError, match=r"index.json: items\[0\]"):
+        l3ic.LatentFiles(tmp_path)

@@ -336,3 +336,121 @@ def test_wds_decoder_channels_and_other_members(shards):
     assert np.array_equal(top, full[..., get_coder("16c").top_channels(3)])
     with pytest.raises(L3ICError):
         wds_decoder(top_channels=3)
+
+
+# ----- hostile and damaged metadata, descriptors ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shard, field",
+    [
+        ({"name": "../victim.txt", "first_key": 0, "sources": ["cat/00.png"]}, "name"),
+        ({"name": "/tmp/x.tar", "first_key": 0, "sources": ["cat/00.png"]}, "name"),
+        ({"name": "shard-000000.tar", "first_key": 0, "sources": ["cat/../../s/p.png"]}, "sources"),
+        ({"name": "shard-000000.tar", "first_key": 0, "sources": ["/etc/passwd"]}, "sources"),
+        ({"name": "shard-000000.tar", "first_key": 0, "sources": ["bird/00.png"]}, "sources"),
+        ({"name": "shard-000000.tar", "first_key": -3, "sources": []}, "first_key"),
+        ({"name": "shard-000000.tar", "first_key": 0, "sources": "cat/00.png"}, "sources"),
+    ],
+)
+def test_a_hostile_shard_list_stops_the_resume_before_anything_is_written(
+    presets, tmp_path, capsys, shard, field
+):
+    # shards.json decides where convert reads and writes when it resumes: every name and
+    # source is checked first, then one error line, exit 1, and nothing read or written.
+    src, dst = make_folder(tmp_path / "src", per_class=1), tmp_path / "dst"
+    dst.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    meta = {"format": "l3ic-shards", "version": 1, "preset": "16c", "fingerprint": "0" * 16,
+            "classes": ["cat", "dog"], "shards": [shard]}  # fmt: skip
+    (dst / "shards.json").write_text(json.dumps(meta))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["convert", str(src), str(dst), "-m", "16c", "--layout", "shards"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("l3ic: error: ") and f"shards[0].{field}" in err[0]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert victim.read_text() == "mine"
+
+
+DAMAGES = {
+    "an item that is a number": lambda ix: ix["samples"].__setitem__(0, 5),
+    "an empty item": lambda ix: ix["samples"].__setitem__(0, {}),
+    "a negative offset": lambda ix: ix["samples"][0].update(offset=-512),
+    "a terabyte record": lambda ix: ix["samples"][0].update(bytes=2**40),
+    "a record past the tar": lambda ix: ix["samples"][0].update(offset=ix["tar_bytes"] - 8),
+    "a label that is text": lambda ix: ix["samples"][0].update(label="cat"),
+    "a label past the classes": lambda ix: ix["samples"][0].update(label=7),
+    "a stream position missing": lambda ix: ix["samples"][0]["streams"].pop(),
+    "stream positions out of order": lambda ix: ix["samples"][0]["streams"].reverse(),
+    "streams that are not a list": lambda ix: ix["samples"][0].update(streams=None),
+    "a key that is a number": lambda ix: ix["samples"][0].update(key=3),
+    "a width of zero": lambda ix: ix["samples"][0].update(width=0),
+    "tar_bytes as text": lambda ix: ix.update(tar_bytes="many"),
+    "samples that are not a list": lambda ix: ix.update(samples={"0": 1}),
+    "failed that is not a list": lambda ix: ix.update(failed=None),
+    "another shard's index": lambda ix: ix.update(shard="shard-000000.tar"),
+    "a list instead of an index": lambda ix: ix.clear(),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_shard_index_is_an_l3icerror_and_is_skipped(shards, tmp_path, damage):
+    dst = _copy(shards, tmp_path)
+    index = json.loads((dst / "shard-000001.json").read_text())
+    DAMAGES[damage](index)
+    (dst / "shard-000001.json").write_text(json.dumps(index or [5]))
+    with pytest.raises(L3ICError, match="shard-000001.json"):
+        ShardSet(dst).samples(1)
+    with pytest.raises(L3ICError, match="shard-000001"):
+        list(LatentShards(dst))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = LatentShards(dst, channels=[0, 3], on_error="skip")
+        n = len(list(ds))
+    assert n == 12 - read_shards(dst)["shards"][1]["samples"]
+    assert ds.skipped[0][0] == "shard-000001.tar" and "skipped 1" in str(caught[-1].message)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m["shards"][0].update(name="../shard-000000.tar"),
+        lambda m: m["shards"][1].update(samples=-1),
+        lambda m: m["shards"][2].update(first_key="7"),
+        lambda m: m.update(classes="cat"),
+        lambda m: m.update(shards=None),
+        lambda m: m.update(preset=16),
+    ],
+)
+def test_a_damaged_shard_list_is_an_l3icerror(shards, tmp_path, change):
+    dst = _copy(shards, tmp_path)
+    meta = json.loads((dst / "shards.json").read_text())
+    change(meta)
+    (dst / "shards.json").write_text(json.dumps(meta))
+    with pytest.raises(L3ICError, match="shards.json"):
+        LatentShards(dst)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_loaders_close_their_shard_files(shards):
+    import gc
+
+    gc.collect()
+    before = _open_descriptors()
+    loaders = [LatentShards(shards) for _ in range(30)]
+    for ds in loaders:
+        assert len(list(ds)) == 12  # every shard opened
+    assert _open_descriptors() >= before + 30 * 5  # each loader holds its 5 shards
+    for ds in loaders[:10]:
+        ds.close()
+    for ds in loaders[10:20]:
+        with ds:
+            next(iter(ds))  # reopens one shard, closed again at the end of the block
+    del ds, loaders  # the last ten are dropped without closing
+    gc.collect()
+    assert _open_descriptors() == before

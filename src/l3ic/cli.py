@@ -310,10 +310,11 @@ def _check_writable(out: Path) -> None:
     elif _writable(suffix):
         return
     elif suffix in imageio.config.known_extensions:
-        why = f"imageio cannot write '{suffix}' images here"
+        why = f"no installed imageio plugin writes '{suffix}' images"
     else:
         why = f"unknown image format '{suffix}'"
-    raise L3ICError(f"cannot write {out}: {why} (use .png, .jpg, .webp, .tif, ...)")
+    usable = [s for s in (".png", ".jpg", ".webp", ".tif", ".bmp") if _writable(s)]
+    raise L3ICError(f"cannot write {out}: {why} (this install writes {', '.join(usable)})")
 
 
 @functools.cache

@@ -40,7 +40,7 @@ from .errors import L3ICError, one_line
 from .image import is_image_name, read_image, write_atomic
 from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 from .runtime import resolve_runtime
-from .shards import SHARDS_NAME
+from .shards import SHARDS_NAME, json_int, safe_relative_path
 
 __all__ = [
     "INDEX_NAME",
@@ -389,4 +389,19 @@ def read_index(root: str | os.PathLike) -> dict:
     items = index.setdefault("items", [])
     if not isinstance(items, list) or (items and not isinstance(index.get("preset"), str)):
         raise L3ICError(f"{path}: the index lists no items or names no preset")
+    classes = index.setdefault("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise L3ICError(f"{path}: classes is not a list of names; the file is damaged")
+    for i, item in enumerate(items):
+        if not (
+            isinstance(item, dict)
+            and safe_relative_path(item.get("path"))
+            and json_int(item.get("label_index"), -1, len(classes) - 1)
+            and json_int(item.get("width"), 1, container.MAX_SIDE)
+            and json_int(item.get("height"), 1, container.MAX_SIDE)
+        ):
+            raise L3ICError(
+                f"{path}: items[{i}] is not an image of the index (a path inside {path.parent}, "
+                "a class index, a size); the file is damaged, convert again"
+            )
     return index

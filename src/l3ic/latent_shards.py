@@ -138,6 +138,17 @@ class LatentShards:
         self._rank = None if rank is None else (rank, world_size)
         self.skipped: list[tuple[str, str | None, str]] = []
 
+    def close(self) -> None:
+        """Closes the shard files this process opened (iterating again reopens them); also at
+        the end of a ``with`` block, and when the loader is dropped."""
+        self.shards.close()
+
+    def __enter__(self) -> "LatentShards":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def classes(self) -> list[str]:
         """Class names; labels index them."""

@@ -39,7 +39,9 @@ from .shards import (
     SHARDS_NAME,
     SHARDS_VERSION,
     ShardTask,
+    check_shard_list,
     finished_shard,
+    shard_name,
     write_shard,
 )
 
@@ -92,12 +94,9 @@ def _plan(src: Path, dst: Path, preset: str, fp: str, shard_size: int) -> dict:
             meta = json.loads(path.read_text())
         except (OSError, ValueError):
             meta = None
-        if (
-            not isinstance(meta, dict)
-            or meta.get("format") != SHARDS_FORMAT
-            or meta.get("version") != SHARDS_VERSION
-        ):
+        if not isinstance(meta, dict) or meta.get("format") != SHARDS_FORMAT:
             raise L3ICError(f"{path} exists and is not an l3ic shard list; use another DST")
+        check_shard_list(meta, path, finished=False)  # nothing read or written outside
         if meta["preset"] != preset or meta["fingerprint"] != fp:
             raise L3ICError(
                 f"{dst} already holds a conversion by preset {meta['preset']} (weights "
@@ -124,7 +123,7 @@ def _plan(src: Path, dst: Path, preset: str, fp: str, shard_size: int) -> dict:
             chunk = new[i : i + per_shard]
             meta["shards"].append(
                 {
-                    "name": f"shard-{len(meta['shards']):06d}.tar",
+                    "name": shard_name(len(meta["shards"])),
                     "first_key": key,
                     "sources": [rel.as_posix() for rel in chunk],
                 }

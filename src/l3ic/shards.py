@@ -45,7 +45,7 @@ import tarfile
 import threading
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -62,6 +62,7 @@ __all__ = [
     "write_shard",
     "finished_shard",
     "read_shards",
+    "check_shard_list",
 ]
 
 SHARDS_NAME = "shards.json"
@@ -202,6 +203,76 @@ def _load_json(path: Path, what: str) -> dict:
         raise L3ICError(f"cannot read {what} {path}: {one_line(e)}") from None
 
 
+def json_int(value, low: int = 0, high: int = 2**62) -> bool:
+    """Whether ``value`` is a JSON integer (not a bool) in low..high."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _field(path: Path, field: str, why: str) -> L3ICError:
+    return L3ICError(f"{path}: {field} {why}; the file is damaged, convert again")
+
+
+def shard_name(i: int) -> str:
+    """The name of shard ``i`` of a conversion: the only shard names l3ic writes or reads."""
+    return f"shard-{i:06d}.tar"
+
+
+def safe_relative_path(rel) -> bool:
+    """Whether ``rel`` is a relative POSIX path that stays inside its folder (no ``..``, no
+    absolute path, no empty or ``.`` part), as ``convert.find_images`` writes them."""
+    if not isinstance(rel, str) or not rel or "\0" in rel or (os.sep == "\\" and "\\" in rel):
+        return False
+    parts = rel.split("/")
+    return not PurePosixPath(rel).is_absolute() and all(p not in ("", ".", "..") for p in parts)
+
+
+def check_shard_list(meta, path: Path, finished: bool) -> dict:
+    """Checks a parsed ``shards.json`` as the container is checked, before anything is read or
+    written through it: its types, each shard's name (``shard_name(i)``: nothing outside the
+    folder), each source (a relative path inside SRC, its class folder a listed class) and the
+    keys; with ``finished``, each shard's sample count too.
+
+    Raises:
+        L3ICError: not an l3ic shard list, another version, or a field out of place, naming
+            the file and the field.
+    """
+    if not isinstance(meta, dict) or meta.get("format") != SHARDS_FORMAT:
+        raise L3ICError(f"{path} is not an l3ic shard list")
+    if meta.get("version") != SHARDS_VERSION:
+        raise L3ICError(f"{path}: unsupported shard list version {meta.get('version')!r}")
+    for field in ("preset", "fingerprint"):
+        if not isinstance(meta.get(field), str):
+            raise _field(path, field, "is not a string")
+    classes, shards = meta.get("classes"), meta.get("shards")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise _field(path, "classes", "is not a list of names")
+    if len(set(classes)) != len(classes):
+        raise _field(path, "classes", "repeats a name")
+    if not isinstance(shards, list):
+        raise _field(path, "shards", "is not a list")
+    known, key = set(classes), 0
+    for i, shard in enumerate(shards):
+        at = f"shards[{i}]"
+        if not isinstance(shard, dict):
+            raise _field(path, at, "is not an object")
+        if shard.get("name") != shard_name(i):
+            raise _field(path, f"{at}.name", f"is {shard.get('name')!r}, not {shard_name(i)!r}")
+        if shard.get("first_key") != key or not json_int(key):
+            raise _field(path, f"{at}.first_key", f"is {shard.get('first_key')!r}, not {key}")
+        sources = shard.get("sources")
+        if not isinstance(sources, list):
+            raise _field(path, f"{at}.sources", "is not a list")
+        for j, rel in enumerate(sources):
+            if not safe_relative_path(rel):
+                raise _field(path, f"{at}.sources[{j}]", "is not a path inside the source folder")
+            if "/" in rel and rel.split("/")[0] not in known:
+                raise _field(path, f"{at}.sources[{j}]", "is in a folder not listed in classes")
+        key += len(sources)
+        if finished and not json_int(shard.get("samples"), 0, len(sources)):
+            raise _field(path, f"{at}.samples", f"is not a count in 0..{len(sources)}")
+    return meta
+
+
 def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict | None:
     """The index of shard ``name`` if it is finished and holds the images ``keys``, else None.
 
@@ -213,7 +284,7 @@ def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict |
     if not index_path.exists() or not tar_path.exists():
         return None
     try:
-        index = _check_shard_index(_load_json(index_path, "shard index"), index_path)
+        index = _check_shard_index(_load_json(index_path, "shard index"), index_path, name)
     except L3ICError:
         return None
     if index["tar_bytes"] != tar_path.stat().st_size:
@@ -226,14 +297,52 @@ def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict |
     return index
 
 
-def _check_shard_index(index, path: Path) -> dict:
+def _check_shard_index(index, path: Path, name: str, channels: int | None = None) -> dict:
+    """Checks a parsed shard index of shard ``name`` as the container is checked, before any
+    read: types, ranges, and each sample's bytes inside the tar size it declares (which
+    ``ShardSet`` checks against the tar itself); with ``channels``, C + 1 stream positions a
+    sample.
+
+    Raises:
+        L3ICError: naming the file and the field.
+    """
     if not isinstance(index, dict) or index.get("format") != SHARD_INDEX_FORMAT:
         raise L3ICError(f"{path} is not an l3ic shard index")
     if index.get("version") != SHARD_INDEX_VERSION:
-        raise L3ICError(f"{path}: unsupported shard index version {index.get('version')}")
-    for field in ("shard", "tar_bytes", "samples", "failed"):
-        if field not in index:
-            raise L3ICError(f"{path}: the shard index has no {field!r}")
+        raise L3ICError(f"{path}: unsupported shard index version {index.get('version')!r}")
+    if index.get("shard") != name:
+        raise _field(path, "shard", f"is {index.get('shard')!r}, not {name!r}")
+    tar_bytes, samples = index.get("tar_bytes"), index.get("samples")
+    if not json_int(tar_bytes):
+        raise _field(path, "tar_bytes", "is not a size")
+    if not isinstance(samples, list):
+        raise _field(path, "samples", "is not a list")
+    if not isinstance(index.get("failed"), list):
+        raise _field(path, "failed", "is not a list")
+    for i, sample in enumerate(samples):
+        at = f"samples[{i}]"
+        if not isinstance(sample, dict):
+            raise _field(path, at, "is not an object")
+        for field in ("key", "source"):
+            if not isinstance(sample.get(field), str):
+                raise _field(path, f"{at}.{field}", "is not a string")
+        if not json_int(sample.get("label"), -1):
+            raise _field(path, f"{at}.label", "is not a class index")
+        for field in ("width", "height"):
+            if not json_int(sample.get(field), 1, container.MAX_SIDE):
+                raise _field(path, f"{at}.{field}", "is not an image size")
+        offset, size, streams = sample.get("offset"), sample.get("bytes"), sample.get("streams")
+        if not json_int(offset) or not json_int(size, 8) or offset + size > tar_bytes:
+            raise _field(path, f"{at}.offset/bytes", f"lie outside the tar's {tar_bytes} bytes")
+        if (
+            not isinstance(streams, list)
+            or not streams
+            or (channels is not None and len(streams) != channels + 1)
+            or not all(json_int(p, 1, size - 4) for p in streams)
+            or any(a > b for a, b in zip(streams, streams[1:], strict=False))
+            or streams[-1] != size - 4
+        ):
+            raise _field(path, f"{at}.streams", "are not the record's stream positions")
     return index
 
 
@@ -245,18 +354,35 @@ def read_shards(root: str | os.PathLike) -> dict:
             (a shard without its summary: run the same ``l3ic convert`` again to finish it).
     """
     path = Path(root) / SHARDS_NAME
-    meta = _load_json(path, "shard list")
-    if not isinstance(meta, dict) or meta.get("format") != SHARDS_FORMAT:
-        raise L3ICError(f"{path} is not an l3ic shard list")
-    if meta.get("version") != SHARDS_VERSION:
-        raise L3ICError(f"{path}: unsupported shard list version {meta.get('version')}")
-    for shard in meta.get("shards", []):
+    meta = check_shard_list(_load_json(path, "shard list"), path, finished=False)
+    for shard in meta["shards"]:
         if "samples" not in shard:
             raise L3ICError(
                 f"{path}: shard {shard.get('name')} is not finished; run the same "
                 "`l3ic convert` again to finish the conversion"
             )
-    return meta
+    return check_shard_list(meta, path, finished=True)
+
+
+class _OpenFiles:
+    """The shard files one ``ShardSet`` opened in one process, {shard: descriptor}; closed by
+    ``close`` or when dropped. A copy a forked child inherits closes the child's copies of the
+    descriptors only."""
+
+    def __init__(self):
+        self.fds: dict[int, int] = {}
+        self.pid = os.getpid()
+
+    def close(self, _close=os.close) -> None:  # os.close bound early: __del__ at shutdown
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            try:
+                _close(fd)
+            except OSError:
+                pass
+
+    def __del__(self):
+        self.close()
 
 
 class ShardSet:
@@ -264,7 +390,8 @@ class ShardSet:
 
     Each shard's index is loaded on first use; each shard file is opened once per process
     (and reopened after a fork) and read with ``os.pread``, so one ``ShardSet`` can be shared by
-    threads and copied into worker processes.
+    threads and copied into worker processes. The files close with ``close()``, at the end of a
+    ``with`` block, or when the ``ShardSet`` is dropped.
 
     Args:
         root: the folder written by ``l3ic convert --layout shards``.
@@ -294,8 +421,7 @@ class ShardSet:
             )
         self._indexes: dict[int, list[dict]] = {}
         self._tar_bytes: dict[int, int] = {}
-        self._files: dict[int, int] = {}
-        self._pid = os.getpid()
+        self._files = _OpenFiles()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -303,12 +429,18 @@ class ShardSet:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_files={}, _lock=None)
+        state.update(_files=None, _lock=None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._files, self._lock = _OpenFiles(), threading.Lock()
+
+    def __enter__(self) -> "ShardSet":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def samples(self, shard: int) -> list[dict]:
         """The index entries of shard ``shard`` (loaded and checked on first use).
@@ -320,13 +452,15 @@ class ShardSet:
         if shard not in self._indexes:
             name = self.names[shard]
             path = self.root / shard_index_name(name)
-            index = _check_shard_index(_load_json(path, "shard index"), path)
-            if index["shard"] != name or len(index["samples"]) != self.counts[shard]:
+            index = _load_json(path, "shard index")
+            index = _check_shard_index(index, path, name, self.coder.channels)
+            if len(index["samples"]) != self.counts[shard]:
                 raise L3ICError(
-                    f"{path} does not match {SHARDS_NAME} (shard {index['shard']}, "
-                    f"{len(index['samples'])} samples; {SHARDS_NAME} says {name}, "
-                    f"{self.counts[shard]}): convert again"
+                    f"{path} does not match {SHARDS_NAME} ({len(index['samples'])} samples; "
+                    f"{SHARDS_NAME} says {self.counts[shard]}): convert again"
                 )
+            if any(s["label"] >= len(self.classes) for s in index["samples"]):
+                raise _field(path, "samples[].label", f"is past the {len(self.classes)} classes")
             self._open(shard, index["tar_bytes"])
             self._tar_bytes[shard] = index["tar_bytes"]
             self._indexes[shard] = index["samples"]
@@ -334,9 +468,11 @@ class ShardSet:
 
     def _open(self, shard: int, tar_bytes: int) -> int:
         with self._lock:
-            if self._pid != os.getpid():
-                self._files, self._pid = {}, os.getpid()
-            if shard not in self._files:
+            if self._files.pid != os.getpid():  # a forked child: its own descriptors
+                self._files.close()
+                self._files = _OpenFiles()
+            files = self._files.fds
+            if shard not in files:
                 path = self.root / self.names[shard]
                 try:
                     fd = os.open(path, os.O_RDONLY)
@@ -349,8 +485,8 @@ class ShardSet:
                         f"shard {path} has {size} bytes, its index says {tar_bytes}: the shard "
                         "is truncated or was replaced; convert again"
                     )
-                self._files[shard] = fd
-            return self._files[shard]
+                files[shard] = fd
+            return files[shard]
 
     def _pread(self, shard: int, sample: dict, start: int, stop: int) -> bytes:
         fd = self._open(shard, self._tar_bytes[shard])
@@ -432,12 +568,9 @@ class ShardSet:
         return self.coder.read(c, channels)[0]
 
     def close(self) -> None:
-        """Closes the shard files this process opened."""
+        """Closes the shard files this process opened (a later read opens them again)."""
         with self._lock:
-            if self._pid == os.getpid():
-                for fd in self._files.values():
-                    os.close(fd)
-            self._files = {}
+            self._files.close()
 
 
 def _coalesce(positions: list[int]) -> list[tuple[int, int]]:
