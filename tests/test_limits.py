@@ -135,6 +135,19 @@ def test_limit_is_an_argument_an_environment_variable_and_has_a_default(codec16,
             container.pixel_limit(bad)
 
 
+def test_the_limit_counts_the_pixels_the_network_computes(codec16):
+    # A 33 x 33 image is coded padded to 40 x 40: 1,600 pixels of work, not 1,089.
+    data = constant_file(codec16, 33, 33)
+    assert container.coded_pixels(33, 33) == 1600
+    coder = codec16.coder
+    assert coder.read(data, max_pixels=1600)[0].shape == (5, 5, 16)
+    with pytest.raises(DecompressionBombError, match="1,600 pixels, padded"):
+        coder.read(data, max_pixels=1599)
+    if coder.compiled is not None:  # the compiled reader gives up; Python then says why
+        assert coder.read_compiled(data, max_pixels=1600) is not None
+        assert coder.read_compiled(data, max_pixels=1599) is None
+
+
 def test_api_lazy_file_and_imageio_enforce_the_limit(presets, tmp_path):
     codec = l3ic.api.get_codec("16c")
     path = tmp_path / "bomb.l3ic"

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_PIXELS_ENV",
     "pixel_limit",
     "check_pixel_limit",
+    "coded_pixels",
     "MAX_PIXELS",
     "MAX_SIDE",
     "Container",
@@ -157,18 +158,26 @@ def pixel_limit(max_pixels: int | None = None) -> int:
     return min(max_pixels, MAX_PIXELS)
 
 
+def coded_pixels(width: int, height: int) -> int:
+    """The pixels the network computes for a ``width`` x ``height`` image: both sides padded to
+    a multiple of 8 (a 33-pixel side costs 40)."""
+    return 64 * (-(-width // 8)) * (-(-height // 8))
+
+
 def check_pixel_limit(c: Container, max_pixels: int | None = None) -> None:
-    """Refuses to decode a file that declares more pixels than ``pixel_limit(max_pixels)``.
+    """Refuses to decode a file that declares more pixels than ``pixel_limit(max_pixels)``,
+    counted as the network computes them (``coded_pixels``).
 
     Raises:
         DecompressionBombError: over the limit (the message says how to raise it).
     """
     limit = pixel_limit(max_pixels)
-    if c.width * c.height > limit:
+    if coded_pixels(c.width, c.height) > limit:
         raise DecompressionBombError(
-            f"image size {c.width}x{c.height} ({c.width * c.height:,} pixels) exceeds the limit "
-            f"of {limit:,} pixels, a guard against decompression bombs; if you trust the file, "
-            f"raise it (max_pixels=..., {MAX_PIXELS_ENV}=... or --max-pixels)"
+            f"image size {c.width}x{c.height} ({coded_pixels(c.width, c.height):,} pixels, "
+            f"padded to multiples of 8) exceeds the limit of {limit:,} pixels, a guard against "
+            f"decompression bombs; if you trust the file, raise it (max_pixels=..., "
+            f"{MAX_PIXELS_ENV}=... or --max-pixels)"
         )
 
 

@@ -382,10 +382,10 @@ int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *pre
         if (read_varint(data, size, &pos, &sizes[i])) return -5;
     uint64_t width = sizes[0], height = sizes[1], h = sizes[2], w = sizes[3];
     if (width < 1 || width > MAX_SIDE || height < 1 || height > MAX_SIDE) return -5;
-    if (width * height > (uint64_t)MAX_PIXELS || width * height > (uint64_t)max_pixels)
-        return -5;
+    if (width * height > (uint64_t)MAX_PIXELS) return -5;
     if (h != (height + 7) / 8 || w != (width + 7) / 8 || sizes[4] != (uint64_t)channels)
         return -5;
+    if (64 * h * w > (uint64_t)max_pixels) return -5; /* as the network computes: padded */
     for (int k = 0; k < channels; k++) {
         uint32_t cdf[ALPHABET + 1];
         uint64_t length;
