@@ -1,8 +1,13 @@
-"""Coverage-guided fuzzing of the .l3ic decoder with atheris (libFuzzer); docs/fuzzing.md.
+#!/usr/bin/env python3
+"""Coverage-guided fuzzing with atheris (libFuzzer); docs/fuzzing.md.
 
     pip install atheris
     python tests/fuzz_l3ic.py --write-seeds fuzz-corpus/
     python tests/fuzz_atheris.py fuzz-corpus/ -max_total_time=1800 -timeout=10 -rss_limit_mb=4096
+    python tests/fuzz_atheris.py --target=shard_index tests/corpus/shard_index/ -max_total_time=600
+
+Without ``--target`` (or with ``--target=image``) the target is the image decoder below;
+``--target=record``, ``shard_index`` or ``shard_list`` runs one of ``tests/fuzz_targets.py``.
 
 Each input is decoded twice: as it is, and with its two CRCs recomputed (when its header can be
 walked far enough to find them), so that mutations reach the checks behind the checksums. An
@@ -16,13 +21,15 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["l3ic"]):  # l3ic's code only, not keras or numpy
+    import fuzz_targets  # tests/ is on sys.path when this runs as a script
+
     import l3ic
     import l3ic.api
     import l3ic.codec
     from l3ic import channel_modes, container, entropy
     from l3ic.errors import L3ICError
 
-from fuzz_l3ic import reseal  # tests/ is on sys.path when this runs as a script
+from fuzz_l3ic import reseal
 
 MAX_PIXELS = 1 << 20
 
@@ -76,5 +83,19 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
+    # libFuzzer ignores flags that start with "--", and passes them on to the processes it
+    # starts (-merge=1, -jobs): --target=NAME stays in the arguments
+    targets = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--target=")]
+    name = targets[-1] if targets else "image"
+    if name not in ("image", *fuzz_targets.TARGETS):
+        sys.exit(f"unknown target {name!r}: image, {', '.join(fuzz_targets.TARGETS)}")
+    target = test_one_input if name == "image" else getattr(fuzz_targets, name)
+
+    def one_input(data: bytes) -> None:
+        try:
+            target(data)
+        except L3ICError:  # the image target's refusals (the others return False)
+            pass
+
+    atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()

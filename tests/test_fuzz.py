@@ -31,3 +31,19 @@ def test_mutated_files_decode_or_raise_l3icerror_only(tmp_path):
     # minutes: a guard against work out of proportion to the file, not a speed figure (the
     # slowest decodes a full megapixel: 7.2 s on a 2-core AMD EPYC under load, 2026-12-06)
     assert report["slowest"][0]["seconds"] < 30.0, report["slowest"]
+
+
+CORPUS = Path(__file__).with_name("corpus")
+
+
+def test_the_kept_corpus_replays(monkeypatch):
+    # The minimised corpus of each fuzz target (tests/fuzz_targets.py; docs/fuzzing.md) replays
+    # under the normal build: each input is accepted or refused with L3ICError, nothing else,
+    # and each target's corpus holds inputs of both kinds.
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import fuzz_targets
+
+    for target in fuzz_targets.TARGETS:
+        inputs = sorted((CORPUS / target).iterdir())
+        accepted = [getattr(fuzz_targets, target)(path.read_bytes()) for path in inputs]
+        assert any(accepted) and not all(accepted), (target, len(inputs), sum(accepted))
