@@ -373,6 +373,17 @@ def test_a_hostile_shard_list_stops_the_resume_before_anything_is_written(
     assert victim.read_text() == "mine"
 
 
+def test_shard_files_that_l3ic_did_not_write_are_never_overwritten(presets, tmp_path, capsys):
+    src, dst = make_folder(tmp_path / "src", per_class=1), tmp_path / "dst"
+    dst.mkdir()
+    (dst / "shard-000000.tar").write_text("mine")  # no shards.json: not l3ic's
+    assert main(["convert", str(src), str(dst), "-m", "16c", "--layout", "shards"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "holds shard-000000.tar but no shards.json" in err[0]
+    assert [p.name for p in dst.iterdir()] == ["shard-000000.tar"]
+    assert (dst / "shard-000000.tar").read_text() == "mine"
+
+
 DAMAGES = {
     "an item that is a number": lambda ix: ix["samples"].__setitem__(0, 5),
     "an empty item": lambda ix: ix["samples"].__setitem__(0, {}),

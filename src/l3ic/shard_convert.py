@@ -104,6 +104,12 @@ def _plan(src: Path, dst: Path, preset: str, fp: str, shard_size: int) -> dict:
                 f"DST or delete {dst} first"
             )
     else:
+        strays = sorted(p.name for p in dst.glob("shard-*")) if dst.is_dir() else []
+        if strays:  # never overwrite a file that l3ic did not write
+            raise L3ICError(
+                f"{dst} holds {strays[0]} but no {SHARDS_NAME}, so l3ic did not write it; "
+                "use another DST"
+            )
         meta = {
             "format": SHARDS_FORMAT,
             "version": SHARDS_VERSION,
