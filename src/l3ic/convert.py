@@ -392,16 +392,19 @@ def read_index(root: str | os.PathLike) -> dict:
     classes = index.setdefault("classes", [])
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise L3ICError(f"{path}: classes is not a list of names; the file is damaged")
+    wanted = {  # field: (its check, what it must be)
+        "path": (safe_relative_path, f"a path inside {path.parent}"),
+        "label_index": (lambda v: json_int(v, -1, len(classes) - 1), "a class index"),
+        "width": (lambda v: json_int(v, 1, container.MAX_SIDE), "a size in pixels"),
+        "height": (lambda v: json_int(v, 1, container.MAX_SIDE), "a size in pixels"),
+    }
     for i, item in enumerate(items):
-        if not (
-            isinstance(item, dict)
-            and safe_relative_path(item.get("path"))
-            and json_int(item.get("label_index"), -1, len(classes) - 1)
-            and json_int(item.get("width"), 1, container.MAX_SIDE)
-            and json_int(item.get("height"), 1, container.MAX_SIDE)
-        ):
-            raise L3ICError(
-                f"{path}: items[{i}] is not an image of the index (a path inside {path.parent}, "
-                "a class index, a size); the file is damaged, convert again"
-            )
+        if not isinstance(item, dict):
+            raise L3ICError(f"{path}: items[{i}] is not an object; the file is damaged")
+        for name, (ok, what) in wanted.items():
+            if not ok(item.get(name)):
+                raise L3ICError(
+                    f"{path}: items[{i}].{name} is {repr(item.get(name))[:40]}, not {what}; "
+                    "the file is damaged, convert again"
+                )
     return index
