@@ -7,9 +7,11 @@
  *   L3IC_FUZZ_PRESET=preset.bin ./fuzz_record_decoder tests/corpus/record/ -max_total_time=600
  *
  * Each input is a record of the shipped 16c preset (the corpus of the Python target "record"
- * of tests/fuzz_targets.py is the same), decoded whole with every channel and from its first
- * bytes with channels 3 and 0. A decode may succeed or give up (a negative status); the
- * sanitizers stop the run at any read or write outside a buffer or any undefined behaviour. */
+ * of tests/fuzz_targets.py is the same), decoded whole with every channel, from its first
+ * bytes with channels 3 and 0, and with a channel list drawn from its last two bytes (a valid
+ * record's CRC: 1 to 16 channels, any order, repeats allowed), whole or not by its length. A
+ * decode may succeed or give up (a negative status); the sanitizers stop the run at any read or
+ * write outside a buffer or any undefined behaviour. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(copy, data, size);
     decode(copy, size, 1, every, channels);
     decode(copy, size, 0, two, 2);
+    if (size >= 2 && channels > 0) {
+        int32_t drawn[16];
+        unsigned a = data[size - 1], b = data[size - 2], n = 1 + a % 16;
+        for (unsigned k = 0; k < n; k++)
+            drawn[k] = (int32_t)((b + 7 * k + (a >> 4) * k * k) % (unsigned)channels);
+        decode(copy, size, (int)(size & 1), drawn, (int)n);
+    }
     free(copy);
     return 0;
 }
