@@ -312,3 +312,19 @@ def test_the_compiled_readers_constants_are_pythons():
     }
     python |= {mode.name.upper(): mode.id for mode in channel_modes.MODES.values()}
     assert {name: c.get(name) for name in python} == python
+
+
+def test_a_tall_strip_goes_to_the_python_reader_in_bounded_memory():
+    # The compiled context mode keeps a skewed plane of (2 h + w) x h cells; for a latent of
+    # 4096 x 8 (a 64-pixel-wide strip) that would be 135 MB for 0.5 MB of latent, so the
+    # compiled reader gives up and the Python reader decodes it (memory in h w).
+    rng, coder = np.random.default_rng(6), get_coder("16c").writing(4)
+    q = smooth_latent(rng, 4096, 8, coder.channels)
+    data = coder.pack(q, (8 * 4096, 64))
+    c = container.parse(data, coder.channel_order)
+    assert channel_modes.CONTEXT in {code.mode for code in c.codes}
+    assert coder.read_compiled(data) is None
+    np.testing.assert_array_equal(coder.read(data)[0], q)
+    small = q[:1024]  # a quarter of the height: 8.6 MB of plane, decoded in C
+    fast = coder.read_compiled(coder.pack(small, (8 * 1024, 64)))
+    assert fast is not None and np.array_equal(fast[0], small)

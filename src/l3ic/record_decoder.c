@@ -250,10 +250,15 @@ static inline uint8_t context_step(uint64_t *state, const uint8_t **next, const 
  * found in one pass before it is decoded. A slot that no cell fills (a neighbour outside the
  * channel, or past a wavefront's end) holds EDGE_SYMBOL. Lanes beyond count decode a stream of
  * zeros with lane 0's tables, never written out: a group of fewer lanes still steps four.
- * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out. */
+ * Returns 0 if every lane ends on the seal, -1 if not, -11 if memory ran out or the plane would
+ * be out of proportion. */
 static int decode_context_group(Lane *lanes, const uint8_t *blocks, const uint32_t **where,
                                 int count, int64_t h, int64_t w, int64_t stride) {
     int64_t fronts = 2 * (h - 1) + w, row = LANES * (h + 1 + CHUNK), cells = (fronts + 3) * row;
+    /* The plane grows as (2 h + w) h: for a channel far taller than wide (a strip a few pixels
+     * wide) it would be out of proportion to the latent, so such channels go to the Python
+     * reader, whose memory follows h w. */
+    if (cells > ((int64_t)1 << 26) && cells > 16 * LANES * h * w) return -11;
     int64_t spare = count < LANES ? 4 * h * w : 0; /* the stream of the lanes beyond count */
     uint8_t *plane = malloc((size_t)(cells + LANES * (h + CHUNK + 1) + spare));
     if (plane == NULL) return -11;
