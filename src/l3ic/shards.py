@@ -230,7 +230,8 @@ def check_shard_list(meta, path: Path, finished: bool) -> dict:
     """Checks a parsed ``shards.json`` as the container is checked, before anything is read or
     written through it: its types, each shard's name (``shard_name(i)``: nothing outside the
     folder), each source (a relative path inside SRC, its class folder a listed class) and the
-    keys; with ``finished``, each shard's sample count too.
+    keys; with ``finished``, each shard's sample count too (a shard without one is a
+    conversion that has not finished).
 
     Raises:
         L3ICError: not an l3ic shard list, another version, or a field out of place, naming
@@ -268,7 +269,12 @@ def check_shard_list(meta, path: Path, finished: bool) -> dict:
             if "/" in rel and rel.split("/")[0] not in known:
                 raise _field(path, f"{at}.sources[{j}]", "is in a folder not listed in classes")
         key += len(sources)
-        if finished and not json_int(shard.get("samples"), 0, len(sources)):
+        if finished and "samples" not in shard:
+            raise L3ICError(
+                f"{path}: shard {shard['name']} is not finished; run the same `l3ic convert` "
+                "again to finish the conversion"
+            )
+        if finished and not json_int(shard["samples"], 0, len(sources)):
             raise _field(path, f"{at}.samples", f"is not a count in 0..{len(sources)}")
     return meta
 
@@ -297,11 +303,13 @@ def finished_shard(dst: str | os.PathLike, name: str, keys: list[str]) -> dict |
     return index
 
 
-def _check_shard_index(index, path: Path, name: str, channels: int | None = None) -> dict:
+def _check_shard_index(
+    index, path: Path, name: str, channels: int | None = None, classes: int | None = None
+) -> dict:
     """Checks a parsed shard index of shard ``name`` as the container is checked, before any
     read: types, ranges, and each sample's bytes inside the tar size it declares (which
     ``ShardSet`` checks against the tar itself); with ``channels``, C + 1 stream positions a
-    sample.
+    sample; with ``classes``, labels below it.
 
     Raises:
         L3ICError: naming the file and the field.
@@ -326,7 +334,7 @@ def _check_shard_index(index, path: Path, name: str, channels: int | None = None
         for field in ("key", "source"):
             if not isinstance(sample.get(field), str):
                 raise _field(path, f"{at}.{field}", "is not a string")
-        if not json_int(sample.get("label"), -1):
+        if not json_int(sample.get("label"), -1, 2**62 if classes is None else classes - 1):
             raise _field(path, f"{at}.label", "is not a class index")
         for field in ("width", "height"):
             if not json_int(sample.get(field), 1, container.MAX_SIDE):
@@ -354,14 +362,7 @@ def read_shards(root: str | os.PathLike) -> dict:
             (a shard without its summary: run the same ``l3ic convert`` again to finish it).
     """
     path = Path(root) / SHARDS_NAME
-    meta = check_shard_list(_load_json(path, "shard list"), path, finished=False)
-    for shard in meta["shards"]:
-        if "samples" not in shard:
-            raise L3ICError(
-                f"{path}: shard {shard.get('name')} is not finished; run the same "
-                "`l3ic convert` again to finish the conversion"
-            )
-    return check_shard_list(meta, path, finished=True)
+    return check_shard_list(_load_json(path, "shard list"), path, finished=True)
 
 
 class _OpenFiles:
@@ -453,14 +454,12 @@ class ShardSet:
             name = self.names[shard]
             path = self.root / shard_index_name(name)
             index = _load_json(path, "shard index")
-            index = _check_shard_index(index, path, name, self.coder.channels)
+            index = _check_shard_index(index, path, name, self.coder.channels, len(self.classes))
             if len(index["samples"]) != self.counts[shard]:
                 raise L3ICError(
                     f"{path} does not match {SHARDS_NAME} ({len(index['samples'])} samples; "
                     f"{SHARDS_NAME} says {self.counts[shard]}): convert again"
                 )
-            if any(s["label"] >= len(self.classes) for s in index["samples"]):
-                raise _field(path, "samples[].label", f"is past the {len(self.classes)} classes")
             self._open(shard, index["tar_bytes"])
             self._tar_bytes[shard] = index["tar_bytes"]
             self._indexes[shard] = index["samples"]
