@@ -3,7 +3,7 @@
  *
  *   python tests/fuzz_targets.py --write-preset preset.bin
  *   clang-14 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *       -o fuzz_record_decoder tests/fuzz_record_decoder.c src/l3ic/record_decoder.c -lm
+ *       -o fuzz_record_decoder tests/fuzz_record_decoder.c -lm
  *   L3IC_FUZZ_PRESET=preset.bin ./fuzz_record_decoder tests/corpus/record/ -max_total_time=600
  *
  * Each input is a record of the shipped 16c preset (the corpus of the Python target "record"
@@ -12,18 +12,11 @@
  * record's CRC: 1 to 16 channels, any order, repeats allowed), whole or not by its length. A
  * decode may succeed or give up (a negative status); the sanitizers stop the run at any read or
  * write outside a buffer or any undefined behaviour. */
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-int l3ic_decode(const uint8_t *data, int64_t size, int whole, const uint8_t *preset,
-                int preset_len, const uint8_t *fingerprint, int channels,
-                const int32_t *stream_order, const uint32_t *prior_cdfs, int64_t max_pixels,
-                const int32_t *picked, int npicked, int8_t *out, int64_t out_size,
-                int64_t *info, int64_t *positions, const uint8_t *tables_id,
-                const uint8_t *context_blocks, const uint32_t *context_where,
-                const double *context_bits);
+/* The reader itself, compiled into the harness: its l3ic_decode is checked against the calls
+ * below, and its constants (I_H, I_W) are the ones used. */
+#include "../src/l3ic/record_decoder.c"
 
 /* The preset's arguments, in the order tests/fuzz_targets.py --write-preset writes them. */
 enum { NAME, FINGERPRINT, CHANNELS, ORDER, CDFS, TABLES_ID, BLOCKS, WHERE, BITS, PARTS };
@@ -53,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void decode(const uint8_t *data, size_t size, int whole, const int32_t *picked,
                    int npicked) {
-    int64_t info[8], positions[1025];
+    int64_t info[I_INFO], positions[MAX_CHANNELS + 1];
     int channels = *(const int32_t *)part[CHANNELS];
     int status = l3ic_decode(data, (int64_t)size, whole, part[NAME], (int)part_len[NAME],
                              part[FINGERPRINT], channels, (const int32_t *)part[ORDER],
@@ -61,7 +54,7 @@ static void decode(const uint8_t *data, size_t size, int whole, const int32_t *p
                              info, positions, part[TABLES_ID], part[BLOCKS],
                              (const uint32_t *)part[WHERE], (const double *)part[BITS]);
     if (status != 1) return; /* refused from the header */
-    int64_t n = info[2] * info[3] * npicked; /* h * w * channels picked */
+    int64_t n = info[I_H] * info[I_W] * npicked;
     int8_t *out = malloc((size_t)n);
     if (out == NULL) return;
     l3ic_decode(data, (int64_t)size, whole, part[NAME], (int)part_len[NAME], part[FINGERPRINT],
@@ -73,8 +66,8 @@ static void decode(const uint8_t *data, size_t size, int whole, const int32_t *p
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int channels = *(const int32_t *)part[CHANNELS];
-    int32_t every[1024], two[2] = {3, 0};
-    for (int k = 0; k < channels && k < 1024; k++) every[k] = k;
+    int32_t every[MAX_CHANNELS], two[2] = {3, 0};
+    for (int k = 0; k < channels && k < MAX_CHANNELS; k++) every[k] = k;
     /* a copy of exactly size bytes, so that the sanitizer sees any read past the input */
     uint8_t *copy = malloc(size ? size : 1);
     if (copy == NULL) return 0;
