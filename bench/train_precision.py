@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.precision:  # a child process: one timing
         _child(args)
         return 0
-    from l3ic.train_recipe import cpu_has_fast_bf16, cpu_model
+    from l3ic.cpu import cpu_has_fast_bf16, cpu_model
 
     rows = []
     for batch in args.batch:

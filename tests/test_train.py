@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import l3ic
-from l3ic import cli_train, metrics, train, train_data, train_recipe, train_rules
+from l3ic import cli_train, cpu, metrics, train, train_data, train_recipe, train_rules
 from l3ic.codec import Codec
 from l3ic.presets import models_dir
 
@@ -122,7 +122,7 @@ def test_the_run_records_the_bf16_choice_and_the_cpu(full_run):
     cfg = json.loads((full_run / train.CONFIG_NAME).read_text())
     assert cfg["mixed_precision"] is False  # --mixed-precision off in ARGS
     assert cfg["mixed_precision_choice"] == "off (asked)"
-    assert cfg["cpu"] == train_recipe.cpu_model()
+    assert cfg["cpu"] == cpu.cpu_model()
 
 
 def test_a_warmup_outside_0_1_exits_1(tmp_path, capsys):
@@ -231,7 +231,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     sidecar = json.loads((tmp_path / "t8.json").read_text())
     assert sidecar["status"] == "cpu-short-schedule"
     assert sidecar["steps"] == 60
-    assert sidecar["cpu"] == train_recipe.cpu_model()
+    assert sidecar["cpu"] == cpu.cpu_model()
     assert sidecar["mixed_precision_choice"] == "off (asked)"
     assert sidecar["training_data"]["files"] == TRAIN_IMAGES
     assert sorted(sidecar["channel_order"]) == list(range(8))

@@ -12,12 +12,12 @@ float32 elsewhere (measured: docs/training.md, "bf16 on the CPU").
 import argparse
 import dataclasses
 import os
-import platform
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .codebook import STRIDE
+from .cpu import FAST_BF16_FLAGS, cpu_has_fast_bf16, cpu_model
 from .errors import L3ICError
 from .model import RATES, SSIM_KINDS, default_lmbda
 from .quantizer import BACKWARDS
@@ -30,13 +30,8 @@ __all__ = [
     "GPU_RUN_OPTIONS",
     "add_arguments",
     "machine",
-    "cpu_model",
-    "cpu_has_fast_bf16",
     "choose_mixed_precision",
 ]
-
-# CPU flags (Linux /proc/cpuinfo) of the units that make bf16 matrix work faster than float32.
-FAST_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def _opt(help_text: str, **argparse_kwargs) -> dict:
@@ -179,31 +174,6 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...], **def
             kinds = typing.get_args(f.type) or (f.type,)
             kind = next((k for k in (int, float) if k in kinds), str)
             parser.add_argument(flag, type=kind, default=default, **meta)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_has_fast_bf16() -> list[str]:
-    """The flags of ``FAST_BF16_FLAGS`` this CPU has (Linux); empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [name for name in FAST_BF16_FLAGS if name in flags]
-    except OSError:
-        pass
-    return []
 
 
 def machine() -> dict:
