@@ -545,6 +545,11 @@ class L3IC(BenchCodec):
             import onnxruntime
 
             return f"ONNX Runtime {onnxruntime.__version__}"
+        if runtime == "openvino":
+            import openvino
+
+            precision = self.l3ic_codec(self.sweep()[0]).net.precision
+            return f"OpenVINO {openvino.get_version().split('-')[0]}, {precision}"
         import keras
 
         return f"Keras {keras.__version__}, backend {keras.backend.backend()}"

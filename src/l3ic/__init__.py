@@ -7,7 +7,7 @@ Public API::
     latent, meta = l3ic.read_latent(data, channels=[0])  # -> (H/8, W/8, 1) int8, no network
     f = l3ic.open("photo.l3ic")                           # header only: f.shape, f.preset
     f.latent(channels=[0, 3]); f.image(top_channels=8)    # streams decoded on demand
-    codec = l3ic.Codec("32c"); codec.encode_latent(image) # the network (runtime="onnx"|"keras")
+    codec = l3ic.Codec("32c"); codec.encode_latent(image) # the network (runtime="auto", ...)
     coder = l3ic.get_coder("32c")                         # LatentCoder: latents <-> bytes
     files = l3ic.LatentFiles("latents/")                  # a converted folder
     shards = l3ic.LatentShards("shards/", top_channels=8) # tar shards, streamed

@@ -28,8 +28,9 @@ def get_codec(preset: str, runtime: str | None = None):
 
     Args:
         preset: "16c", "32c" or "64c".
-        runtime: "onnx" or "keras"; None: ``$L3IC_RUNTIME``, else "onnx" (resolved before the
-            cache, so None and the runtime it stands for share one codec).
+        runtime: "auto", "onnx", "openvino" or "keras"; None: ``$L3IC_RUNTIME``, else "auto"
+            (resolved before the cache, so None, "auto" and the runtime they stand for share one
+            codec).
     """
     return _shared_codec(preset, resolve_runtime(runtime))
 
@@ -56,8 +57,8 @@ def compress(
             converted), or the path of an image file.
         preset: "16c", "32c" (default) or "64c"; ``model=`` is its deprecated name.
         drop_alpha: discard an alpha channel instead of refusing RGBA input.
-        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx"); the file does not
-            depend on it (docs/runtimes.md).
+        runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
+            "auto"); the file does not depend on it (docs/runtimes.md).
 
     Returns:
         The .l3ic file as bytes.
@@ -86,7 +87,8 @@ def decompress(
         top_channels: progressive preview from the ``top_channels`` most important channels.
         max_pixels: refuse, before decoding anything, files that declare more pixels
             (default: ``$L3IC_MAX_PIXELS`` or 33.5 Mpx, ``container.DEFAULT_MAX_PIXELS``).
-        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
+        runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
+            "auto").
 
     Raises:
         DecompressionBombError: over the pixel limit (an ``L3ICError``).

@@ -4,8 +4,9 @@ Exit codes, for every command (``train`` too): 0 success, 1 bad input (one line 
 failed file), 2 bad usage, 141 when the reader of the output went away (``l3ic info --json f
 | head -1``: quietly, as a Unix tool stopped by SIGPIPE). Warnings raised while processing a
 file are shown as one line each, ``l3ic: warning: PATH: MESSAGE``. ``info`` needs no network.
-The network runs on ONNX Runtime unless ``--runtime keras`` (or ``$L3IC_RUNTIME=keras``) asks
-for Keras, which only then is imported.
+The network runs on the ``auto`` runtime (OpenVINO in bf16 on CPUs with AMX or AVX512-BF16 where
+it is installed, else ONNX Runtime) unless ``--runtime`` (or ``$L3IC_RUNTIME``) names another;
+Keras (``--runtime keras``) is imported only then.
 """
 
 import argparse
@@ -32,6 +33,7 @@ EXAMPLES = """examples:
   l3ic compress -m 16c photo.png -o small.l3ic
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
   l3ic compress --runtime keras photo.png      # the Keras reference instead of ONNX Runtime
+  l3ic decompress --runtime openvino photo.l3ic  # OpenVINO (pip install "l3ic[openvino]")
   l3ic decompress photo.l3ic                   # -> photo.png (kept if it exists: --force)
   l3ic decompress small.l3ic -o small.webp     # any format imageio writes
   l3ic decompress photo.l3ic --top-channels 8  # preview from the 8 most important channels
@@ -182,8 +184,10 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--runtime",
         choices=RUNTIMES,
-        help="where the network runs: onnx (ONNX Runtime) or keras (the reference; needs "
-        'pip install "l3ic[train]"); default $L3IC_RUNTIME, else onnx. Files do not depend on it',
+        help="where the network runs: auto (OpenVINO in bf16 on CPUs with AMX or AVX512-BF16 "
+        "where it is installed, else ONNX Runtime), onnx (ONNX Runtime), openvino (needs pip "
+        'install "l3ic[openvino]") or keras (the reference; needs pip install "l3ic[train]"); '
+        "default $L3IC_RUNTIME, else auto. Files do not depend on it",
     )
 
 

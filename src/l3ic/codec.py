@@ -33,13 +33,17 @@ from .presets import (
     resolve_preset,
 )
 from .presets import weights_path as _weights_path
-from .runtime import KerasNet, OnnxNet, resolve_runtime
+from .runtime import KerasNet, OnnxNet, OpenVinoNet, resolve_runtime
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
 
 ENCODER_MARGIN = 8
 DECODER_MARGIN = 6
 DEFAULT_TILE = 64  # latent cells: 512 x 512 px cores
+
+
+# The runtimes that run the ONNX graphs built from a preset's weights (runtime.py).
+_GRAPH_RUNTIMES = {"onnx": OnnxNet, "openvino": OpenVinoNet}
 
 
 def _spans(n: int, tile: int, margin: int) -> Iterable[tuple[int, int, int, int]]:
@@ -53,21 +57,23 @@ class Codec:
     """A preset's network with its latent coder: compresses and decompresses images.
 
     ``Codec`` = ``coder`` (a ``LatentCoder``: latents <-> bytes, numpy only) + ``net`` (the
-    network on a runtime, images <-> latents: ``runtime.OnnxNet`` on ONNX Runtime, the default,
-    or ``runtime.KerasNet`` around the Keras ``L3ICModel``, the reference and training path).
+    network on a runtime, images <-> latents: ``runtime.OnnxNet`` on ONNX Runtime,
+    ``runtime.OpenVinoNet`` on OpenVINO, or ``runtime.KerasNet`` around the Keras ``L3ICModel``,
+    the reference and training path).
 
     Args:
         preset: "16c", "32c" (default) or "64c"; its weights and sidecar come from the
             models folder (``presets.models_dir``); ``model=`` is its deprecated name.
         tile: tile core size in latent cells (8 px each) for large images.
-        runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
+        runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
+            "auto": OpenVINO in bf16 on CPUs with AMX or AVX512-BF16, else ONNX Runtime).
 
     Attributes:
         preset: the preset name stored in every file.
         coder: the ``LatentCoder`` (priors, channel order, fingerprint).
         net: the network on its runtime (``net.runtime``; ``net.model`` is the ``L3ICModel``
             of a Keras one).
-        runtime: "onnx" or "keras".
+        runtime: the runtime that runs, "onnx", "openvino" or "keras".
         channels: latent channels C.
         fingerprint: 8 bytes identifying the weights.
         priors: (C, 32) int64 per-channel prior tables.
@@ -94,8 +100,8 @@ class Codec:
                 f"the weights of preset {preset!r} ({path}, {fp.hex()}) are not those its "
                 f"sidecar describes ({sidecar['fingerprint']}): export them again"
             )
-        if runtime == "onnx":
-            net = OnnxNet(arrays, channels, key=f"{preset}-{fp.hex()}")
+        if runtime in _GRAPH_RUNTIMES:
+            net = _GRAPH_RUNTIMES[runtime](arrays, channels, key=f"{preset}-{fp.hex()}")
         else:
             net = KerasNet(_keras_model(channels))
             assign_arrays(net.model, arrays, path)
@@ -119,13 +125,14 @@ class Codec:
             net: the ``model.L3ICModel``.
             name: the preset name its files will carry.
             sidecar: a sidecar dict (priors, channel order; {} for generic ones).
-            runtime: "keras" runs ``net`` itself; "onnx" runs ONNX graphs built from its
-                current weights (in memory, not cached).
+            runtime: "keras" runs ``net`` itself; "onnx" or "openvino" (or "auto") runs the
+                ONNX graphs built from its current weights (in memory, not cached).
         """
         arrays = model_arrays(net)
         fp = fingerprint(arrays)
-        if resolve_runtime(runtime) == "onnx":
-            runner = OnnxNet(arrays, net.channels, key=None)
+        runtime = resolve_runtime(runtime)
+        if runtime in _GRAPH_RUNTIMES:
+            runner = _GRAPH_RUNTIMES[runtime](arrays, net.channels, key=None)
         else:
             runner = KerasNet(net)
         self = cls.__new__(cls)
@@ -140,7 +147,7 @@ class Codec:
         self.coder, self.net, self.tile = coder, net, tile
 
     preset = property(lambda self: self.coder.preset, doc="The preset name stored in files.")
-    runtime = property(lambda self: self.net.runtime, doc='"onnx" or "keras".')
+    runtime = property(lambda self: self.net.runtime, doc='"onnx", "openvino" or "keras".')
     channels = property(lambda self: self.coder.channels, doc="Latent channels C.")
     fingerprint = property(lambda self: self.coder.fingerprint, doc="8 bytes: the weights.")
     priors = property(lambda self: self.coder.priors, doc="(C, 32) int64 prior tables.")
@@ -324,7 +331,7 @@ def _keras_model(channels: int, seed: int | None = None):
     except ImportError as e:
         raise L3ICError(
             f'the keras runtime needs Keras and TensorFlow ({e}): pip install "l3ic[train]", '
-            "or use the default runtime, onnx"
+            "or use the default runtime, auto"
         ) from None
     import keras
 

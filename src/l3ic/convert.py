@@ -284,8 +284,8 @@ def convert(
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr (None: when stderr is a terminal).
-        runtime: the network's runtime, "onnx" or "keras" (default ``$L3IC_RUNTIME``, else
-            "onnx"); the files do not depend on it.
+        runtime: the network's runtime, "auto", "onnx", "openvino" or "keras" (default
+            ``$L3IC_RUNTIME``, else "auto"); the files do not depend on it.
 
     Returns:
         The Report; failed images and warnings are listed there, not raised.

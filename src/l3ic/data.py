@@ -102,7 +102,7 @@ class LatentDataset(keras.utils.PyDataset):
         shuffle: shuffle images and batch order, anew every epoch.
         seed: seed of the shuffling.
         indices: as for ``LatentFiles``.
-        runtime: as for ``LatentFiles``: "onnx" or "keras" (default ``$L3IC_RUNTIME`` or "onnx").
+        runtime: as for ``LatentFiles`` (default ``$L3IC_RUNTIME``, else "auto").
         **kwargs: ``keras.utils.PyDataset`` options (workers, use_multiprocessing,
             max_queue_size).
 

@@ -6,8 +6,8 @@ idempotent.
 
 Methods: ``read(index=0, max_pixels=None, runtime=None)`` -> (H, W, 3) or (H, W) uint8;
 ``iter()``; ``write(image, preset="32c", runtime=None)`` (``model=`` is the deprecated name of
-``preset``); ``properties()``; ``metadata()``. ``runtime`` is "onnx" or "keras" (default
-``$L3IC_RUNTIME``, else "onnx"), as in ``l3ic.decompress``.
+``preset``); ``properties()``; ``metadata()``. ``runtime`` is "auto", "onnx", "openvino" or
+"keras" (default ``$L3IC_RUNTIME``, else "auto"), as in ``l3ic.decompress``.
 """
 
 from collections.abc import Iterator

@@ -39,8 +39,8 @@ class LatentFiles:
         indices: positions in the index's item list to use (e.g. a train/validation split);
             default all.
         top_channels: read the ``top_channels`` most important channels (1..C) instead.
-        runtime: the network's runtime with ``decode=True``: "onnx" or "keras" (default
-            ``$L3IC_RUNTIME``, else "onnx").
+        runtime: the network's runtime with ``decode=True``: "auto", "onnx", "openvino" or
+            "keras" (default ``$L3IC_RUNTIME``, else "auto").
 
     Attributes:
         root: the folder.

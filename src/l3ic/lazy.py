@@ -81,7 +81,8 @@ class L3ICFile:
                 default all. A number here is the deprecated spelling of ``top_channels``.
             top_channels: decode only the ``top_channels`` most important channels.
             max_pixels: the decoding pixel limit (``container.pixel_limit``).
-            runtime: "onnx" or "keras" (default ``$L3IC_RUNTIME``, else "onnx").
+            runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
+                "auto").
 
         Returns:
             (H, W, 3) uint8 image ((H, W) for grayscale files).

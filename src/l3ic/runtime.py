@@ -1,6 +1,6 @@
-"""The runtimes that run a preset's network: ONNX Runtime (the default) and Keras (the reference).
+"""The runtimes that run a preset's network: ONNX Runtime, OpenVINO, and Keras (the reference).
 
-Both offer the same two calls on whole batches, integers in and integers out, so that
+All offer the same two calls on whole batches, integers in and integers out, so that
 ``codec.Codec`` tiles, pads and crops the same way whichever runs:
 
 - ``encode(x)``: x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8, -15..16;
@@ -14,48 +14,91 @@ file and renamed, so processes racing to build the same graph each leave a whole
 cache that cannot be written is skipped (the graph is built in memory every time). Only building
 imports ``onnx``; a cached graph needs ``onnxruntime`` alone.
 
-``KerasNet`` wraps an ``L3ICModel`` (any Keras backend): the training path and the reference the
-tests compare ONNX Runtime with. The two agree on the latent but for values that sit on a rounding
-boundary, where float sums in another order can round the other way (docs/runtimes.md has how
-often over Kodak), and their decoded images differ by at most 1 grey level.
+``OpenVinoNet`` runs the same ONNX graphs with OpenVINO (``pip install "l3ic[openvino]"``), in
+bf16 where the CPU has AMX or AVX512-BF16 (``cpu.cpu_has_fast_bf16``) and in float32 elsewhere.
+The compiled model is kept beside the graphs as OpenVINO's own blob (``export_model``), under a
+name that also holds OpenVINO's version, the precision and the CPU's bf16 units, and written
+like the graphs, through a temporary file and a rename (OpenVINO's ``CACHE_DIR`` writes its
+blobs in place, so a worker starting beside another could read half a file).
 
-Which runs: ``runtime=`` ("onnx" or "keras") in the API and ``--runtime`` on the command line,
-else ``$L3IC_RUNTIME``, else ``DEFAULT_RUNTIME``. ``$L3IC_THREADS`` caps the threads of an ONNX
-Runtime session (default: ONNX Runtime's, one per physical core); data-loader workers that run
-one per core want 1.
+``KerasNet`` wraps an ``L3ICModel`` (any Keras backend): the training path and the reference the
+tests compare the others with. They agree on the latent but for values that sit on a rounding
+boundary, where float sums in another order can round the other way (docs/runtimes.md has how
+often over Kodak); in float32 their decoded images differ by at most 1 grey level.
+
+Which runs: ``runtime=`` in the API and ``--runtime`` on the command line, else
+``$L3IC_RUNTIME``, else ``DEFAULT_RUNTIME``, "auto": ``choose_auto`` picks OpenVINO where the CPU
+does bf16 in hardware and OpenVINO is installed, else ONNX Runtime (measured: docs/runtimes.md).
+``$L3IC_THREADS`` caps the threads of an ONNX Runtime or OpenVINO model (default: the runtime's,
+one per physical core); data-loader workers that run one per core want 1.
+``$L3IC_OPENVINO_PRECISION=f32`` keeps OpenVINO in float32 on a bf16 CPU.
 """
 
+import functools
+import hashlib
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .cpu import FAST_BF16_FLAGS, cpu_has_fast_bf16, cpu_model
 from .errors import L3ICError
 
 __all__ = [
     "RUNTIMES",
     "DEFAULT_RUNTIME",
     "resolve_runtime",
+    "choose_auto",
     "GRAPH_VERSION",
     "graph_cache_dir",
     "OnnxNet",
+    "OpenVinoNet",
     "KerasNet",
 ]
 
-RUNTIMES = ("onnx", "keras")
-DEFAULT_RUNTIME = "onnx"
+RUNTIMES = ("auto", "onnx", "openvino", "keras")
+DEFAULT_RUNTIME = "auto"
 # Part of the cache key of built graphs: bump it whenever onnx_graph's graphs change, so that no
 # graph cached by an older l3ic is reused. (Here, not in onnx_graph: importing onnx takes 0.15 s.)
 GRAPH_VERSION = 1
 
 
 def resolve_runtime(runtime: str | None = None) -> str:
-    """``runtime``, else ``$L3IC_RUNTIME``, else ``DEFAULT_RUNTIME``; L3ICError if unknown."""
+    """The runtime that runs: ``runtime``, else ``$L3IC_RUNTIME``, else ``DEFAULT_RUNTIME``, with
+    "auto" replaced by ``choose_auto``'s pick ("onnx", "openvino" or "keras"); L3ICError if
+    unknown, or if "openvino" is asked for and not installed."""
     name = runtime or os.environ.get("L3IC_RUNTIME") or DEFAULT_RUNTIME
     if name not in RUNTIMES:
         raise L3ICError(f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
+    if name == "auto":
+        return choose_auto()[0]
+    if name == "openvino" and importlib.util.find_spec("openvino") is None:
+        raise L3ICError(
+            'the openvino runtime needs OpenVINO: pip install "l3ic[openvino]", or use the '
+            "default runtime, auto"
+        )
     return name
+
+
+@functools.cache
+def choose_auto() -> tuple[str, str]:
+    """("openvino" or "onnx", why): what the "auto" runtime runs on this machine.
+
+    OpenVINO in bf16 where the CPU has AMX or AVX512-BF16 and ``openvino`` is installed (on an
+    AMX Xeon it ran the network 8-10x faster than ONNX Runtime); ONNX Runtime elsewhere: on a
+    GPU with ``onnxruntime-gpu`` (its CUDA provider), and on CPUs without those units, where
+    OpenVINO runs float32 at ONNX Runtime's speed (measured on an AMD EPYC: docs/runtimes.md).
+    """
+    flags = cpu_has_fast_bf16()
+    if not flags:
+        return "onnx", f"{cpu_model()} has no {' or '.join(FAST_BF16_FLAGS)}"
+    if importlib.util.find_spec("openvino") is None:
+        return "onnx", f"{cpu_model()} has {', '.join(flags)}, but OpenVINO is not installed"
+    if "CUDAExecutionProvider" in _providers():
+        return "onnx", "ONNX Runtime has its CUDA provider"
+    return "openvino", f"{cpu_model()} has {', '.join(flags)}: OpenVINO in bf16"
 
 
 def graph_cache_dir() -> Path:
@@ -76,13 +119,55 @@ def _providers() -> list[str]:
 
 
 def _threads() -> int:
-    """``$L3IC_THREADS`` as a count of threads, 0 (ONNX Runtime's default) when unset."""
+    """``$L3IC_THREADS`` as a count of threads, 0 (the runtime's default) when unset."""
     text = os.environ.get("L3IC_THREADS", "")
     if not text:
         return 0
     if not text.isdigit() or int(text) < 1:
         raise L3ICError(f"L3IC_THREADS must be a whole number of threads, 1 or more, not {text!r}")
     return int(text)
+
+
+class _Graphs:
+    """The encoder and decoder ONNX graphs of some weights: the cached files where a ``key`` is
+    given and the cache can be written, else built in memory.
+
+    Args:
+        arrays: the weights, {"encoder/e1/kernel": array, ...} (``presets.read_arrays``).
+        channels: latent channels C.
+        key: the stem of the cached files' names (preset and weights fingerprint), or None to
+            build in memory and cache nothing.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], channels: int, key: str | None):
+        self.arrays, self.channels, self.key = arrays, channels, key
+
+    def path(self, part: str, suffix: str = ".onnx") -> Path | None:
+        """Where the cached file of ``part`` ("encoder" or "decoder") lives (None: no cache)."""
+        if self.key is None:
+            return None
+        return graph_cache_dir() / f"{self.key}-g{GRAPH_VERSION}.{part}{suffix}"
+
+    def build(self, part: str) -> bytes:
+        """The serialised graph of ``part``, built now and cached (where there is a key)."""
+        from . import onnx_graph
+
+        build = onnx_graph.build_encoder if part == "encoder" else onnx_graph.build_decoder
+        graph = build(self.arrays, self.channels).SerializeToString()
+        path = self.path(part)
+        if path is not None:
+            _write_cached(path, graph)
+        return graph
+
+    def load(self, part: str) -> bytes:
+        """The serialised graph of ``part``: the cached file, else ``build``."""
+        path = self.path(part)
+        if path is not None and path.is_file():
+            try:
+                return path.read_bytes()
+            except OSError:
+                pass
+        return self.build(part)
 
 
 class OnnxNet:
@@ -105,7 +190,7 @@ class OnnxNet:
     def __init__(self, arrays: dict[str, np.ndarray], channels: int, key: str | None):
         self.channels = channels
         self.providers = _providers()
-        self._arrays, self._key = arrays, key
+        self._graphs = _Graphs(arrays, channels, key)
         self._sessions = {}
 
     def _session(self, part: str):
@@ -118,9 +203,7 @@ class OnnxNet:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
         options.intra_op_num_threads = _threads()
-        path = None
-        if self._key is not None:
-            path = graph_cache_dir() / f"{self._key}-g{GRAPH_VERSION}.{part}.onnx"
+        path = self._graphs.path(part)
         if path is not None and path.is_file():
             try:
                 session = ort.InferenceSession(str(path), options, providers=self.providers)
@@ -128,12 +211,7 @@ class OnnxNet:
                 pass
             else:
                 return self._sessions.setdefault(part, session)
-        from . import onnx_graph
-
-        build = onnx_graph.build_encoder if part == "encoder" else onnx_graph.build_decoder
-        graph = build(self._arrays, self.channels).SerializeToString()
-        if path is not None:
-            _write_cached(path, graph)
+        graph = self._graphs.build(part)
         session = ort.InferenceSession(graph, options, providers=self.providers)
         return self._sessions.setdefault(part, session)
 
@@ -144,6 +222,100 @@ class OnnxNet:
     def decode(self, q: np.ndarray) -> np.ndarray:
         """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
         return self._session("decoder").run(None, {"q": q})[0]
+
+
+class OpenVinoNet:
+    """A preset's encoder and decoder on OpenVINO's CPU plugin, from the same ONNX graphs.
+
+    Args:
+        arrays: the weights, {"encoder/e1/kernel": array, ...} (``presets.read_arrays``).
+        channels: latent channels C.
+        key: the stem of the cached files' names (preset and weights fingerprint), or None to
+            build and compile in memory and cache nothing.
+        precision: "bf16" or "f32", OpenVINO's ``INFERENCE_PRECISION_HINT``; default
+            ``$L3IC_OPENVINO_PRECISION``, else bf16 where the CPU has AMX or AVX512-BF16, else
+            f32. A CPU without bf16 units runs f32 whatever is asked (``precision`` then tells
+            which ran, once a model is compiled).
+
+    Attributes:
+        runtime: "openvino".
+        channels: latent channels C.
+        precision: "bf16" or "f32", what OpenVINO runs (after the first call: what it reported).
+    """
+
+    runtime = "openvino"
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        channels: int,
+        key: str | None,
+        precision: str | None = None,
+    ):
+        precision = precision or os.environ.get("L3IC_OPENVINO_PRECISION") or None
+        if precision not in (None, "bf16", "f32"):
+            raise L3ICError(f"the OpenVINO precision must be bf16 or f32, not {precision!r}")
+        self.channels = channels
+        self.precision = precision or ("bf16" if cpu_has_fast_bf16() else "f32")
+        self._graphs = _Graphs(arrays, channels, key)
+        self._models, self._pid = {}, os.getpid()
+
+    def _config(self) -> dict:
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        if _threads():
+            config["INFERENCE_NUM_THREADS"] = _threads()
+        return config
+
+    def _blob_path(self, part: str) -> Path | None:
+        """The compiled model's cache file: OpenVINO's version, the asked precision, the threads
+        and the CPU's bf16 units in its name, since a blob is only valid for those."""
+        import openvino
+
+        facts = f"{openvino.get_version()} {self.precision} {_threads()} {cpu_has_fast_bf16()}"
+        tag = hashlib.sha256(facts.encode()).hexdigest()[:12]
+        return self._graphs.path(part, f".openvino-{tag}.blob")
+
+    def _model(self, part: str):
+        """The CompiledModel of ``part``, made at its first use (in this process): imported from
+        the cached blob, else compiled from the graph and its blob cached."""
+        if self._pid != os.getpid():  # forked: the parent's thread pools do not come along
+            self._models, self._pid = {}, os.getpid()
+        if part in self._models:
+            return self._models[part]
+        import io
+
+        import openvino
+
+        core = openvino.Core()
+        config = self._config()
+        blob = self._blob_path(part)
+        model = None
+        if blob is not None and blob.is_file():
+            try:
+                model = core.import_model(io.BytesIO(blob.read_bytes()), "CPU", config)
+            except Exception:  # noqa: BLE001 - a damaged or foreign blob (OpenVINO's types)
+                model = None
+        if model is None:
+            model = core.compile_model(core.read_model(self._graphs.load(part)), "CPU", config)
+            if blob is not None:
+                stream = io.BytesIO()
+                model.export_model(stream)
+                _write_cached(blob, stream.getvalue())
+        self.precision = model.get_property("INFERENCE_PRECISION_HINT").to_string()
+        return self._models.setdefault(part, model)
+
+    def _run(self, part: str, name: str, array: np.ndarray) -> np.ndarray:
+        request = self._model(part).create_infer_request()  # one per call: thread-safe, ~20 us
+        request.infer({name: array})
+        return np.array(request.get_output_tensor(0).data, copy=True)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8."""
+        return self._run("encoder", "x", x)
+
+    def decode(self, q: np.ndarray) -> np.ndarray:
+        """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
+        return self._run("decoder", "q", q)
 
 
 def _write_cached(path: Path, data: bytes) -> None:

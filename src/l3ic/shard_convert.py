@@ -280,8 +280,8 @@ def convert_shards(
             image) images in each shard, so shards come out near that size.
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr (None: when stderr is a terminal).
-        runtime: the network's runtime, "onnx" or "keras" (default ``$L3IC_RUNTIME``, else
-            "onnx").
+        runtime: the network's runtime, "auto", "onnx", "openvino" or "keras" (default
+            ``$L3IC_RUNTIME``, else "auto").
 
     Returns:
         The Report (``index`` is ``dst/shards.json``; ``skipped``: images in shards finished
