@@ -1,12 +1,26 @@
-"""How far the two runtimes of the network agree: ONNX Runtime against Keras, over a folder.
+"""How far the runtimes of the network agree, over a folder of images.
 
     python -m bench.runtime_agreement [FOLDER] [--presets 16c 32c 64c] [--json OUT.json]
+    python -m bench.runtime_agreement --pair bf16 [FOLDER ...] [--json OUT.json]
 
-For every image and preset: the latents both runtimes encode (how many values differ, by how
-much, and whether the two .l3ic files are byte-identical), and the images both decode from the
-same file, the Keras one (the largest grey-level difference and the share of differing
-values). A latent value that lands on a rounding boundary can round the other way in the other
-runtime, since their float sums run in another order; this counts how often that happens.
+``--pair keras`` (the default): ONNX Runtime against Keras, both float32. For every image and
+preset: the latents both runtimes encode (how many values differ, by how much, and whether the
+two .l3ic files are byte-identical), and the images both decode from the same file, the Keras
+one (the largest grey-level difference and the share of differing values). A latent value that
+lands on a rounding boundary can round the other way in the other runtime, since their float
+sums run in another order; this counts how often that happens.
+
+``--pair bf16``: the network in bf16 against float32 (ONNX Runtime), as users see it: each image
+compressed and decompressed by each, with the PSNR, SSIM and MS-SSIM of both against the
+original, the bpp of both files, the share of latent values that differ, and the grey levels by
+which the two decodings of one file differ. bf16 is OpenVINO's ``INFERENCE_PRECISION_HINT`` bf16
+where the CPU has AMX or AVX512-BF16. Elsewhere OpenVINO runs float32 whatever it is asked, so
+bf16 is emulated instead (labelled "emulated" in the output): the same ONNX graph on ONNX
+Runtime with the weights rounded to bf16 and every float tensor from the first convolution to
+the output rounded to bf16 (round to nearest even, through a pair of Casts), so every
+convolution sees bf16 inputs and weights and sums in float32, as the CPU's bf16 units do. That
+rounds more than OpenVINO does (it keeps some element-wise steps in float32), so it bounds the
+loss from above. ``--json`` merges the figures into the file under "bf16".
 """
 
 import argparse
@@ -17,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from l3ic import __version__
+from l3ic import __version__, metrics
 from l3ic.codec import Codec
+from l3ic.cpu import cpu_has_fast_bf16, cpu_model
 from l3ic.image import list_images, read_image
-from l3ic.presets import PRESETS
+from l3ic.presets import PRESETS, read_arrays, weights_path
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+KODAK = DATA / "kodak"
 
 
 def agreement(folder: Path, preset: str) -> dict:
@@ -54,14 +70,140 @@ def agreement(folder: Path, preset: str) -> dict:
     }
 
 
+def _bf16(a: np.ndarray) -> np.ndarray:
+    """float32 ``a`` rounded to the nearest bf16 (ties to even), as float32."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def _bf16_graph(graph):
+    """The ONNX ``graph`` with bf16 rounding: weights rounded, and a Cast to bf16 and back after
+    every float node from the first convolution to the last float step before the output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    for init in graph.graph.initializer:
+        array = numpy_helper.to_array(init)
+        if array.dtype == np.float32 and array.ndim > 1:  # kernels, not scalars and biases
+            init.CopyFrom(numpy_helper.from_array(_bf16(array), init.name))
+    started, out = False, []
+    float_ops = {"Conv", "LeakyRelu", "Add", "Mul", "Div", "DepthToSpace", "Clip"}
+    for node in graph.graph.node:
+        started = started or node.op_type == "Conv"
+        if not (started and node.op_type in float_ops):
+            out.append(node)
+            continue
+        name = node.output[0]
+        node.output[0] = f"{name}.f32"
+        out += [
+            node,
+            helper.make_node("Cast", [f"{name}.f32"], [f"{name}.bf16"], to=TensorProto.BFLOAT16),
+            helper.make_node("Cast", [f"{name}.bf16"], [name], to=TensorProto.FLOAT),
+        ]
+    del graph.graph.node[:]
+    graph.graph.node.extend(out)
+    onnx.checker.check_model(graph)
+    return graph
+
+
+class EmulatedBf16Net:
+    """The runtime contract of ``l3ic.runtime`` (``encode``, ``decode``) on ONNX Runtime, with
+    the graphs rounded to bf16 by ``_bf16_graph``."""
+
+    runtime, precision = "onnx", "bf16 (emulated)"
+
+    def __init__(self, preset: str, channels: int):
+        import onnxruntime as ort
+
+        from l3ic import onnx_graph
+
+        arrays = read_arrays(weights_path(preset))
+        self.channels, self._sessions = channels, {}
+        for part, build in (("x", onnx_graph.build_encoder), ("q", onnx_graph.build_decoder)):
+            graph = _bf16_graph(build(arrays, channels)).SerializeToString()
+            self._sessions[part] = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return self._sessions["x"].run(None, {"x": x})[0]
+
+    def decode(self, q: np.ndarray) -> np.ndarray:
+        return self._sessions["q"].run(None, {"q": q})[0]
+
+
+def bf16_codec(preset: str) -> tuple[Codec, str]:
+    """A codec running the network in bf16, and how: OpenVINO where the CPU has bf16 units and
+    OpenVINO is installed, else ``EmulatedBf16Net``."""
+    import importlib.util
+
+    if cpu_has_fast_bf16() and importlib.util.find_spec("openvino"):
+        from l3ic.runtime import OpenVinoNet
+
+        codec = Codec(preset, runtime="openvino")
+        codec.net = OpenVinoNet(
+            read_arrays(weights_path(preset)), codec.channels, key=None, precision="bf16"
+        )
+        import openvino
+
+        return codec, f"OpenVINO {openvino.get_version().split('-')[0]} bf16"
+    codec = Codec(preset, runtime="onnx")
+    codec.net = EmulatedBf16Net(preset, codec.channels)
+    return codec, "emulated (bf16-rounded graph on ONNX Runtime)"
+
+
+def bf16_agreement(folder: Path, preset: str) -> dict:
+    """bf16 against float32 for one preset over the images of ``folder``."""
+    f32 = Codec(preset, runtime="onnx")
+    bf16, how = bf16_codec(preset)
+    sums = {k: 0.0 for k in ("psnr", "ssim", "ms_ssim", "bpp")}
+    sums = {"f32": dict(sums), "bf16": dict(sums)}
+    values = flips = grey_max = grey_sum = pixels = 0
+    paths = list_images(folder)
+    for path in paths:
+        image = read_image(path)
+        for name, codec in (("f32", f32), ("bf16", bf16)):
+            data = codec.compress(image)
+            back = codec.decompress(data)
+            scores = sums[name]
+            scores["psnr"] += metrics.psnr(image, back)
+            scores["ssim"] += metrics.ssim(image, back)
+            scores["ms_ssim"] += metrics.ms_ssim(image, back)
+            scores["bpp"] += metrics.bpp(len(data), *image.shape[:2])
+            if name == "f32":
+                q_f32, file_f32 = codec.encode_latent(image), data
+        q_bf16 = bf16.encode_latent(image)
+        values += q_f32.size
+        flips += int(np.count_nonzero(q_f32 != q_bf16))
+        grey = np.abs(bf16.decompress(file_f32).astype(np.int16) - f32.decompress(file_f32))
+        grey_max, grey_sum = max(grey_max, int(grey.max())), grey_sum + int(grey.sum())
+        pixels += grey.size
+    means = {name: {k: v / len(paths) for k, v in d.items()} for name, d in sums.items()}
+    return {
+        "bf16": how,
+        "images": len(paths),
+        "f32": means["f32"],
+        "bf16_means": means["bf16"],
+        "psnr_loss_db": means["f32"]["psnr"] - means["bf16"]["psnr"],
+        "ssim_loss": means["f32"]["ssim"] - means["bf16"]["ssim"],
+        "latent_values_differing_fraction": flips / values,
+        "decoded_mean_grey_difference": grey_sum / pixels,
+        "decoded_largest_grey_difference": grey_max,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("folder", nargs="?", type=Path, default=KODAK)
+    p.add_argument("folders", nargs="*", type=Path, help="image folders (default: Kodak; with "
+                   "--pair bf16, the Kodak 512 crops and Kodak)")  # fmt: skip
+    p.add_argument("--pair", choices=("keras", "bf16"), default="keras")
     p.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS))
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args(argv)
+    if args.pair == "bf16":
+        return bf16_main(args)
+    args.folder = args.folders[0] if args.folders else KODAK
     import keras
     import onnxruntime
 
@@ -78,11 +220,41 @@ def main(argv: list[str] | None = None) -> int:
     for preset in args.presets:
         result["presets"][preset] = figures = agreement(args.folder, preset)
         print(preset, json.dumps(figures), file=sys.stderr)
+    if args.json and args.json.is_file():  # keep the bf16 figures of --pair bf16
+        bf16 = json.loads(args.json.read_text()).get("bf16")
+        result.update({"bf16": bf16} if bf16 else {})
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
     print(text)
+    return 0
+
+
+def bf16_main(args: argparse.Namespace) -> int:
+    """``--pair bf16``: the figures per folder and preset, merged into ``--json`` under "bf16"."""
+    import onnxruntime
+
+    folders = args.folders or [DATA / "kodak-crop512", KODAK]
+    result = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "l3ic": __version__,
+        "cpu": cpu_model(),
+        "cpu_bf16_units": cpu_has_fast_bf16(),
+        "f32": f"onnxruntime {onnxruntime.__version__}",
+        "folders": {},
+    }
+    for folder in folders:
+        result["folders"][folder.name] = per_preset = {}
+        for preset in args.presets:
+            per_preset[preset] = figures = bf16_agreement(folder, preset)
+            print(folder.name, preset, json.dumps(figures), file=sys.stderr)
+    if args.json:
+        doc = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        doc["bf16"] = result
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
     return 0
 
 

@@ -244,6 +244,29 @@ def test_channel_subsets_read_only_their_bytes(shards, monkeypatch):
     assert decoded.shape == (24, 32, 3) and 0 <= decoded.min() and decoded.max() <= 1
 
 
+def test_decoding_runs_in_batches_and_keeps_each_sample(shards, monkeypatch):
+    from l3ic import latent_shards
+    from l3ic.api import get_codec
+
+    codec = get_codec("16c")
+    one_by_one = [
+        (codec.decode_latent(q.astype(np.int8), (24, 32)).astype(np.float32) / 255.0, label)
+        for q, label in LatentShards(shards)
+    ]  # the latents (yielded as float32, exact) decoded one at a time
+    calls = []
+    real = type(codec).decode_latent_batch
+    monkeypatch.setattr(
+        type(codec), "decode_latent_batch",
+        lambda self, qs, shapes: calls.append(len(qs)) or real(self, qs, shapes),
+    )  # fmt: skip
+    monkeypatch.setattr(latent_shards, "DECODE_BATCH", 5)
+    batched = list(LatentShards(shards, decode=True))
+    assert calls == [5, 5, 2]  # 12 samples, 5 per call
+    assert len(batched) == len(one_by_one) == 12
+    for (x, label), (y, ref_label) in zip(batched, one_by_one, strict=True):
+        assert label == ref_label and np.array_equal(x, y)
+
+
 def test_torch_webdataset_keras_and_tf_interfaces(shards):
     import keras
     import torch
