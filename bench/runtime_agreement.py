@@ -11,16 +11,17 @@ lands on a rounding boundary can round the other way in the other runtime, since
 sums run in another order; this counts how often that happens.
 
 ``--pair bf16``: the network in bf16 against float32 (ONNX Runtime), as users see it: each image
-compressed and decompressed by each, with the PSNR, SSIM and MS-SSIM of both against the
-original, the bpp of both files, the share of latent values that differ, and the grey levels by
-which the two decodings of one file differ. bf16 is OpenVINO's ``INFERENCE_PRECISION_HINT`` bf16
-where the CPU has AMX or AVX512-BF16. Elsewhere OpenVINO runs float32 whatever it is asked, so
-bf16 is emulated instead (labelled "emulated" in the output): the same ONNX graph on ONNX
-Runtime with the weights rounded to bf16 and every float tensor from the first convolution to
-the output rounded to bf16 (round to nearest even, through a pair of Casts), so every
-convolution sees bf16 inputs and weights and sums in float32, as the CPU's bf16 units do. That
-rounds more than OpenVINO does (it keeps some element-wise steps in float32), so it bounds the
-loss from above. ``--json`` merges the figures into the file under "bf16".
+compressed and decompressed by each, with the PSNR, SSIM and MS-SSIM of both against the original,
+the bpp of both files, the share of latent values that differ, and the grey levels by which the two
+decodings of one file differ. bf16 is OpenVINO's ``INFERENCE_PRECISION_HINT`` bf16 where the CPU has
+AMX or AVX512-BF16. Elsewhere OpenVINO runs float32 whatever it is asked, so bf16 is emulated
+instead (labelled "emulated" in the output): the same ONNX graph on ONNX Runtime with the weights of
+every convolution but the last rounded to bf16, and every float tensor from the first convolution up
+to the last rounded to bf16 (round to nearest even, through a pair of Casts), so those convolutions
+see bf16 inputs and weights and sum in float32, as the CPU's bf16 units do; the last convolution and
+the steps after it stay float32, as l3ic asks OpenVINO (``runtime.keep_last_convolution_f32``). It
+is an estimate, not OpenVINO itself, whose kernels order their sums otherwise; the real figures come
+from running this on a bf16 CPU. ``--json`` merges the figures into the file under "bf16".
 """
 
 import argparse
@@ -78,20 +79,27 @@ def _bf16(a: np.ndarray) -> np.ndarray:
 
 
 def _bf16_graph(graph):
-    """The ONNX ``graph`` with bf16 rounding: weights rounded, and a Cast to bf16 and back after
-    every float node from the first convolution to the last float step before the output."""
+    """The ONNX ``graph`` rounded as OpenVINO runs it under a bf16 hint with l3ic's settings:
+    every convolution but the last with weights rounded to bf16, and a Cast to bf16 and back
+    after every float node from the first convolution up to the last convolution, which runs in
+    float32 with everything after it (``runtime.keep_last_convolution_f32``, and OpenVINO's
+    rule of keeping a graph's tail after its last convolution in float32)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    convolutions = [node for node in graph.graph.node if node.op_type == "Conv"]
+    last = convolutions[-1]
+    kernels = {node.input[1] for node in convolutions if node is not last}
     for init in graph.graph.initializer:
-        array = numpy_helper.to_array(init)
-        if array.dtype == np.float32 and array.ndim > 1:  # kernels, not scalars and biases
-            init.CopyFrom(numpy_helper.from_array(_bf16(array), init.name))
-    started, out = False, []
+        if init.name in kernels:
+            init.CopyFrom(numpy_helper.from_array(_bf16(numpy_helper.to_array(init)), init.name))
+    started = ended = False
+    out = []
     float_ops = {"Conv", "LeakyRelu", "Add", "Mul", "Div", "DepthToSpace", "Clip"}
     for node in graph.graph.node:
         started = started or node.op_type == "Conv"
-        if not (started and node.op_type in float_ops):
+        ended = ended or node is last
+        if not started or ended or node.op_type not in float_ops:
             out.append(node)
             continue
         name = node.output[0]

@@ -13,22 +13,26 @@ peak across exec on Linux) and its resident size after imports and image loading
 first encode. Threaded codecs run with 1 thread and with all cores; JPEG (libjpeg-turbo via
 Pillow) and WebP (Pillow) have no thread setting.
 
-l3ic runs on each runtime of its network (``--runtimes``: ONNX Runtime, the default, and the
-Keras reference; the "runtime" column), with 1 thread and with all cores (ONNX Runtime:
-``$L3IC_THREADS``; Keras: TensorFlow's thread pools). It also gets network-only times
-(``encode_latent`` / ``decode_latent``) and the entropy coding time (full minus network, timed
-back to back in each run), and whole-process figures: ``l3ic compress`` and ``l3ic decompress``
-of the 768x512 image as a user runs them, one fresh process each (what the ``l3ic`` script
-runs: ``l3ic.cli.main``), wall time measured by the parent from start to exit and peak memory
-(VmHWM) reported by the process itself, median of ``--runs`` after one warm-up run that
-also fills the ONNX graph cache. When a GPU is visible to JAX, l3ic is also timed with
-``KERAS_BACKEND=jax`` at batch 1 and 8 (images/s).
+l3ic runs on each runtime of its network (``--runtimes``; the "runtime" column): ONNX Runtime,
+OpenVINO asked for float32 and for bf16 (a CPU without AMX or AVX512-BF16 runs float32 either way;
+the row says what ran), "auto" (the default, which names the runtime it picked) and the Keras
+reference, with 1 thread and with all cores (ONNX Runtime and OpenVINO: ``$L3IC_THREADS``; Keras:
+TensorFlow's thread pools). It also gets network-only times (``encode_latent`` / ``decode_latent``)
+and the entropy coding time (full minus network, timed back to back in each run), and the network's
+images/s on 16 crops of 256x256 of the 768x512 image (the size of training samples): one image per
+call, as loaders decoded until l3ic 0.12, against one call for the 16 (``encode_latent_batch`` /
+``decode_latent_batch``), and whole-process figures: ``l3ic compress`` and ``l3ic decompress`` of
+the 768x512 image as a user runs them, one fresh process each (what the ``l3ic`` script runs:
+``l3ic.cli.main``), wall time measured by the parent from start to exit and peak memory (VmHWM)
+reported by the process itself, median of ``--runs`` after one warm-up run that also fills the ONNX
+graph cache. When a GPU is visible to JAX, l3ic is also timed with ``KERAS_BACKEND=jax`` at batch 1
+and 8 (images/s).
 
 Examples:
   python -m bench.speed
   python -m bench.speed --codecs jpeg420 avif420 --runs 7
   python -m bench.speed --codecs l3ic --target-bpp 0.5
-  python -m bench.speed --codecs l3ic jpeg420 avif420 --runtimes onnx keras
+  python -m bench.speed --codecs l3ic jpeg420 avif420 --runtimes onnx openvino-bf16 auto
 """
 
 from __future__ import annotations
@@ -66,7 +70,15 @@ BENCH_DIR = Path(__file__).resolve().parent
 KODAK = Path("/work/shared/data/kodak")
 MOSAIC_IMAGES = ("01", "02", "03", "05", "06", "07", "08", "11", "12")
 SIZES = ("768x512", "1920x1080")
-RUNTIMES = ("onnx", "keras")
+# The l3ic rows: the environment each runs with.
+RUNTIMES = {
+    "onnx": {"L3IC_RUNTIME": "onnx"},
+    "openvino-f32": {"L3IC_RUNTIME": "openvino", "L3IC_OPENVINO_PRECISION": "f32"},
+    "openvino-bf16": {"L3IC_RUNTIME": "openvino", "L3IC_OPENVINO_PRECISION": "bf16"},
+    "auto": {"L3IC_RUNTIME": "auto"},
+    "keras": {"L3IC_RUNTIME": "keras"},
+}
+CROP, CROPS = 256, 16  # the batched rows: 16 crops of 256x256
 
 # One `l3ic ...` command in a fresh process, as the `l3ic` script runs it; at exit it reports
 # its peak resident memory (VmHWM: this process's own, unlike ru_maxrss) on the last line of
@@ -206,9 +218,35 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             lambda: l3ic_codec.decode_latent(latent, shape=image.shape[:2]),
             args.runs,
         )
+        out["ran"] = l3ic_codec.runtime
+        out["precision"] = getattr(l3ic_codec.net, "precision", "f32")
+        if args.size == SIZES[0]:  # the crops of one image are enough
+            out.update(_batched(l3ic_codec, image, args.runs))
     out["rss_base_mib"] = base
     out["rss_peak_mib"] = _memory_mib()[1]
     return out
+
+
+def _batched(codec: Any, image: np.ndarray, runs: int) -> dict[str, float]:
+    """The network's images/s on ``CROPS`` crops of ``CROP`` x ``CROP`` from ``image``: one
+    image per call, and all in one call."""
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    crops = [
+        image[i : i + CROP, j : j + CROP]
+        for i, j in zip(
+            rng.integers(0, h - CROP, CROPS), rng.integers(0, w - CROP, CROPS), strict=True
+        )
+    ]
+    latents = codec.encode_latent_batch(crops)
+    shapes = [(CROP, CROP)] * CROPS
+    times = {
+        "encode_one_by_one": lambda: [codec.encode_latent(c) for c in crops],
+        "encode_batched": lambda: codec.encode_latent_batch(crops),
+        "decode_one_by_one": lambda: [codec.decode_latent(q, (CROP, CROP)) for q in latents],
+        "decode_batched": lambda: codec.decode_latent_batch(latents, shapes),
+    }
+    return {f"{k}_img_s": CROPS / median_time(fn, runs)[0] for k, fn in times.items()}
 
 
 def gpu_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -246,12 +284,13 @@ def whole_process(
     in ``runs`` fresh processes after one warm-up: median wall time (s) and peak memory (MiB).
 
     ``python`` is the interpreter of the l3ic install to run (another virtual environment, say);
-    ``runtime`` None leaves ``$L3IC_RUNTIME`` unset (the install's default)."""
+    ``runtime`` None leaves ``$L3IC_RUNTIME`` unset (the install's default), else a key of
+    ``RUNTIMES``."""
     env = dict(os.environ)
-    env.pop("L3IC_THREADS", None)
-    env.pop("L3IC_RUNTIME", None)
+    for name in ("L3IC_THREADS", "L3IC_RUNTIME", "L3IC_OPENVINO_PRECISION"):
+        env.pop(name, None)
     if runtime is not None:
-        env["L3IC_RUNTIME"] = runtime
+        env.update(RUNTIMES[runtime])
     out: dict[str, Any] = {"runtime": runtime, "preset": preset, "image": image.name}
     with tempfile.TemporaryDirectory() as tmp:
         l3ic_file, png = Path(tmp) / "x.l3ic", Path(tmp) / "x.png"
@@ -341,6 +380,33 @@ def _markdown(doc: dict[str, Any]) -> str:
     if learned:
         lines += [
             "",
+            "## l3ic: which runtime ran, and batches",
+            "",
+            f"Network images/s on {CROPS} crops of {CROP}x{CROP} from the row's image: one "
+            "image per call, and the 16 in one call.",
+            "",
+            "| runtime asked | ran | precision | image | threads | preset | enc one by one | "
+            "enc batched | dec one by one | dec batched |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in learned:
+            lines.append(
+                f"| {r['runtime']} | {r.get('ran', '?')} | {r.get('precision', '?')} | "
+                f"{r['size']} | {r['threads']} | {r['quality']} | "
+                + " | ".join(
+                    f"{r.get(f'{k}_img_s', 0):.1f}"
+                    for k in (
+                        "encode_one_by_one",
+                        "encode_batched",
+                        "decode_one_by_one",
+                        "decode_batched",
+                    )
+                )
+                + " |"
+            )
+    if learned:
+        lines += [
+            "",
             "## l3ic: network and entropy coding",
             "",
             "Entropy = median over interleaved runs of (full - network-only) time.",
@@ -412,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--runtimes",
         nargs="+",
-        choices=RUNTIMES,
-        default=list(RUNTIMES),
+        choices=list(RUNTIMES),
+        default=["onnx", "openvino-f32", "openvino-bf16", "auto"],
         help="runtimes of l3ic's network to time (default: %(default)s)",
     )
     parser.add_argument(
@@ -476,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                 runtimes, settings, _thread_settings(cls)
             ):
                 argv_w = ["--worker", name, size, str(quality), str(threads).lower(), *common]
-                env = None if runtime is None else {**os.environ, "L3IC_RUNTIME": runtime}
+                env = None if runtime is None else {**os.environ, **RUNTIMES[runtime]}
                 row = _spawn(argv_w, env)
                 results.append(
                     {"codec": name, "runtime": runtime, "size": size, "threads": threads,
