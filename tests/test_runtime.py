@@ -168,6 +168,8 @@ def test_auto_picks_openvino_only_on_bf16_cpus_that_have_it(monkeypatch, fresh_a
     with pytest.raises(L3ICError, match=r'pip install "l3ic\[openvino\]"'):
         resolve_runtime("openvino")
     monkeypatch.setattr(runtime, "_providers", lambda: ["CUDAExecutionProvider"])
+    assert auto(["amx_bf16"])[0] == "openvino"  # no onnxruntime-gpu: its providers not asked
+    monkeypatch.setattr(runtime, "_has_onnxruntime_gpu", lambda: True)
     assert auto(["amx_bf16"])[0] == "onnx"  # a GPU: ONNX Runtime's CUDA provider
 
 
