@@ -1,4 +1,4 @@
-"""l3ic: a lightweight learned lossy image codec, trained in Keras 3, run on ONNX Runtime.
+"""l3ic: a lightweight learned lossy image codec, trained in Keras 3, run on ONNX Runtime/OpenVINO.
 
 Public API::
 

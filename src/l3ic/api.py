@@ -1,9 +1,10 @@
 """The module-level functions of l3ic: compress, decompress, read_latent, imread, imwrite.
 
 ``read_latent`` needs only the preset's latent coder (no network); the others load the preset's
-network on first use (``get_codec``, once per process and runtime). The network runs on ONNX
-Runtime unless ``runtime="keras"`` (or ``$L3IC_RUNTIME=keras``) asks for the Keras reference
-(``runtime``); neither reading latents nor the default runtime imports Keras.
+network on first use (``get_codec``, once per process and runtime). The network runs on the
+"auto" runtime (OpenVINO in bf16 on CPUs with AMX or AVX512-BF16 where it is installed, else ONNX
+Runtime) unless ``runtime=`` (or ``$L3IC_RUNTIME``) names another, "keras" for the Keras
+reference (``runtime``); neither reading latents nor the default runtime imports Keras.
 """
 
 import functools

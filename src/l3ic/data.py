@@ -96,9 +96,8 @@ class LatentDataset(keras.utils.PyDataset):
         root: folder written by ``l3ic convert``.
         batch_size: images per batch (at most; see the module docstring on sizes).
         channels, top_channels: as for ``LatentFiles``.
-        decode: yield images decoded by the network, a batch at a time (ONNX Runtime: its CPU
-            provider, or CUDA with onnxruntime-gpu; ``runtime="keras"``: the Keras backend's
-            device).
+        decode: yield images decoded by the network, a batch at a time (on ``runtime``;
+            ``runtime="keras"``: the Keras backend's device).
         shuffle: shuffle images and batch order, anew every epoch.
         seed: seed of the shuffling.
         indices: as for ``LatentFiles``.

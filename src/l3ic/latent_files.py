@@ -4,7 +4,8 @@ A map-style dataset (``__len__`` and ``__getitem__``, the ``torch.utils.data.Dat
 so ``torch.utils.data.DataLoader`` wraps it; torch itself is never imported here). Reading
 latents needs only the preset's latent coder: no network and no Keras import, so a data-loader
 worker starts in a fraction of a second. With ``decode=True`` the network is loaded (once per
-process, on ONNX Runtime unless ``runtime="keras"``) to decode images, a batch at a time.
+process, on the runtime ``runtime`` picks, "auto" by default) to decode images, a batch at a
+time.
 
 ``x`` is the latent as float32 (h, w, k) holding the integers -15..16 (only the channels asked
 for, in that order), or with ``decode=True`` the decoded image as float32 (H, W, 3) in [0, 1],

@@ -13,9 +13,9 @@ The plan (which image goes to which shard, and each image's key) is fixed in ``s
 before any shard is written, so a second run, after a crash or a kill, writes only the shards
 that are not finished (``shards.finished_shard``) and gives the same dataset. Images added to
 SRC since the plan go to new shards at its end; new class folders get new label indices after
-the existing ones. Workers load the network on ONNX Runtime (no TensorFlow) unless
-``runtime="keras"``; the worker processes this starts (local pool, LocalCluster) share the cores
-among them: ``$L3IC_THREADS`` = cores // workers each, unless it is set.
+the existing ones. Workers load the network on the "auto" runtime (no TensorFlow) unless
+``runtime`` names another; the worker processes this starts (local pool, LocalCluster) share the
+cores among them: ``$L3IC_THREADS`` = cores // workers each, unless it is set.
 """
 
 import itertools
