@@ -253,7 +253,8 @@ class OpenVinoNet:
     Attributes:
         runtime: "openvino".
         channels: latent channels C.
-        precision: "bf16" or "f32", what OpenVINO runs (after the first call: what it reported).
+        precision: "bf16" or "f32": what is asked of OpenVINO until a model is compiled, then
+            what OpenVINO reports it runs.
     """
 
     runtime = "openvino"
@@ -269,12 +270,13 @@ class OpenVinoNet:
         if precision not in (None, "bf16", "f32"):
             raise L3ICError(f"the OpenVINO precision must be bf16 or f32, not {precision!r}")
         self.channels = channels
-        self.precision = precision or ("bf16" if cpu_has_fast_bf16() else "f32")
+        self._asked = precision or ("bf16" if cpu_has_fast_bf16() else "f32")
+        self.precision = self._asked
         self._graphs = _Graphs(arrays, channels, key)
         self._models, self._pid = {}, os.getpid()
 
     def _config(self) -> dict:
-        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": self._asked, "PERFORMANCE_HINT": "LATENCY"}
         if _threads():
             config["INFERENCE_NUM_THREADS"] = _threads()
         return config
@@ -284,7 +286,7 @@ class OpenVinoNet:
         and the CPU's bf16 units in its name, since a blob is only valid for those."""
         import openvino
 
-        facts = f"{openvino.get_version()} {self.precision} {_threads()} {cpu_has_fast_bf16()}"
+        facts = f"{openvino.get_version()} {self._asked} {_threads()} {cpu_has_fast_bf16()}"
         facts += " last convolution f32"  # what keep_last_convolution_f32 asks
         tag = hashlib.sha256(facts.encode()).hexdigest()[:12]
         return self._graphs.path(part, f".openvino-{tag}.blob")
@@ -311,7 +313,7 @@ class OpenVinoNet:
                 model = None
         if model is None:
             graph = core.read_model(self._graphs.load(part))
-            if self.precision == "bf16":
+            if self._asked == "bf16":
                 keep_last_convolution_f32(graph)
             model = core.compile_model(graph, "CPU", config)
             if blob is not None:
