@@ -300,9 +300,7 @@ class OpenVinoNet:
             return self._models[part]
         import io
 
-        import openvino
-
-        core = openvino.Core()
+        core = _openvino_core()
         config = self._config()
         blob = self._blob_path(part)
         model = None
@@ -335,6 +333,28 @@ class OpenVinoNet:
     def decode(self, q: np.ndarray) -> np.ndarray:
         """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
         return self._run("decoder", "q", q)
+
+
+_CORE: dict[int, object] = {}  # {pid: openvino.Core}
+
+
+def _openvino_core():
+    """This process's one ``openvino.Core``, made at the first call and kept until exit.
+
+    Each ``Core`` loads OpenVINO's CPU plugin anew, and the plugin (2026.4) installs a signal
+    stack of its own on the calling thread, putting back the previous one when it is released.
+    Plugins released in another order than they were made leave a freed signal stack installed,
+    and the next signal handled on that thread crashes the process (seen as a SIGSEGV in
+    Python's SIGCHLD handler once a torch ``DataLoader``'s workers exit). One Core, never freed,
+    keeps that order. A forked child makes its own (the parent's thread pools do not come along).
+    """
+    import openvino
+
+    pid = os.getpid()
+    if pid not in _CORE:
+        _CORE.clear()
+        _CORE[pid] = openvino.Core()
+    return _CORE[pid]
 
 
 def keep_last_convolution_f32(model) -> str:
