@@ -128,15 +128,17 @@ class EmulatedBf16Net:
 
         arrays = read_arrays(weights_path(preset))
         self.channels, self._sessions = channels, {}
-        for part, build in (("x", onnx_graph.build_encoder), ("q", onnx_graph.build_decoder)):
+        for part, build in (("x", onnx_graph.build_encoder), ("y", onnx_graph.build_decoder)):
             graph = _bf16_graph(build(arrays, channels)).SerializeToString()
             self._sessions[part] = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
 
     def encode(self, x: np.ndarray) -> np.ndarray:
+        """x (B, H, W, 3) uint8 -> z (B, H/8, W/8, C) float32."""
         return self._sessions["x"].run(None, {"x": x})[0]
 
-    def decode(self, q: np.ndarray) -> np.ndarray:
-        return self._sessions["q"].run(None, {"q": q})[0]
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """y = q / s (B, h, w, C) float32 -> (B, 8h, 8w, 3) uint8."""
+        return self._sessions["y"].run(None, {"y": y})[0]
 
 
 def bf16_codec(preset: str) -> tuple[Codec, str]:

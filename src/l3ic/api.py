@@ -48,6 +48,10 @@ def compress(
     preset: str | None = None,
     drop_alpha: bool = False,
     *,
+    quality: float | None = None,
+    scale: float | None = None,
+    bpp: float | None = None,
+    max_bytes: int | None = None,
     runtime: str | None = None,
     model: str | None = None,
 ) -> bytes:
@@ -58,6 +62,11 @@ def compress(
             converted), or the path of an image file.
         preset: "16c", "32c" (default) or "64c"; ``model=`` is its deprecated name.
         drop_alpha: discard an alpha channel instead of refusing RGBA input.
+        quality: 0..100; 50 (the default) is the preset as trained, lower is smaller
+            (docs/quality.md). At most one of ``quality``, ``scale``, ``bpp``, ``max_bytes``.
+        scale: the quantisation scale itself, 0.125..8 (quality q is 2 ** ((q - 50) / 50)).
+        bpp: the largest file of at most this many bits per pixel.
+        max_bytes: the largest file of at most this many bytes.
         runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
             "auto"); the file does not depend on it (docs/runtimes.md).
 
@@ -65,7 +74,14 @@ def compress(
         The .l3ic file as bytes.
     """
     codec = get_codec(resolve_preset(preset, model), runtime)
-    return codec.compress(image_or_path, drop_alpha=drop_alpha)
+    return codec.compress(
+        image_or_path,
+        drop_alpha=drop_alpha,
+        quality=quality,
+        scale=scale,
+        bpp=bpp,
+        max_bytes=max_bytes,
+    )
 
 
 def decompress(

@@ -32,6 +32,9 @@ EXAMPLES = """examples:
   l3ic compress photo.png                      # -> photo.l3ic (preset 32c)
   l3ic compress -m 16c photo.png -o small.l3ic
   l3ic compress -m 64c *.png --outdir out/     # many files, with a progress bar
+  l3ic compress --quality 30 photo.png         # smaller file, lower quality (default 50)
+  l3ic compress --bpp 0.5 photo.png            # at most 0.5 bits per pixel
+  l3ic compress --size 40KB photo.png          # at most 40 KiB (40,960 bytes)
   l3ic compress --runtime keras photo.png      # the Keras reference instead of ONNX Runtime
   l3ic decompress --runtime openvino photo.l3ic  # OpenVINO (pip install "l3ic[openvino]")
   l3ic decompress photo.l3ic                   # -> photo.png (kept if it exists: --force)
@@ -69,10 +72,30 @@ def _parser(figures: bool = True) -> argparse.ArgumentParser:
     c = add(
         "compress",
         "compress images to .l3ic files",
-        "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/",
+        "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/\n"
+        "  l3ic compress --quality 30 photo.png\n  l3ic compress --bpp 0.5 photo.png\n"
+        "  l3ic compress --size 40KB photo.png",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
     _add_preset(c, figures)
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument(
+        "-q",
+        "--quality",
+        type=_quality,
+        metavar="Q",
+        help="0-100: lower makes smaller files (default 50, the preset as trained; "
+        "docs/quality.md)",
+    )
+    rate.add_argument(
+        "--bpp", type=_bpp, metavar="B", help="the best file of at most B bits per pixel"
+    )
+    rate.add_argument(
+        "--size",
+        type=_size,
+        metavar="BYTES",
+        help="the best file of at most BYTES (e.g. 40000, or 40KB: K is 1024)",
+    )
     c.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of refusing")
     _add_runtime(c)
     _add_outputs(c)
@@ -231,6 +254,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _quality(text: str) -> float:
+    """argparse type: a number from 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, got {text!r}")
+    return value
+
+
+def _bpp(text: str) -> float:
+    """argparse type: a number of bits per pixel, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"expected bits per pixel above 0, got {text!r}")
+    return value
+
+
 def _size(text: str) -> int:
     """argparse type: a byte count such as 256MB (``shard_convert.parse_size``)."""
     from .shard_convert import parse_size
@@ -258,7 +303,15 @@ def _compress_one(path: Path, args) -> str:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
     t0 = time.perf_counter()
     image = read_image(path)
-    data = compress(image, preset=args.preset, drop_alpha=args.drop_alpha, runtime=args.runtime)
+    data = compress(
+        image,
+        preset=args.preset,
+        drop_alpha=args.drop_alpha,
+        quality=args.quality,
+        bpp=args.bpp,
+        max_bytes=args.size,
+        runtime=args.runtime,
+    )
     write_atomic(out, data, force=args.force)
     h, w = image.shape[:2]
     return (
@@ -462,6 +515,7 @@ def _read_info(path: Path) -> dict:
         "height": c.height,
         "grayscale": c.grayscale,
         "latent_shape": list(c.latent_shape),
+        "scale": c.scale,
         "bytes": len(data),
         "bpp": 8 * len(data) / (c.width * c.height),
         "header_bytes": c.header_bytes,
@@ -475,7 +529,8 @@ def _print_info(info: dict) -> None:
     gray = " grayscale" if info["grayscale"] else ""
     print(f"{info['file']}: l3ic preset {info['preset']}, {info['width']}x{info['height']}{gray}")
     print(f"  {info['bytes']:,} bytes, {info['bpp']:.4f} bpp, header {info['header_bytes']} bytes")
-    print("  latent " + "x".join(str(n) for n in info["latent_shape"]))
+    scale = f", scale {info['scale']:g}" if info["scale"] != 1 else ""
+    print("  latent " + "x".join(str(n) for n in info["latent_shape"]) + scale)
     streams, modes = info["channel_bytes"], info["channel_modes"]
     order = np.argsort(streams)[::-1]
     print("  channel bytes (mode): " + ", ".join(f"{k}:{streams[k]}({modes[k]})" for k in order))

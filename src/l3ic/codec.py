@@ -1,8 +1,10 @@
 """Images <-> integer latents <-> .l3ic bytes, for any image size.
 
-Notation: x is an image (H, W, 3) uint8; the latent is (h, w, C) int8 with values -15..16 and
-h = ceil(H / 8), w = ceil(W / 8). Images are padded at the bottom/right to a multiple of 8 by
-repeating the edge, and cropped back after decoding.
+Notation: x is an image (H, W, 3) uint8; z the encoder's output (h, w, C) float32, with
+h = ceil(H / 8), w = ceil(W / 8); the latent q = round(s z) is (h, w, C) int8 with values
+-15..16, at the file's quantisation scale s (1 unless a quality or a size asks otherwise:
+``rate_control``), and the decoder is given q / s. Images are padded at the bottom/right to a
+multiple of 8 by repeating the edge, and cropped back after decoding.
 
 Large images are coded in tiles. Each tile's core (``tile`` x ``tile`` latent cells) is computed
 with a margin of context around it that covers the network's receptive field, so tiled and
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .codebook import STRIDE, latent_size
+from .codebook import STRIDE, dequantize, latent_size, quantize, snap_scale
 from .errors import L3ICError
 from .image import read_image, to_rgb8
 from .latent_coder import LatentCoder, channels_arg
@@ -33,6 +35,7 @@ from .presets import (
     resolve_preset,
 )
 from .presets import weights_path as _weights_path
+from .rate_control import fit_scale, quality_scale
 from .runtime import KerasNet, OnnxNet, OpenVinoNet, resolve_runtime
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
@@ -165,40 +168,54 @@ class Codec:
 
     # ----- network: images <-> latents -------------------------------------------------------
 
-    def encode_latent(self, image) -> np.ndarray:
-        """Runs the encoder. image: (H, W[, 3]) array; returns (ceil(H/8), ceil(W/8), C) int8."""
+    def encode_latent(self, image, scale: float = 1.0) -> np.ndarray:
+        """Runs the encoder. image: (H, W[, 3]) array; returns (ceil(H/8), ceil(W/8), C) int8,
+        quantised at ``scale`` (a multiple of 1/1024 in 0.125..8; 1: the preset as trained)."""
+        scale = _scale(scale)
         x, _ = to_rgb8(image)
-        return self._encode(x[None])[0]
+        return quantize(self._encode(x[None])[0], scale)
 
-    def encode_latent_batch(self, images: Sequence) -> list[np.ndarray]:
-        """Encodes many images; equal sizes run as one batch. Returns a list of int8 latents."""
+    def encode_latent_batch(self, images: Sequence, scale: float = 1.0) -> list[np.ndarray]:
+        """Encodes many images; equal sizes run as one batch. Returns a list of int8 latents,
+        quantised at ``scale``."""
+        scale = _scale(scale)
         rgb = [to_rgb8(im)[0] for im in images]
         out: list[np.ndarray | None] = [None] * len(rgb)
         for idx in _group_by_shape(rgb):
             for i, z in zip(idx, self._encode(np.stack([rgb[i] for i in idx])), strict=True):
-                out[i] = z
+                out[i] = quantize(z, scale)
         return out
 
-    def decode_latent(self, latent, shape: tuple[int, int] | None = None, **deprecated):
+    def decode_latent(
+        self, latent, shape: tuple[int, int] | None = None, scale: float = 1.0, **deprecated
+    ):
         """Runs the decoder.
 
         Args:
             latent: (h, w, C) integer array, values -15..16.
             shape: (H, W) of the image (default (8h, 8w)); ``size=`` is its deprecated name.
+            scale: the scale the latent was quantised at (a file's ``metadata["scale"]``).
 
         Returns:
             (H, W, 3) uint8 image.
         """
         shape = _renamed(deprecated, "size", "shape", shape)
         q = self.coder.check_latent(latent)
-        return self._decode(q[None], shape)[0]
+        return self._decode(q[None], shape, _scale(scale))[0]
 
-    def decode_latent_batch(self, latents: Sequence, shapes: Sequence | None = None, **deprecated):
-        """Decodes many latents; equal shapes run as one batch.
+    def decode_latent_batch(
+        self,
+        latents: Sequence,
+        shapes: Sequence | None = None,
+        scales: Sequence[float] | None = None,
+        **deprecated,
+    ):
+        """Decodes many latents; equal shapes and scales run as one batch.
 
         Args:
             latents: (h, w, C) integer arrays.
             shapes: (H, W) of each image (default (8h, 8w)); ``sizes=`` is its deprecated name.
+            scales: the scale of each latent (default all 1).
 
         Returns:
             A list of (H, W, 3) uint8 images.
@@ -206,28 +223,30 @@ class Codec:
         shapes = _renamed(deprecated, "sizes", "shapes", shapes)
         qs = [self.coder.check_latent(q) for q in latents]
         shapes = list(shapes) if shapes is not None else [None] * len(qs)
+        scales = [_scale(s) for s in scales] if scales is not None else [1.0] * len(qs)
         out: list[np.ndarray | None] = [None] * len(qs)
-        for idx in _group_by_shape(qs, shapes):
-            batch = self._decode(np.stack([qs[i] for i in idx]), shapes[idx[0]])
+        for idx in _group_by_shape(qs, list(zip(shapes, scales, strict=True))):
+            batch = self._decode(np.stack([qs[i] for i in idx]), shapes[idx[0]], scales[idx[0]])
             for i, y in zip(idx, batch, strict=True):
                 out[i] = y
         return out
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
-        """(B, H, W, 3) uint8 -> (B, ceil(H/8), ceil(W/8), C) int8, tile by tile."""
+        """(B, H, W, 3) uint8 -> z (B, ceil(H/8), ceil(W/8), C) float32, tile by tile."""
         b, height, width, _ = x.shape
         h, w = latent_size(height, width)
         s = STRIDE
         x = np.pad(x, ((0, 0), (0, s * h - height), (0, s * w - width), (0, 0)), mode="edge")
-        z = np.empty((b, h, w, self.channels), dtype=np.int8)
+        z = np.empty((b, h, w, self.channels), dtype=np.float32)
         for i0, i1, a0, a1 in _spans(h, self.tile, ENCODER_MARGIN):
             for j0, j1, c0, c1 in _spans(w, self.tile, ENCODER_MARGIN):
-                q = self.net.encode(np.ascontiguousarray(x[:, s * a0 : s * a1, s * c0 : s * c1]))
-                z[:, i0:i1, j0:j1] = q[:, i0 - a0 : i1 - a0, j0 - c0 : j1 - c0]
+                t = self.net.encode(np.ascontiguousarray(x[:, s * a0 : s * a1, s * c0 : s * c1]))
+                z[:, i0:i1, j0:j1] = t[:, i0 - a0 : i1 - a0, j0 - c0 : j1 - c0]
         return z
 
-    def _decode(self, q: np.ndarray, shape: tuple[int, int] | None) -> np.ndarray:
-        """(B, h, w, C) int8 -> (B, H, W, 3) uint8, tile by tile, cropped to ``shape`` (H, W)."""
+    def _decode(self, q: np.ndarray, shape: tuple[int, int] | None, scale: float) -> np.ndarray:
+        """(B, h, w, C) int8 at ``scale`` -> (B, H, W, 3) uint8, tile by tile, cropped to
+        ``shape`` (H, W)."""
         b, h, w, _ = q.shape
         s = STRIDE
         height, width = shape if shape is not None else (s * h, s * w)
@@ -236,7 +255,7 @@ class Codec:
         y = np.empty((b, s * h, s * w, 3), dtype=np.uint8)
         for i0, i1, a0, a1 in _spans(h, self.tile, DECODER_MARGIN):
             for j0, j1, c0, c1 in _spans(w, self.tile, DECODER_MARGIN):
-                t = self.net.decode(np.ascontiguousarray(q[:, a0:a1, c0:c1]))
+                t = self.net.decode(np.ascontiguousarray(dequantize(q[:, a0:a1, c0:c1], scale)))
                 y[:, s * i0 : s * i1, s * j0 : s * j1] = t[
                     :, s * (i0 - a0) : s * (i1 - a0), s * (j0 - c0) : s * (j1 - c0)
                 ]
@@ -245,7 +264,12 @@ class Codec:
     # ----- entropy coding: latents <-> bytes (the coder's) -----------------------------------
 
     def pack_latent(
-        self, latent, shape: tuple[int, int] | None = None, grayscale=False, **deprecated
+        self,
+        latent,
+        shape: tuple[int, int] | None = None,
+        grayscale=False,
+        scale: float = 1.0,
+        **deprecated,
     ):
         """Entropy-codes a latent into .l3ic bytes (``LatentCoder.pack``).
 
@@ -253,11 +277,12 @@ class Codec:
             latent: (h, w, C) integer array, values -15..16.
             shape: (H, W) of the image; ``size=`` is its deprecated name.
             grayscale: mark the file to decode as a (H, W) grayscale image.
+            scale: the scale the latent was quantised at (``encode_latent``'s).
         """
         shape = _renamed(deprecated, "size", "shape", shape)
         if shape is None:
             raise TypeError("pack_latent() needs the image shape (H, W)")
-        return self.coder.pack(latent, shape, grayscale)
+        return self.coder.pack(latent, shape, grayscale, scale)
 
     def unpack_latent(self, data, channels: Sequence[int] | None = None, *, max_pixels=None):
         """The latent of .l3ic bytes, only ``channels`` if given (``LatentCoder.read``).
@@ -278,12 +303,57 @@ class Codec:
 
     # ----- whole images <-> bytes ------------------------------------------------------------
 
-    def compress(self, image, drop_alpha: bool = False) -> bytes:
-        """Compresses an image array or a path to an image file; returns .l3ic bytes."""
+    def compress(
+        self,
+        image,
+        drop_alpha: bool = False,
+        *,
+        quality: float | None = None,
+        scale: float | None = None,
+        bpp: float | None = None,
+        max_bytes: int | None = None,
+    ) -> bytes:
+        """Compresses an image array or a path to an image file; returns .l3ic bytes.
+
+        At most one of ``quality``, ``scale``, ``bpp`` and ``max_bytes`` sets the rate; by default
+        the file is coded at scale 1, the preset as trained (quality 50).
+
+        Args:
+            image: (H, W), (H, W, 3) or (H, W, 4) array, or a path to an image file.
+            drop_alpha: compress an RGBA image without its alpha channel (else an error).
+            quality: 0..100, the scale 2 ** ((quality - 50) / 50) (``rate_control``).
+            scale: the quantisation scale itself, 0.125..8 (snapped to 1/1024).
+            bpp: the largest file of at most ``bpp`` bits per pixel (H x W pixels).
+            max_bytes: the largest file of at most ``max_bytes`` bytes.
+
+        Raises:
+            L3ICError: bad input, or a ``bpp`` or ``max_bytes`` that even scale 0.125 exceeds.
+        """
+        asked = {"quality": quality, "scale": scale, "bpp": bpp, "max_bytes": max_bytes}
+        asked = {k: v for k, v in asked.items() if v is not None}
+        if len(asked) > 1:
+            raise L3ICError(
+                f"give one of quality, scale, bpp, max_bytes, not {' and '.join(asked)}"
+            )
+        if bpp is not None and (isinstance(bpp, bool) or not isinstance(bpp, int | float)):
+            raise L3ICError(f"bpp must be a number, not {bpp!r}")
+        if bpp is not None and not bpp > 0:
+            raise L3ICError(f"bpp must be more than 0, not {bpp}")
+        fixed = quality_scale(quality) if quality is not None else _scale(scale or 1.0)
         if isinstance(image, str | os.PathLike):
             image = read_image(image)
         x, gray = to_rgb8(image, drop_alpha=drop_alpha)
-        return self.coder.pack_checked(self._encode(x[None])[0], x.shape[:2], gray)
+        z = self._encode(x[None])[0]
+        shape = x.shape[:2]
+
+        def pack(s: float) -> bytes:
+            return self.coder.pack_checked(quantize(z, s), shape, gray, s)
+
+        if bpp is None and max_bytes is None:
+            return pack(fixed)
+        budget = max_bytes if max_bytes is not None else int(bpp * shape[0] * shape[1] // 8)
+        what = f"this {shape[1]}x{shape[0]} image, with preset {self.preset!r},"
+        return fit_scale(pack, budget, what)[1]
 
     def decompress(
         self,
@@ -316,7 +386,7 @@ class Codec:
             q, meta = self.coder.read(data, max_pixels=max_pixels)
         else:
             q, meta = self.coder.read_partial(data, channels, max_pixels=max_pixels)
-        y = self._decode(q[None], (meta["height"], meta["width"]))[0]
+        y = self._decode(q[None], (meta["height"], meta["width"]), meta["scale"])[0]
         if meta["grayscale"]:  # the rounded mean of three values: (sum + 1) // 3, no ties
             return ((y.sum(axis=2, dtype=np.uint16) + 1) // 3).astype(np.uint8)
         return y
@@ -340,6 +410,16 @@ def _keras_model(channels: int, seed: int | None = None):
     if seed is not None:
         keras.utils.set_random_seed(seed)
     return L3ICModel(channels)
+
+
+def _scale(scale: float) -> float:
+    """``scale`` checked (a number in 0.125..8) and snapped to the 1/1024 grid; else L3ICError."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
+        raise L3ICError(f"scale must be a number, not {scale!r}")
+    try:
+        return snap_scale(scale)
+    except ValueError as e:
+        raise L3ICError(str(e)) from None
 
 
 def _renamed(deprecated: dict, old: str, new: str, value):

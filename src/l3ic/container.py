@@ -11,7 +11,10 @@ instead of channel order, so the k most important channels are one contiguous by
 right after the header: a prefix of the file. The stream order is the preset's, not stored in
 the file (like the priors); ``LatentCoder`` supplies it. Version 4 adds a channel mode that codes
 symbols with the preset's context tables, and 4 bytes after the fingerprint that name those
-tables (``context_model.tables_id``), so a file never decodes with other tables.
+tables (``context_model.tables_id``), so a file never decodes with other tables. Version 5 adds
+2 bytes after those that hold the file's quantisation scale s (``codebook.quantize``: the
+latent is round(s z), decoded from q / s); files at s = 1 are written as version 4, byte for
+byte what l3ic wrote before scales existed.
 
 Decoding is bounded by a pixel limit (``pixel_limit``), checked from the header alone, like
 Pillow's ``MAX_IMAGE_PIXELS``: a file of a few bytes can declare a huge image of constant
@@ -24,7 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .channel_modes import MODES, ChannelCode
-from .codebook import latent_size
+from .codebook import SCALE_UNIT, latent_size
 from .entropy import read_varint
 from .entropy import write_varint as _v
 from .errors import DecompressionBombError, L3ICError
@@ -49,12 +52,14 @@ __all__ = [
 ]
 
 MAGIC = b"L3IC"
-VERSION = 4  # written by default (version 3 still on request: LatentCoder.writing(3))
-READ_VERSIONS = (1, 2, 3, 4)
-WRITE_VERSIONS = (3, 4)
+VERSION = 4  # written by default at scale 1 (version 3 still on request: LatentCoder.writing(3))
+READ_VERSIONS = (1, 2, 3, 4, 5)
+WRITE_VERSIONS = (3, 4, 5)
 ORDERED_VERSION = 3  # from this version on, streams are stored in stream order
 CONTEXT_VERSION = 4  # from this version on, the header names the context tables
+SCALE_VERSION = 5  # from this version on, the header holds the quantisation scale
 TABLES_ID_BYTES = 4
+SCALE_BYTES = 2  # the scale in 1/1024ths (codebook.SCALE_UNIT), 1..65535
 FLAG_GRAY = 1
 MAX_SIDE = 1 << 20  # pixels per side
 MAX_PIXELS = 1 << 28  # 268 megapixels: a larger decode would need gigabytes
@@ -91,6 +96,8 @@ class Container:
             needs it, ``parse`` fills it when it is given); None: channel order.
         tables_id: version 4: the 4 bytes that name the context tables the file was coded
             with (``context_model.tables_id``); empty before.
+        scale: the quantisation scale s, a multiple of 1/1024 (``codebook.snap_scale``); other
+            than 1 only from version 5 on.
     """
 
     preset: str
@@ -106,6 +113,7 @@ class Container:
     version: int = VERSION
     stream_order: list[int] | None = None
     tables_id: bytes = b""
+    scale: float = 1.0
 
     @property
     def file_bytes(self) -> int:
@@ -113,7 +121,8 @@ class Container:
         return self.header_bytes + sum(self.stream_lengths) + 4
 
     def metadata(self) -> dict:
-        """The header as a dict: preset, width, height, grayscale, latent_shape, fingerprint."""
+        """The header as a dict: preset, width, height, grayscale, latent_shape, fingerprint,
+        scale."""
         return {
             "preset": self.preset,
             "width": self.width,
@@ -121,6 +130,7 @@ class Container:
             "grayscale": self.grayscale,
             "latent_shape": self.latent_shape,
             "fingerprint": self.fingerprint.hex(),
+            "scale": self.scale,
         }
 
 
@@ -207,6 +217,13 @@ def pack(c: Container) -> bytes:
     head = bytearray(MAGIC)
     head += bytes([c.version, FLAG_GRAY if c.grayscale else 0, len(name)]) + name + c.fingerprint
     head += tables_id
+    units = round(c.scale * SCALE_UNIT)
+    if units != c.scale * SCALE_UNIT or not 1 <= units < 1 << (8 * SCALE_BYTES):
+        raise L3ICError(f"scale {c.scale} is not a whole number of 1/{SCALE_UNIT} (0..64)")
+    if c.version >= SCALE_VERSION:
+        head += units.to_bytes(SCALE_BYTES, "little")
+    elif units != SCALE_UNIT:
+        raise L3ICError(f"a scale other than 1 needs format version {SCALE_VERSION}")
     for n in (c.width, c.height, *c.latent_shape):
         head += _v(n)
     for code in c.codes:
@@ -309,6 +326,14 @@ def parse_header(data: bytes, stream_order=None) -> Container:
         _need(data, pos, TABLES_ID_BYTES)
         tables_id = data[pos : pos + TABLES_ID_BYTES]
         pos += TABLES_ID_BYTES
+    scale = 1.0
+    if version >= SCALE_VERSION:
+        _need(data, pos, SCALE_BYTES)
+        units = int.from_bytes(data[pos : pos + SCALE_BYTES], "little")
+        if units == 0:
+            raise L3ICError("corrupt .l3ic header (scale 0)")
+        scale = units / SCALE_UNIT
+        pos += SCALE_BYTES
     sizes = []
     for _ in range(5):
         n, pos = read_varint(data, pos)
@@ -352,4 +377,5 @@ def parse_header(data: bytes, stream_order=None) -> Container:
         version,
         order if version >= ORDERED_VERSION else None,
         tables_id,
+        scale,
     )

@@ -5,9 +5,11 @@ the wheel installs as a top-level module); calling ``register()`` does the same 
 idempotent.
 
 Methods: ``read(index=0, max_pixels=None, runtime=None)`` -> (H, W, 3) or (H, W) uint8;
-``iter()``; ``write(image, preset="32c", runtime=None)`` (``model=`` is the deprecated name of
-``preset``); ``properties()``; ``metadata()``. ``runtime`` is "auto", "onnx", "openvino" or
-"keras" (default ``$L3IC_RUNTIME``, else "auto"), as in ``l3ic.decompress``.
+``iter()``; ``write(image, preset="32c", quality=None, bpp=None, max_bytes=None,
+runtime=None)`` (at most one of ``quality``, ``bpp``, ``max_bytes``, as in ``l3ic.compress``;
+``model=`` is the deprecated name of ``preset``); ``properties()``; ``metadata()`` (with the
+file's ``scale``). ``runtime`` is "auto", "onnx", "openvino" or "keras" (default
+``$L3IC_RUNTIME``, else "auto"), as in ``l3ic.decompress``.
 """
 
 from collections.abc import Iterator
@@ -67,13 +69,26 @@ class L3ICPlugin(PluginV3):
         *,
         preset: str | None = None,
         drop_alpha: bool = False,
+        quality: float | None = None,
+        bpp: float | None = None,
+        max_bytes: int | None = None,
         runtime: str | None = None,
         model=None,
     ) -> bytes | None:
-        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset`` (default 32c)."""
+        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset`` (default 32c), at
+        a ``quality`` (0..100, default 50) or the best file within ``bpp`` or ``max_bytes``."""
         from .api import compress
 
-        data = compress(np.asarray(ndimage), preset, drop_alpha, runtime=runtime, model=model)
+        data = compress(
+            np.asarray(ndimage),
+            preset,
+            drop_alpha,
+            quality=quality,
+            bpp=bpp,
+            max_bytes=max_bytes,
+            runtime=runtime,
+            model=model,
+        )
         self.request.get_file().write(data)
         return data if self.request._uri_type == URI_BYTES else None
 
@@ -86,5 +101,5 @@ class L3ICPlugin(PluginV3):
         return ImageProperties(shape=shape, dtype=np.uint8)
 
     def metadata(self, index: int | None = 0, exclude_applied: bool = True) -> dict:
-        """Preset, sizes, latent shape and weights fingerprint from the header."""
+        """Preset, sizes, latent shape, weights fingerprint and scale from the header."""
         return container.parse(self._bytes()).metadata()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import channel_modes, container, context_model, entropy, record_decoder
-from .codebook import QMAX, QMIN, from_symbols, to_symbols
+from .codebook import QMAX, QMIN, SCALE_UNIT, from_symbols, snap_scale, to_symbols
 from .errors import L3ICError
 from .presets import load_context_tables, load_sidecar, preset_channels
 
@@ -132,20 +132,37 @@ class LatentCoder:
 
     # ----- latents -> bytes ---------------------------------------------------------------
 
-    def pack(self, latent, shape: tuple[int, int], grayscale: bool = False) -> bytes:
+    def pack(
+        self, latent, shape: tuple[int, int], grayscale: bool = False, scale: float = 1.0
+    ) -> bytes:
         """Entropy-codes a latent into .l3ic bytes.
 
         Args:
             latent: (h, w, C) integer array, values -15..16.
             shape: (H, W) of the image.
             grayscale: mark the file to decode as a (H, W) grayscale image.
+            scale: the quantisation scale s the latent was made at (``codebook.quantize``), a
+                multiple of 1/1024 in 0.125..8; a file at a scale other than 1 is written as
+                format version 5, whatever ``write_version`` says (from 4 on).
         """
-        return self.pack_checked(self.check_latent(latent), shape, grayscale)
+        return self.pack_checked(self.check_latent(latent), shape, grayscale, scale)
 
-    def pack_checked(self, q: np.ndarray, shape: tuple[int, int], grayscale: bool) -> bytes:
+    def pack_checked(
+        self, q: np.ndarray, shape: tuple[int, int], grayscale: bool, scale: float = 1.0
+    ) -> bytes:
         """``pack`` for a latent known to be valid: (h, w, C) int8 in -15..16 (encoder output)."""
+        try:
+            if snap_scale(scale) != scale:
+                raise ValueError(f"the scale must be a multiple of 1/{SCALE_UNIT}, not {scale}")
+        except ValueError as e:
+            raise L3ICError(str(e)) from None
+        version = self.write_version
+        if scale != 1.0:
+            if version < container.CONTEXT_VERSION:
+                raise L3ICError(f"format version {version} cannot hold a scale other than 1")
+            version = container.SCALE_VERSION
         symbols = to_symbols(q)
-        contexts = self.write_version >= container.CONTEXT_VERSION
+        contexts = version >= container.CONTEXT_VERSION
         tables = self.context_tables if contexts else None
         codes = [
             channel_modes.encode_channel(
@@ -158,7 +175,7 @@ class LatentCoder:
             self.preset, self.fingerprint, width, height, grayscale, q.shape, codes
         )
         c.stream_order = self.channel_order.tolist()
-        c.version, c.tables_id = self.write_version, self.tables_id
+        c.version, c.tables_id, c.scale = version, self.tables_id, scale
         return container.pack(c)
 
     def check_latent(self, latent) -> np.ndarray:

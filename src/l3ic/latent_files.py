@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codebook import latent_size
+from .codebook import dequantize, latent_size
 from .convert import read_index
 from .errors import L3ICError
 from .latent_coder import channels_arg, get_coder
@@ -105,18 +105,22 @@ class LatentFiles:
         """Loads items ``ids`` as one batch; they must share a ``shape_key``.
 
         Returns:
-            (float32 (B, h, w, k) latents or (B, H, W, 3) images, (B,) int32 labels).
+            (float32 (B, h, w, k) latents q / s, s the file's scale (1 unless it was written
+            at another quality), or (B, H, W, 3) images; (B,) int32 labels).
         """
         if len({self.shape_key(i) for i in ids}) > 1:
             raise L3ICError("images of one batch must share a size (LatentDataset groups them)")
         coder = get_coder(self.preset)
         data = [(self.root / self.items[i]["path"]).read_bytes() for i in ids]
         if not self.decode:
-            x = np.stack([coder.read(d, self.channels)[0] for d in data])
-            return x.astype(np.float32), self.labels[list(ids)]
+            read = [coder.read(d, self.channels) for d in data]
+            x = np.stack([dequantize(q, meta["scale"]) for q, meta in read])
+            return x, self.labels[list(ids)]
         from .api import get_codec  # the network, only when decoding images
 
-        qs = [coder.read_partial(d, self.channels)[0] for d in data]
+        read = [coder.read_partial(d, self.channels) for d in data]
         shape = (self.items[ids[0]]["height"], self.items[ids[0]]["width"])
-        images = get_codec(self.preset, self.runtime).decode_latent_batch(qs, [shape] * len(qs))
+        images = get_codec(self.preset, self.runtime).decode_latent_batch(
+            [q for q, _ in read], [shape] * len(read), [meta["scale"] for _, meta in read]
+        )
         return np.stack(images).astype(np.float32) / 255.0, self.labels[list(ids)]

@@ -2,13 +2,14 @@
 
 The graphs compute what ``model.build_encoder`` / ``build_decoder`` compute (docs/architecture.md,
 "Network"), plus the steps around the network that ``codec`` does in numpy for the Keras path,
-so that a runtime gets integers in and integers out:
+so that a runtime takes and gives what ``codec`` stores: image bytes and the latent.
 
-- encoder: x (B, H, W, 3) uint8, H and W multiples of 8 -> q (B, H/8, W/8, C) int8, values
-  -15..16 (scaling to [-1, 1], the network, the latent scale, clipping to the codebook range and
-  rounding half to even, as ``keras.ops.round``);
-- decoder: q (B, h, w, C) int8 -> y (B, 8h, 8w, 3) uint8 (the network, ``(t + 1) / 2`` clipped
-  to [0, 1], times 255, rounded half to even, as ``np.round``).
+- encoder: x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32, the
+  latent before quantisation (scaling to [-1, 1], the network, the latent scale); ``codec``
+  rounds it (``codebook.quantize``), at the file's quantisation scale;
+- decoder: y (B, h, w, C) float32, the dequantised latent q / s (``codebook.dequantize``) ->
+  (B, 8h, 8w, 3) uint8 (the network, ``(t + 1) / 2`` clipped to [0, 1], times 255, rounded
+  half to even, as ``np.round``).
 
 Inside, tensors are NCHW (ONNX's convolution layout); the inputs and outputs stay NHWC, like the
 Keras models'. Convolutions pad as Keras's ``padding="same"`` (``SAME_UPPER``: the odd pixel of
@@ -27,8 +28,6 @@ Weights come as {"encoder/e1/kernel": (kh, kw, in, out) array, "encoder/e1/bias"
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-from .codebook import QMAX, QMIN
 
 __all__ = ["build_encoder", "build_decoder", "OPSET"]
 
@@ -89,7 +88,7 @@ def _arrays32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def build_encoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelProto:
-    """The encoder graph: x (B, H, W, 3) uint8 -> q (B, H/8, W/8, channels) int8 in -15..16."""
+    """The encoder graph: x (B, H, W, 3) uint8 -> z (B, H/8, W/8, channels) float32."""
     g = _Graph(_arrays32(arrays), "encoder")
     a = g.op("Transpose", ["x"], "x.nchw", perm=[0, 3, 1, 2])
     a = g.op("Cast", [a], "x.float", to=TensorProto.FLOAT)
@@ -103,22 +102,18 @@ def build_encoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelPro
     a = g.residual(a, "r3")
     a = g.conv(a, "e3", stride=2)
     a = g.op("Mul", [a, g.const("scale.w", g.arrays["encoder/scale/scale"])], "scale")
-    a = g.op("Clip", [a, g.const("qmin", QMIN), g.const("qmax", QMAX)], "clip")
-    a = g.op("Round", [a], "round")  # half to even, as keras.ops.round
-    a = g.op("Cast", [a], "q.int8", to=TensorProto.INT8)
-    g.op("Transpose", [a], "q", perm=[0, 2, 3, 1])
+    g.op("Transpose", [a], "z", perm=[0, 2, 3, 1])
     return g.model(
         "l3ic_encoder",
         [helper.make_tensor_value_info("x", TensorProto.UINT8, ["B", "H", "W", 3])],
-        [helper.make_tensor_value_info("q", TensorProto.INT8, ["B", "h", "w", channels])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", "h", "w", channels])],
     )
 
 
 def build_decoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelProto:
-    """The decoder graph: q (B, h, w, channels) int8 -> y (B, 8h, 8w, 3) uint8."""
+    """The decoder graph: y (B, h, w, channels) float32 -> x (B, 8h, 8w, 3) uint8."""
     g = _Graph(_arrays32(arrays), "decoder")
-    a = g.op("Transpose", ["q"], "q.nchw", perm=[0, 3, 1, 2])
-    a = g.op("Cast", [a], "q.float", to=TensorProto.FLOAT)
+    a = g.op("Transpose", ["y"], "y.nchw", perm=[0, 3, 1, 2])
     a = g.op("DepthToSpace", [g.conv(a, "d1")], "p1", blocksize=2, mode="DCR")
     a = g.residual(a, "r4")
     a = g.residual(a, "r5")
@@ -128,13 +123,13 @@ def build_decoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelPro
     a = g.op("DepthToSpace", [g.conv(a, "d3")], "p3", blocksize=2, mode="DCR")
     a = g.op("Add", [a, g.const("one", 1.0)], "t.plus1")  # layers.ClipToUnit: (t + 1) / 2
     a = g.op("Div", [a, g.const("two", 2.0)], "t.half")
-    a = g.op("Clip", [a, g.const("zero", 0.0), g.const("unit", 1.0)], "y.unit")
-    a = g.op("Mul", [a, g.const("c255", 255.0)], "y.255")  # codec: round(clip(y) * 255)
-    a = g.op("Round", [a], "y.round")
-    a = g.op("Cast", [a], "y.uint8", to=TensorProto.UINT8)
-    g.op("Transpose", [a], "y", perm=[0, 2, 3, 1])
+    a = g.op("Clip", [a, g.const("zero", 0.0), g.const("unit", 1.0)], "x.unit")
+    a = g.op("Mul", [a, g.const("c255", 255.0)], "x.255")  # codec: round(clip(t) * 255)
+    a = g.op("Round", [a], "x.round")
+    a = g.op("Cast", [a], "x.uint8", to=TensorProto.UINT8)
+    g.op("Transpose", [a], "x", perm=[0, 2, 3, 1])
     return g.model(
         "l3ic_decoder",
-        [helper.make_tensor_value_info("q", TensorProto.INT8, ["B", "h", "w", channels])],
-        [helper.make_tensor_value_info("y", TensorProto.UINT8, ["B", "H", "W", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "h", "w", channels])],
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, ["B", "H", "W", 3])],
     )

@@ -196,5 +196,6 @@ class RecordDecoder:
             "grayscale": bool(info[_I_GRAY]),
             "latent_shape": (h, w, self.channels),
             "fingerprint": self.fingerprint.hex(),
+            "scale": 1.0,  # the compiled reader takes versions 3 and 4, whose scale is 1
         }
         return out.reshape(h, w, len(key)), meta, positions.tolist()

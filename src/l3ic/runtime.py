@@ -1,10 +1,12 @@
 """The runtimes that run a preset's network: ONNX Runtime, OpenVINO, and Keras (the reference).
 
-All offer the same two calls on whole batches, integers in and integers out, so that
-``codec.Codec`` tiles, pads and crops the same way whichever runs:
+All offer the same two calls on whole batches, so that ``codec.Codec`` tiles, pads, crops and
+quantises the same way whichever runs:
 
-- ``encode(x)``: x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8, -15..16;
-- ``decode(q)``: q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8.
+- ``encode(x)``: x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32, the
+  latent before quantisation (``codebook.quantize`` rounds it, at the file's scale);
+- ``decode(y)``: y (B, h, w, C) float32, the dequantised latent q / s (``codebook.dequantize``)
+  -> (B, 8h, 8w, 3) uint8.
 
 ``OnnxNet`` runs the graphs of ``onnx_graph`` on ONNX Runtime: the CPU provider, or the CUDA
 provider first where ``onnxruntime-gpu`` offers it. The graphs are built from the preset's float16
@@ -63,7 +65,7 @@ RUNTIMES = ("auto", "onnx", "openvino", "keras")
 DEFAULT_RUNTIME = "auto"
 # Part of the cache key of built graphs: bump it whenever onnx_graph's graphs change, so that no
 # graph cached by an older l3ic is reused. (Here, not in onnx_graph: importing onnx takes 0.15 s.)
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: the encoder gives z (float32), the decoder takes q / s (float32)
 
 
 def resolve_runtime(runtime: str | None = None) -> str:
@@ -229,12 +231,12 @@ class OnnxNet:
         return self._sessions.setdefault(part, session)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8."""
+        """x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32."""
         return self._session("encoder").run(None, {"x": x})[0]
 
-    def decode(self, q: np.ndarray) -> np.ndarray:
-        """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
-        return self._session("decoder").run(None, {"q": q})[0]
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """y = q / s (B, h, w, C) float32 -> (B, 8h, 8w, 3) uint8."""
+        return self._session("decoder").run(None, {"y": y})[0]
 
 
 class OpenVinoNet:
@@ -327,12 +329,12 @@ class OpenVinoNet:
         return np.array(request.get_output_tensor(0).data, copy=True)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8."""
+        """x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32."""
         return self._run("encoder", "x", x)
 
-    def decode(self, q: np.ndarray) -> np.ndarray:
-        """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
-        return self._run("decoder", "q", q)
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """y = q / s (B, h, w, C) float32 -> (B, 8h, 8w, 3) uint8."""
+        return self._run("decoder", "y", y)
 
 
 _CORE: dict[int, object] = {}  # {pid: openvino.Core}
@@ -410,15 +412,15 @@ class KerasNet:
         self.channels = model.channels
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        """x (B, H, W, 3) uint8, H and W multiples of 8 -> (B, H/8, W/8, C) int8."""
+        """x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32."""
         import keras
 
         z = self.model.encoder(x.astype(np.float32) / 255.0, training=False)
-        return keras.ops.convert_to_numpy(self.model.quantizer(z)).astype(np.int8)
+        return keras.ops.convert_to_numpy(z).astype(np.float32)
 
-    def decode(self, q: np.ndarray) -> np.ndarray:
-        """q (B, h, w, C) int8 -> (B, 8h, 8w, 3) uint8."""
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """y = q / s (B, h, w, C) float32 -> (B, 8h, 8w, 3) uint8."""
         import keras
 
-        t = keras.ops.convert_to_numpy(self.model.decoder(q.astype(np.float32), training=False))
+        t = keras.ops.convert_to_numpy(self.model.decoder(y, training=False))
         return np.round(np.clip(t, 0, 1) * 255).astype(np.uint8)

@@ -1,0 +1,93 @@
+"""Each preset's rate-quality curve over ``--quality``, and how closely ``--bpp`` lands.
+
+    python -m bench.quality_curve ../shared/data/kodak-crop512 [--presets 16c 32c 64c]
+    python -m bench.quality_curve ../shared/data/train-gpu --validation   # the validation split
+
+For every image and preset: the files of each ``--qualities`` (default 0, 10, ..., 100), written by
+``l3ic.compress(quality=...)`` (the encoder runs once per image and quality; each file is decoded
+and scored: bpp, PSNR, SSIM (scikit-image's default, RGB), MS-SSIM), and the files of
+``l3ic.compress(bpp=B)`` for each ``--bpp`` target B, with the bpp they reached. Prints the mean
+curve per preset and the share of ``--bpp`` files within 3 % under their target; ``--json``
+keeps every number.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import l3ic
+from l3ic.image import list_images, read_image
+from l3ic.metrics import mean_scores, score
+from l3ic.presets import PRESETS
+from l3ic.rate_control import quality_scale
+from l3ic.train_data import split_files
+
+QUALITIES = list(range(0, 101, 10))
+
+
+def curve(codec: "l3ic.Codec", images: list[np.ndarray], qualities: list[float]) -> list[dict]:
+    """One mean ``score`` row per quality."""
+    rows = []
+    for quality in tqdm(qualities, desc=f"{codec.preset} curve", leave=False):
+        records = []
+        for image in images:
+            data = codec.compress(image, quality=quality)
+            records.append(score(image, codec.decompress(data), len(data)))
+        rows.append({"quality": quality, "scale": quality_scale(quality), **mean_scores(records)})
+    return rows
+
+
+def bpp_accuracy(codec: "l3ic.Codec", images: list[np.ndarray], targets: list[float]) -> dict:
+    """For each target: every image's reached bpp, and the share within 3 % under the target."""
+    out = {}
+    for target in targets:
+        reached = []
+        for image in images:
+            data = codec.compress(image, bpp=target)
+            reached.append(8 * len(data) / (image.shape[0] * image.shape[1]))
+        within = [0.97 * target <= r <= target for r in reached]
+        out[str(target)] = {"reached": reached, "within_3_percent": float(np.mean(within))}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="a folder of images")
+    p.add_argument("--validation", action="store_true", help="only the training validation split")
+    p.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    p.add_argument("--qualities", nargs="+", type=float, default=QUALITIES)
+    p.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0, 1.5])
+    p.add_argument("--json", type=Path, help="write every number here")
+    args = p.parse_args(argv)
+    files = list_images(args.folder)
+    if args.validation:
+        files = split_files(files)[1]
+    images = [read_image(f) for f in tqdm(files, desc="reading", leave=False)]
+    results = {"folder": str(args.folder), "images": len(images), "presets": {}}
+    for preset in args.presets:
+        codec = l3ic.Codec(preset)
+        rows = curve(codec, images, args.qualities)
+        accuracy = bpp_accuracy(codec, images, args.bpp)
+        results["presets"][preset] = {"curve": rows, "bpp_targets": accuracy}
+        print(f"\n{preset}: {len(images)} images of {args.folder}")
+        print("| quality | scale | bpp | PSNR dB | SSIM | MS-SSIM |\n|---|---|---|---|---|---|")
+        for r in rows:
+            ms = "-" if r["ms-ssim"] is None else f"{r['ms-ssim']:.4f}"
+            print(
+                f"| {r['quality']:g} | {r['scale']:.3f} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
+                f"{r['ssim']:.4f} | {ms} |"
+            )
+        for target, a in accuracy.items():
+            mean = np.mean(a["reached"])
+            share = 100 * a["within_3_percent"]
+            print(f"--bpp {target}: mean {mean:.4f}, {share:.0f} % of images within 3 % under")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

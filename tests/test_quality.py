@@ -1,0 +1,192 @@
+"""The quality knob: files at a quantisation scale (format version 5), --quality, --bpp, --size."""
+
+import hashlib
+import math
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from test_format_golden import V4_SHAPE, v4_coder, v4_latent
+
+import l3ic
+from l3ic import container
+from l3ic.cli import main
+from l3ic.codebook import dequantize, quantize, snap_scale
+from l3ic.errors import L3ICError
+from l3ic.rate_control import FIT_TOLERANCE, MAX_TRIES, fit_scale, quality_scale
+
+SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"
+V5_PINNED_SHA256 = "fd4b24d0a3d07faeccc7aaa48e0b9bee46b82b13c4345db8864f86472d5723f4"
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return iio.imread(SAMPLE)[:256, :320]
+
+
+def test_scale_one_writes_todays_version_4_files_bit_for_bit(photo):
+    codec = l3ic.Codec("16c")
+    plain = codec.compress(photo)
+    assert plain[4] == 4 and container.parse(plain).scale == 1.0
+    assert codec.compress(photo, quality=50) == plain
+    assert codec.compress(photo, scale=1.0) == plain
+    assert codec.pack_latent(codec.encode_latent(photo), photo.shape[:2]) == plain
+
+
+def test_quality_sets_the_scale_monotone_in_bytes_and_files_carry_it(photo):
+    codec = l3ic.Codec("16c")
+    sizes = []
+    for quality in (0, 25, 50, 75, 100):
+        data = codec.compress(photo, quality=quality)
+        scale = quality_scale(quality)
+        assert container.parse(data).scale == scale
+        assert data[4] == (4 if scale == 1 else 5)
+        q, meta = l3ic.read_latent(data)
+        assert meta["scale"] == scale
+        np.testing.assert_array_equal(q, codec.encode_latent(photo, scale))
+        decoded = codec.decompress(data)
+        np.testing.assert_array_equal(decoded, codec.decode_latent(q, photo.shape[:2], scale))
+        sizes.append(len(data))
+    assert sizes == sorted(sizes) and sizes[0] < 0.8 * sizes[2] < 0.7 * sizes[4]
+    assert [quality_scale(q) for q in (0, 50, 100)] == [0.5, 1.0, 2.0]
+
+
+def test_decoding_a_scaled_file_divides_by_its_scale(photo):
+    codec = l3ic.Codec("16c")
+    q = codec.encode_latent(photo, 1.5)
+    z = codec._encode(photo[None])[0]
+    np.testing.assert_array_equal(q, quantize(z, 1.5))
+    y = codec.decode_latent(q, photo.shape[:2], 1.5)
+    other = codec.decode_latent(q, photo.shape[:2])  # read as scale 1: another image
+    assert np.abs(y.astype(int) - other).mean() > 1
+    assert dequantize(np.array([3], np.int8), 1.5)[0] == np.float32(3) / np.float32(1.5)
+
+
+@pytest.mark.parametrize("target", [0.25, 0.5, 0.9])
+def test_bpp_and_size_give_the_largest_file_within_the_budget(photo, target):
+    codec = l3ic.Codec("16c")
+    pixels = photo.shape[0] * photo.shape[1]
+    data = codec.compress(photo, bpp=target)
+    bpp = 8 * len(data) / pixels
+    assert target * 0.97 <= bpp <= target
+    budget = int(target * pixels / 8)
+    assert codec.compress(photo, max_bytes=budget) == data
+
+
+def test_an_unreachable_size_is_one_error(photo):
+    with pytest.raises(L3ICError, match="cannot be made 50 bytes or smaller: at scale 0.125"):
+        l3ic.compress(photo, "16c", max_bytes=50)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"quality": 101}, "quality must be from 0 to 100"),
+        ({"quality": "high"}, "quality must be a number"),
+        ({"scale": 9}, "within 0.125..8"),
+        ({"scale": float("nan")}, "within 0.125..8"),
+        ({"bpp": 0}, "bpp must be more than 0"),
+        ({"max_bytes": 0}, "whole number of bytes"),
+        ({"quality": 20, "bpp": 1}, "not quality and bpp"),
+    ],
+)
+def test_bad_rate_arguments_are_errors(photo, kwargs, message):
+    with pytest.raises(L3ICError, match=message):
+        l3ic.compress(photo, "16c", **kwargs)
+
+
+def test_fit_scale_searches_in_few_codings_and_stays_within_the_budget():
+    calls = []
+
+    def pack(scale):  # bytes ~ 9000 s^0.85, like a preset's curve
+        calls.append(scale)
+        return bytes(round(9000 * scale**0.85))
+
+    for budget in (2500, 6000, 9000, 20000, 40000):
+        calls.clear()
+        scale, data = fit_scale(pack, budget)
+        assert len(data) <= budget and len(calls) <= MAX_TRIES
+        assert len(data) >= (1 - FIT_TOLERANCE) * budget or len(calls) == MAX_TRIES
+        assert scale == snap_scale(scale)
+    calls.clear()
+    scale, data = fit_scale(pack, 10**9)  # past the largest scale: the largest file
+    assert scale == 8.0
+    with pytest.raises(L3ICError, match="cannot be made 100 bytes"):
+        fit_scale(pack, 100)
+
+
+def test_fit_scale_copes_with_sizes_that_are_not_monotone():
+    def pack(scale):  # a bump: sizes fall between 1.0 and 1.3
+        n = 9000 * scale**0.9 * (1 - 0.15 * math.exp(-(((scale - 1.15) / 0.1) ** 2)))
+        return bytes(round(n))
+
+    for budget in range(7000, 14000, 500):
+        scale, data = fit_scale(pack, budget)
+        assert len(data) <= budget and len(pack(scale)) == len(data)
+
+
+def test_version_5_packs_to_pinned_bytes_and_older_versions_refuse_a_scale():
+    coder, q = v4_coder(), v4_latent()
+    data = coder.pack(q, V4_SHAPE, scale=1.5)
+    assert hashlib.sha256(data).hexdigest() == V5_PINNED_SHA256
+    c = container.parse(data, coder.channel_order)
+    assert (c.version, c.scale) == (5, 1.5)
+    scaled, meta = coder.read(data)
+    np.testing.assert_array_equal(scaled, q)
+    assert meta["scale"] == 1.5
+    plain = coder.pack(q, V4_SHAPE)
+    assert len(data) == len(plain) + 2  # the 2 bytes of the scale
+    with pytest.raises(L3ICError, match="cannot hold a scale"):
+        coder.writing(3).pack(q, V4_SHAPE, scale=1.5)
+    with pytest.raises(L3ICError, match="multiple of 1/1024"):
+        coder.pack(q, V4_SHAPE, scale=1.0001)
+    broken = bytearray(data)  # scale 0: refused, though both checksums are right
+    pos = 7 + 6 + 8 + 4
+    broken[pos : pos + 2] = b"\0\0"
+    broken = _reseal(bytes(broken), c.header_bytes)
+    with pytest.raises(L3ICError, match="scale 0"):
+        container.parse(broken)
+
+
+def _reseal(data: bytes, header_bytes: int) -> bytes:
+    """``data`` with its header and file CRC-32s recomputed."""
+    import zlib
+
+    head = data[: header_bytes - 4]
+    body = head + zlib.crc32(head).to_bytes(4, "little") + data[header_bytes:-4]
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_cli_quality_bpp_and_size(photo, tmp_path, capsys):
+    src = tmp_path / "photo.png"
+    iio.imwrite(src, photo)
+    out = tmp_path / "photo.l3ic"
+    assert main(["compress", "-m", "16c", "--quality", "20", str(src), "-o", str(out)]) == 0
+    assert container.parse(out.read_bytes()).scale == quality_scale(20)
+    assert main(["info", str(out)]) == 0
+    assert f"scale {quality_scale(20):g}" in capsys.readouterr().out
+    assert main(["compress", "-m", "16c", "--size", "3KB", str(src), "-f", "-o", str(out)]) == 0
+    assert 0.97 * 3072 <= out.stat().st_size <= 3072
+    assert main(["compress", "-m", "16c", "--bpp", "0.4", str(src), "-f", "-o", str(out)]) == 0
+    assert 0.97 * 0.4 <= 8 * out.stat().st_size / photo[..., 0].size <= 0.4
+    assert main(["decompress", str(out), "-o", str(tmp_path / "back.png")]) == 0
+    capsys.readouterr()
+    gone = tmp_path / "never.l3ic"
+    assert main(["compress", "-m", "16c", "--size", "40", str(src), "-o", str(gone)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot be made 40 bytes" in err[0] and not gone.exists()
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--quality", "20", "--bpp", "1", str(src)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["compress", "--quality", "120", str(src)])
+
+
+def test_imageio_writes_at_a_quality_or_a_size(photo, tmp_path):
+    path = tmp_path / "x.l3ic"
+    iio.imwrite(path, photo, preset="16c", quality=80)
+    assert iio.immeta(path)["scale"] == quality_scale(80)
+    assert iio.imread(path).shape == photo.shape
+    iio.imwrite(path, photo, preset="16c", max_bytes=2000)
+    assert path.stat().st_size <= 2000
