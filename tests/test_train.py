@@ -141,10 +141,12 @@ def test_loss_goes_down_and_log_is_complete(full_run):
 
 def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     """Stop at step 30 of 60 and resume: weights, optimizer state, the steered rate weight and
-    the steering's calibration are bit for bit equal (with the default SSIM term on)."""
+    the steering's calibration are bit for bit equal (with the default SSIM term on, and random
+    quantisation scales)."""
     # Validated every 10 steps, so the run stopped at step 30 recalibrates its steering where the
     # uninterrupted run does.
     base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
+    base += ["--scale-range", "1.25"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert cli_train.train_main([*base, "--out", str(full)]) == 0
     argv = [*base, "--out", str(part), "--ckpt-every", "10", "--stop-at", "30"]
@@ -374,3 +376,25 @@ def test_validation_adds_ms_ssim_where_the_images_hold_five_scales():
     assert set(validate(net, [small], [small])) == {"psnr", "ssim", "bpp", "bpp_est"}
     figures = validate(net, [big], [big])
     assert 0.0 < figures["ms_ssim"] < 1.0
+
+
+def test_random_scales_are_log_uniform_per_step_and_the_step_uses_them():
+    from l3ic.codebook import quantize
+    from l3ic.model import load_model
+    from l3ic.train_rules import step_scale
+
+    scales = [step_scale(0, step, 2.0) for step in range(2000)]
+    assert scales == [step_scale(0, step, 2.0) for step in range(2000)]  # (seed, step) alone
+    assert scales != [step_scale(1, step, 2.0) for step in range(2000)]
+    logs = np.log2(scales)
+    assert -1 <= logs.min() < -0.95 and 0.95 < logs.max() <= 1 and abs(logs.mean()) < 0.05
+    assert np.histogram(logs, bins=4, range=(-1, 1))[0].min() > 400  # uniform in log
+    assert step_scale(0, 5, 1.0) == 1.0
+    net = load_model(8, patch=32, seed=0)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype(np.float32)
+    z = np.asarray(net.encoder(x))
+    net.train_scale.assign(1.5)
+    out = net(x, training=False)
+    np.testing.assert_allclose(np.asarray(out["z"]), 1.5 * z, rtol=1e-6)
+    q = quantize(1.5 * z).astype(np.float32) / np.float32(1.5)
+    np.testing.assert_allclose(np.asarray(out["y"]), np.asarray(net.decoder(q)), atol=1e-5)

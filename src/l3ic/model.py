@@ -225,6 +225,15 @@ class L3ICModel(keras.Model):
             dtype="float32",
             name="rate_weight",
         )
+        # The quantisation scale s of the training step (1 unless the training loop draws one,
+        # ``--scale-range``): the step quantises s z and decodes q / s, as files at scale s do.
+        self.train_scale = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(1.0),
+            trainable=False,
+            dtype="float32",
+            name="train_scale",
+        )
         self.encoder = build_encoder(channels)
         self.quantizer = Quantizer(backward, seed=seed, name="quantizer", dtype="float32")
         self.decoder = build_decoder(channels)
@@ -232,9 +241,16 @@ class L3ICModel(keras.Model):
         self.bpp_tracker = keras.metrics.Mean(name="bpp_est")
 
     def call(self, x, training=False):
+        """x (B, H, W, 3) float in [0, 1] -> {"y": decoded (B, H, W, 3), "z": the scaled latent
+        s z (B, H/8, W/8, C), whose rate the loss estimates}; s = ``train_scale`` (1 by
+        default, so z itself)."""
         z = self.encoder(x, training=training)
+        z = z * ops.cast(self.train_scale, z.dtype)
         q = self.quantizer(z, training=training)
-        return {"y": self.decoder(q, training=training), "z": z}
+        return {
+            "y": self.decoder(q / ops.cast(self.train_scale, q.dtype), training=training),
+            "z": z,
+        }
 
     def estimated_bpp(self, z):
         """Differentiable bits per pixel of a batch of latents z (B, h, w, C): scalar float32."""

@@ -36,7 +36,14 @@ from .model import L3ICModel, load_model
 from .presets import lineage, save_npz_atomic
 from .train_data import default_data_dir
 from .train_recipe import Recipe, choose_mixed_precision, machine
-from .train_rules import EST_PER_REAL, DivergenceGuard, HoldCosine, RateSteering, RunLog
+from .train_rules import (
+    EST_PER_REAL,
+    DivergenceGuard,
+    HoldCosine,
+    RateSteering,
+    RunLog,
+    step_scale,
+)
 
 __all__ = [
     "build_model",
@@ -249,6 +256,9 @@ class Run:
         guard = DivergenceGuard(saved_step=self.step if self.step else None)
         while self.step < last:
             t0 = time.perf_counter()
+            if self.recipe.scale_range != 1.0:
+                scale = step_scale(self.recipe.seed, self.step, self.recipe.scale_range)
+                self.net.train_scale.assign(scale)
             logs = self.net.train_on_batch(sampler(self.step), return_dict=True)
             values = [float(logs[k]) for k in ("loss", "mse", "bpp_est")]
             if self.steering is not None:

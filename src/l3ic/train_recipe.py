@@ -85,6 +85,13 @@ class Recipe:
             choices=tuple(SSIM_KINDS),
         ),
     )
+    scale_range: float = field(
+        default=1.0,
+        metadata=_opt(
+            "train each step at a quantisation scale drawn log-uniform in [1/R, R] (the "
+            "rates of --quality: docs/quality.md); 1 = scale 1 only"
+        ),
+    )
     clipnorm: float | None = field(
         default=None, metadata=_opt("clip the gradients' global norm to this (default: no clip)")
     )
@@ -114,6 +121,8 @@ class Recipe:
             raise L3ICError(f"--patch must be a multiple of {STRIDE} and >= 16, got {self.patch}")
         if self.steps < 1 or self.batch < 1:
             raise L3ICError("--steps and --batch must be positive")
+        if not 1.0 <= self.scale_range <= 8.0:
+            raise L3ICError(f"--scale-range must be within 1..8, got {self.scale_range}")
         if not 0.0 <= self.warmup < 1.0:
             raise L3ICError(f"--warmup must be a fraction in [0, 1), got {self.warmup}")
 

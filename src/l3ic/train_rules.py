@@ -22,6 +22,7 @@ from .errors import L3ICError
 
 __all__ = [
     "HoldCosine",
+    "step_scale",
     "RateSteering",
     "DivergenceGuard",
     "RunLog",
@@ -100,6 +101,16 @@ class HoldCosine(keras.optimizers.schedules.LearningRateSchedule):
             "final": self.final,
             "warmup": self.warmup,
         }
+
+
+def step_scale(seed: int, step: int, scale_range: float) -> float:
+    """The quantisation scale of training step ``step`` (``--scale-range``): log-uniform in
+    [1 / scale_range, scale_range], drawn from (seed, step) alone, so a resumed run and an
+    uninterrupted one train at the same scales. 1.0 when ``scale_range`` is 1."""
+    if scale_range == 1.0:
+        return 1.0
+    u = np.random.default_rng([seed, step, 31]).random()
+    return float(scale_range ** (2.0 * u - 1.0))
 
 
 class RateSteering:
