@@ -574,9 +574,64 @@ class L3IC(BenchCodec):
         return np.asarray(self._import().decompress(data))
 
 
+class L3ICQuality(L3IC):
+    """One l3ic preset swept over its ``quality`` (0..100, 50 = the preset as trained:
+    docs/quality.md), like the classic codecs; ``L3IC`` sweeps the presets at quality 50."""
+
+    preset: ClassVar[str]
+    qualities = (0, 15, 30, 50, 70, 85, 100)
+    quality_unit = "quality"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            cls._import()
+            cls.l3ic_codec(cls.preset)
+        except Exception as exc:  # an import failure or missing weights, as for L3IC
+            return Availability(False, f"l3ic {cls.preset}: {type(exc).__name__}: {exc}")
+        return Availability(True)
+
+    def sweep(self) -> tuple[Quality, ...]:
+        return self.qualities
+
+    @property
+    def description(self) -> str:
+        lib = self._import()
+        identity = self._identity(self.l3ic_codec(self.preset))
+        return (
+            f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime_of(self.preset)}), "
+            f"preset {self.preset}:{identity} over --quality"
+        )
+
+    def _runtime_of(self, preset: str) -> str:
+        runtime = self.l3ic_codec(preset).runtime
+        return "ONNX Runtime" if runtime == "onnx" else runtime
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        _check_image(image)
+        return bytes(self.l3ic_codec(self.preset).compress(image, quality=float(quality)))
+
+
+def _quality_codec(preset: str) -> type[L3ICQuality]:
+    """The ``L3ICQuality`` codec of ``preset``, named ``l3ic-<preset>``."""
+    attrs = {"name": f"l3ic-{preset}", "label": f"l3ic {preset}", "preset": preset}
+    return type(f"L3ICQuality{preset}", (L3ICQuality,), attrs)
+
+
 CODECS: dict[str, type[BenchCodec]] = {
     cls.name: cls
-    for cls in (JPEG420, JPEG444, WebP, JPEG2000, AVIF420, AVIF444, JPEGXL, HEVC444, L3IC)
+    for cls in (
+        JPEG420,
+        JPEG444,
+        WebP,
+        JPEG2000,
+        AVIF420,
+        AVIF444,
+        JPEGXL,
+        HEVC444,
+        L3IC,
+        *(_quality_codec(p) for p in PRESETS),
+    )
 }
 
 

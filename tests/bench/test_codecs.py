@@ -88,3 +88,13 @@ def test_l3ic_loads_each_preset_once():
 
     preset = L3IC().sweep()[0]
     assert L3IC.l3ic_codec(preset) is get_codec(preset)
+
+
+@pytest.mark.parametrize("name", ["l3ic-16c", "l3ic-32c", "l3ic-64c"])
+def test_l3ic_presets_sweep_their_quality(name, small_image):
+    codec = _codec(name)
+    assert codec.is_learned and codec.sweep() == codec.qualities and name[5:] in codec.description
+    sizes = [len(codec.encode(small_image, q)) for q in (0, 50, 100)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    plain = L3IC().encode(small_image, name[5:])  # the preset axis: quality 50
+    assert codec.encode(small_image, 50) == plain
