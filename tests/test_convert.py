@@ -161,6 +161,34 @@ def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
     assert (report.skipped, report.failed, read_index(dst)) == (5, [], index)
 
 
+def test_convert_at_a_quality_and_resume_only_at_it(presets, tmp_path, capsys):
+    from l3ic.codebook import dequantize
+    from l3ic.latent_files import LatentFiles
+    from l3ic.rate_control import quality_scale
+
+    src, dst = make_tree(tmp_path / "src", corrupt=False), tmp_path / "lat"
+    assert main(["convert", str(src), str(dst), "-m", "16c", "--quality", "30"]) == 0
+    scale = quality_scale(30)
+    assert read_index(dst)["quality"] == 30
+    data = (dst / "cat" / "a.l3ic").read_bytes()
+    assert data == l3ic.compress(iio.imread(src / "cat" / "a.png"), "16c", quality=30)
+    q, meta = l3ic.read_latent(data)
+    files = LatentFiles(dst)
+    i = [item["path"] for item in files.items].index("cat/a.l3ic")
+    x, _ = files.batch([i])
+    np.testing.assert_array_equal(x[0], dequantize(q, scale))  # latents as q / s
+    assert convert(src, dst, preset="16c", quality=30, progress=False).skipped == 5
+    capsys.readouterr()
+    assert main(["convert", str(src), str(dst), "-m", "16c"]) == 1  # quality 50
+    assert "at quality 30" in capsys.readouterr().err
+    (dst / "index.json").unlink()  # the files tell their scale too
+    with pytest.raises(l3ic.L3ICError, match=f"at scale {scale:g} .*quality 50"):
+        convert(src, dst, preset="16c", progress=False)
+    with pytest.raises(SystemExit) as e:
+        main(["convert", str(src), str(tmp_path / "sh"), "--layout", "shards", "-q", "30"])
+    assert e.value.code == 2
+
+
 def test_warnings_one_line_per_file(presets, tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()

@@ -153,6 +153,13 @@ def _parser(figures: bool = True) -> argparse.ArgumentParser:
     _add_preset(v, figures)
     v.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default 1)")
     v.add_argument("--drop-alpha", action="store_true", help="discard alpha instead of failing")
+    v.add_argument(
+        "-q",
+        "--quality",
+        type=_quality,
+        metavar="Q",
+        help="0-100, as for compress (default 50; --layout files only, for now)",
+    )
     _add_runtime(v)
     v.add_argument(
         "--layout",
@@ -454,7 +461,13 @@ def _convert(args) -> int:
             )
         else:
             report = convert(
-                args.src, args.dst, args.preset, args.workers, args.drop_alpha, runtime=args.runtime
+                args.src,
+                args.dst,
+                args.preset,
+                args.workers,
+                args.drop_alpha,
+                quality=args.quality,
+                runtime=args.runtime,
             )
     except (L3ICError, OSError) as e:
         print(f"l3ic: error: {one_line(e)}", file=sys.stderr)
@@ -478,6 +491,8 @@ def _check_convert_options(parser: argparse.ArgumentParser, args: argparse.Names
         parser.error("--shard-size, --engine and --address need --layout shards")
     if args.address is not None and args.engine == "local":
         parser.error("--address needs --engine dask")
+    if args.quality is not None and (args.layout == "shards" or _sharded(args)):
+        parser.error("--quality works with --layout files only, for now (shards are quality 50)")
 
 
 def _info(args) -> int:

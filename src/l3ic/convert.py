@@ -7,19 +7,20 @@ each loading the network once; with one worker it runs in this process. Outputs 
 exist are skipped, so an interrupted run resumes where it stopped; every output is written whole
 or not at all. Unreadable inputs are reported and skipped, and so are inputs that would share an
 output (``a.png`` and ``a.jpg``: neither is converted). A DST that holds a conversion by another
-preset or other weights is refused before anything is written.
+preset, other weights or another quality is refused before anything is written.
 
 ``DST/index.json`` (``INDEX_NAME``) lists every converted image, so a loader needs no directory
 listing::
 
     {"format": "l3ic-index", "version": 2, "preset": "32c", "fingerprint": "0123...",
-     "classes": ["cat", "dog"],
+     "quality": 50, "classes": ["cat", "dog"],
      "items": [{"path": "cat/001.l3ic", "source": "cat/001.png", "label": "cat",
                 "label_index": 0, "width": 768, "height": 512, "bytes": 41234}, ...]}
 
 Paths are relative to DST (``/``-separated); ``label`` is the first folder of the path (null,
 with ``label_index`` -1, for images directly in SRC); ``classes`` are the sorted labels, and
-``label_index`` indexes them; ``bytes`` is the .l3ic file size. Version 1 indexes, which name the
+``label_index`` indexes them; ``bytes`` is the .l3ic file size; ``quality`` is the
+``--quality`` of the conversion (absent before l3ic 0.14.0: 50). Version 1 indexes, which name the
 preset ``model``, are still read (``read_index`` returns them with ``preset``).
 """
 
@@ -39,6 +40,7 @@ from . import container
 from .errors import L3ICError, one_line
 from .image import is_image_name, read_image, write_atomic
 from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
+from .rate_control import DEFAULT_QUALITY, quality_scale
 from .runtime import resolve_runtime
 from .shards import SHARDS_NAME, json_int, safe_relative_path
 
@@ -156,7 +158,7 @@ def _init_worker(preset: str, runtime: str) -> None:
 
 
 def _convert_file(
-    source: Path, out: Path, drop_alpha: bool
+    source: Path, out: Path, drop_alpha: bool, quality: float | None = None
 ) -> tuple[tuple[int, int, int, int] | str, list[str]]:
     """Converts one image with this process's codec.
 
@@ -167,7 +169,7 @@ def _convert_file(
     with warnings.catch_warnings(record=True) as caught:
         try:
             image = read_image(source)
-            data = _worker_codec.compress(image, drop_alpha=drop_alpha)
+            data = _worker_codec.compress(image, drop_alpha=drop_alpha, quality=quality)
             write_atomic(out, data)
             result = image.shape[1], image.shape[0], source.stat().st_size, len(data)
         except (L3ICError, OSError) as e:
@@ -176,13 +178,13 @@ def _convert_file(
 
 
 def _results(
-    jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool
+    jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool, quality: float | None
 ) -> Iterator[tuple]:
     """Yields (job, result of ``_convert_file``) as conversions finish."""
     if workers == 1:
         _init_worker(preset, runtime)
         for job in jobs:
-            yield job, _convert_file(*job[1:], drop_alpha)
+            yield job, _convert_file(*job[1:], drop_alpha, quality)
         return
     pool = ProcessPoolExecutor(
         workers, multiprocessing.get_context("spawn"), _init_worker, (preset, runtime)
@@ -191,7 +193,7 @@ def _results(
         todo, pending = iter(jobs), {}
         while True:
             for job in itertools.islice(todo, 4 * workers - len(pending)):
-                pending[pool.submit(_convert_file, *job[1:], drop_alpha)] = job
+                pending[pool.submit(_convert_file, *job[1:], drop_alpha, quality)] = job
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -210,9 +212,14 @@ def _existing(path: Path) -> container.Container | str:
 
 
 def _check_dst(
-    dst: Path, existing: dict[Path, container.Container | str], preset: str, fp: str | None
+    dst: Path,
+    existing: dict[Path, container.Container | str],
+    preset: str,
+    fp: str | None,
+    quality: float = DEFAULT_QUALITY,
 ) -> None:
-    """Raises L3ICError if ``dst`` holds a conversion by another preset or other weights.
+    """Raises L3ICError if ``dst`` holds a conversion by another preset, other weights or at
+    another quality.
 
     Both ``dst/index.json`` (if it lists images) and the outputs of this run that already exist
     are checked.
@@ -221,6 +228,7 @@ def _check_dst(
         dst: the output folder.
         existing: ``_existing`` of the outputs of this run that exist, by path relative to dst.
         preset, fp: the preset converting and its weights fingerprint (None: not known).
+        quality: the quality converting (0..100).
     """
     if (dst / SHARDS_NAME).exists():
         raise L3ICError(f"{dst} holds tar shards ({SHARDS_NAME}); use another DST")
@@ -237,9 +245,22 @@ def _check_dst(
         if items:
             example = dst / items[0]["path"]
             _refuse_other(dst, example, index["preset"], index.get("fingerprint"), preset, fp)
+            held = index.get("quality", DEFAULT_QUALITY)
+            if held != quality:
+                _refuse_quality(dst, example, f"quality {held:g}", quality)
     for rel, c in existing.items():
         if not isinstance(c, str):
             _refuse_other(dst, dst / rel, c.preset, c.fingerprint.hex(), preset, fp)
+            if c.scale != quality_scale(quality):
+                _refuse_quality(dst, dst / rel, f"scale {c.scale:g}", quality)
+
+
+def _refuse_quality(dst: Path, example: Path, held: str, quality: float) -> None:
+    """Raises the L3ICError of a ``dst`` converted at another quality (``held``, in words)."""
+    raise L3ICError(
+        f"{dst} already holds a conversion at {held} (e.g. {example}); to convert at "
+        f"quality {quality:g}, use another DST or delete {dst} first"
+    )
 
 
 def _refuse_other(
@@ -272,6 +293,7 @@ def convert(
     drop_alpha: bool = False,
     progress: bool | None = None,
     *,
+    quality: float | None = None,
     runtime: str | None = None,
     model: str | None = None,
 ) -> Report:
@@ -284,6 +306,8 @@ def convert(
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr (None: when stderr is a terminal).
+        quality: 0..100, as ``l3ic.compress``'s (default 50, the preset as trained); a run
+            resumes only at the quality it started with.
         runtime: the network's runtime, "auto", "onnx", "openvino" or "keras" (default
             ``$L3IC_RUNTIME``, else "auto"); the files do not depend on it.
 
@@ -298,12 +322,13 @@ def convert(
     from tqdm import tqdm
 
     src, dst, preset, runtime, fp = check_args(src, dst, workers, preset, model, runtime)
+    quality_scale(DEFAULT_QUALITY if quality is None else quality)  # checked before any work
     sources = find_images(src)
     inputs = {}  # output path relative to dst -> the sources that would be written there
     for rel in sources:
         inputs.setdefault(rel.with_suffix(".l3ic"), []).append(rel)
     existing = {out: _existing(dst / out) for out in inputs if (dst / out).exists()}
-    _check_dst(dst, existing, preset, fp)
+    _check_dst(dst, existing, preset, fp, DEFAULT_QUALITY if quality is None else quality)
     dst.mkdir(parents=True, exist_ok=True)
     report, done, jobs = Report(), {}, []
     for out_rel, rels in inputs.items():
@@ -327,7 +352,8 @@ def convert(
         leave=False,
     )
     with bar:
-        for (rel, _, _), (result, caught) in _results(jobs, preset, runtime, workers, drop_alpha):
+        results = _results(jobs, preset, runtime, workers, drop_alpha, quality)
+        for (rel, _, _), (result, caught) in results:
             bar.update()
             report.warnings += [(str(rel), message) for message in caught]
             if isinstance(result, str):
@@ -358,6 +384,7 @@ def convert(
         "version": INDEX_VERSION,
         "preset": preset,
         "fingerprint": fp,
+        "quality": DEFAULT_QUALITY if quality is None else quality,
         "classes": classes,
         "items": items,
     }
