@@ -168,6 +168,13 @@ class Codec:
 
     # ----- network: images <-> latents -------------------------------------------------------
 
+    def encode_z(self, image) -> np.ndarray:
+        """The encoder's output before quantisation: image (H, W[, 3]) array -> z
+        (ceil(H/8), ceil(W/8), C) float32; ``codebook.quantize(z, scale)`` is the latent of a
+        file at ``scale``."""
+        x, _ = to_rgb8(image)
+        return self._encode(x[None])[0]
+
     def encode_latent(self, image, scale: float = 1.0) -> np.ndarray:
         """Runs the encoder. image: (H, W[, 3]) array; returns (ceil(H/8), ceil(W/8), C) int8,
         quantised at ``scale`` (a multiple of 1/1024 in 0.125..8; 1: the preset as trained)."""
