@@ -1,0 +1,64 @@
+"""Training runs (and the shipped preset) compared at several quantisation scales.
+
+    python -m bench.scale_runs ../shared/data/train-gpu --preset 32c RUN_DIR [RUN_DIR ...]
+
+What training with random scales (``l3ic train --scale-range``) buys: each run's last
+checkpoint and the shipped weights code the validation split at the scales of ``--scales``
+(default 0.5 ... 2, the qualities 0, 25, 50, 75 and 100), all through one coder (the shipped
+preset's priors, without context tables, so the rates compare though the runs' own entropy
+models were never learned), and are scored: bpp, PSNR, SSIM, MS-SSIM. Validation at s = 1 is
+what ``l3ic train`` logs; the other scales are what ``--quality`` would give.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from l3ic.codec import Codec
+from l3ic.export import _load_run
+from l3ic.image import list_images, read_image
+from l3ic.metrics import mean_scores, score
+from l3ic.model import load_model
+from l3ic.presets import PRESETS, load_sidecar, weights_path
+from l3ic.train_data import split_files
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="the training data folder (its validation split)")
+    p.add_argument("runs", nargs="*", type=Path, help="l3ic train run folders")
+    p.add_argument("--preset", default="32c", choices=list(PRESETS))
+    p.add_argument("--scales", nargs="+", type=float, default=[0.5, 0.707, 1.0, 1.414, 2.0])
+    p.add_argument("--json", type=Path, help="write every mean here")
+    args = p.parse_args(argv)
+    images = [read_image(f) for f in split_files(list_images(args.folder))[1]]
+    nets = {"shipped": load_model(PRESETS[args.preset], weights_path(args.preset))}
+    for run in args.runs:
+        nets[run.name] = _load_run(run, args.preset, args.folder)[1]
+    sidecar = load_sidecar(args.preset)
+    results = {}
+    print("| weights | scale | bpp | PSNR dB | SSIM | MS-SSIM |\n|---|---|---|---|---|---|")
+    for name, net in nets.items():
+        codec = Codec.from_model(net, args.preset, sidecar, runtime="onnx")
+        results[name] = []
+        for scale in args.scales:
+            records = []
+            for image in tqdm(images, desc=f"{name} {scale}", leave=False):
+                data = codec.compress(image, scale=scale)
+                records.append(score(image, codec.decompress(data), len(data)))
+            m = {"scale": scale, **mean_scores(records)}
+            results[name].append(m)
+            print(
+                f"| {name} | {scale:g} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
+                f"{m['ms-ssim']:.4f} |",
+                flush=True,
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"images": len(images), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
