@@ -1,6 +1,6 @@
 """Training runs (and the shipped preset) compared at several quantisation scales.
 
-    python -m bench.scale_runs ../shared/data/train-gpu --preset 32c RUN_DIR [RUN_DIR ...]
+    python -m bench.scale_runs ../shared/data/train-gpu RUN_DIR [RUN_DIR ...] --preset 32c
 
 What training with random scales (``l3ic train --scale-range``) buys: each run's last
 checkpoint and the shipped weights code the validation split at the scales of ``--scales``
