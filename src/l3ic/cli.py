@@ -261,26 +261,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _quality(text: str) -> float:
-    """argparse type: a number from 0 to 100."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 100, got {text!r}")
-    return value
+def _number(within, expected: str):
+    """An argparse type: a real number for which ``within(value)`` holds, else the error
+    "expected <expected>"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")  # fails every bound
+        if not within(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _bpp(text: str) -> float:
-    """argparse type: a number of bits per pixel, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < 1e6:
-        raise argparse.ArgumentTypeError(f"expected bits per pixel above 0, got {text!r}")
-    return value
+_quality = _number(lambda v: 0 <= v <= 100, "a number from 0 to 100")
+_bpp = _number(lambda v: 0 < v < 1e6, "bits per pixel above 0")
 
 
 def _size(text: str) -> int:

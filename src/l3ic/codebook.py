@@ -12,6 +12,8 @@
 
 import numpy as np
 
+from .errors import L3ICError
+
 __all__ = [
     "STRIDE",
     "QMIN",
@@ -56,11 +58,13 @@ def snap_scale(scale: float) -> float:
     """``scale`` on the grid a file can store (the nearest multiple of 1/1024).
 
     Raises:
-        ValueError: outside ``MIN_SCALE``..``MAX_SCALE`` (0.125..8), or not a number.
+        L3ICError: not a number, or outside ``MIN_SCALE``..``MAX_SCALE`` (0.125..8).
     """
+    if isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
+        raise L3ICError(f"scale must be a number, not {scale!r}")
     scale = float(scale)
     if not MIN_SCALE <= scale <= MAX_SCALE:  # also refuses NaN
-        raise ValueError(f"the scale must be within {MIN_SCALE}..{MAX_SCALE}, not {scale}")
+        raise L3ICError(f"the scale must be within {MIN_SCALE}..{MAX_SCALE}, not {scale}")
     return round(scale * SCALE_UNIT) / SCALE_UNIT
 
 

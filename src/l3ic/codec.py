@@ -178,14 +178,13 @@ class Codec:
     def encode_latent(self, image, scale: float = 1.0) -> np.ndarray:
         """Runs the encoder. image: (H, W[, 3]) array; returns (ceil(H/8), ceil(W/8), C) int8,
         quantised at ``scale`` (a multiple of 1/1024 in 0.125..8; 1: the preset as trained)."""
-        scale = _scale(scale)
-        x, _ = to_rgb8(image)
-        return quantize(self._encode(x[None])[0], scale)
+        scale = snap_scale(scale)
+        return quantize(self.encode_z(image), scale)
 
     def encode_latent_batch(self, images: Sequence, scale: float = 1.0) -> list[np.ndarray]:
         """Encodes many images; equal sizes run as one batch. Returns a list of int8 latents,
         quantised at ``scale``."""
-        scale = _scale(scale)
+        scale = snap_scale(scale)
         rgb = [to_rgb8(im)[0] for im in images]
         out: list[np.ndarray | None] = [None] * len(rgb)
         for idx in _group_by_shape(rgb):
@@ -208,7 +207,7 @@ class Codec:
         """
         shape = _renamed(deprecated, "size", "shape", shape)
         q = self.coder.check_latent(latent)
-        return self._decode(q[None], shape, _scale(scale))[0]
+        return self._decode(q[None], shape, snap_scale(scale))[0]
 
     def decode_latent_batch(
         self,
@@ -230,7 +229,7 @@ class Codec:
         shapes = _renamed(deprecated, "sizes", "shapes", shapes)
         qs = [self.coder.check_latent(q) for q in latents]
         shapes = list(shapes) if shapes is not None else [None] * len(qs)
-        scales = [_scale(s) for s in scales] if scales is not None else [1.0] * len(qs)
+        scales = [snap_scale(s) for s in scales] if scales is not None else [1.0] * len(qs)
         out: list[np.ndarray | None] = [None] * len(qs)
         for idx in _group_by_shape(qs, list(zip(shapes, scales, strict=True))):
             batch = self._decode(np.stack([qs[i] for i in idx]), shapes[idx[0]], scales[idx[0]])
@@ -346,7 +345,7 @@ class Codec:
             raise L3ICError(f"bpp must be a number, not {bpp!r}")
         if bpp is not None and not bpp > 0:
             raise L3ICError(f"bpp must be more than 0, not {bpp}")
-        fixed = quality_scale(quality) if quality is not None else _scale(scale or 1.0)
+        fixed = quality_scale(quality) if quality is not None else snap_scale(scale or 1.0)
         if isinstance(image, str | os.PathLike):
             image = read_image(image)
         x, gray = to_rgb8(image, drop_alpha=drop_alpha)
@@ -417,16 +416,6 @@ def _keras_model(channels: int, seed: int | None = None):
     if seed is not None:
         keras.utils.set_random_seed(seed)
     return L3ICModel(channels)
-
-
-def _scale(scale: float) -> float:
-    """``scale`` checked (a number in 0.125..8) and snapped to the 1/1024 grid; else L3ICError."""
-    if isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
-        raise L3ICError(f"scale must be a number, not {scale!r}")
-    try:
-        return snap_scale(scale)
-    except ValueError as e:
-        raise L3ICError(str(e)) from None
 
 
 def _renamed(deprecated: dict, old: str, new: str, value):

@@ -151,11 +151,8 @@ class LatentCoder:
         self, q: np.ndarray, shape: tuple[int, int], grayscale: bool, scale: float = 1.0
     ) -> bytes:
         """``pack`` for a latent known to be valid: (h, w, C) int8 in -15..16 (encoder output)."""
-        try:
-            if snap_scale(scale) != scale:
-                raise ValueError(f"the scale must be a multiple of 1/{SCALE_UNIT}, not {scale}")
-        except ValueError as e:
-            raise L3ICError(str(e)) from None
+        if snap_scale(scale) != scale:
+            raise L3ICError(f"the scale must be a multiple of 1/{SCALE_UNIT}, not {scale}")
         version = self.write_version
         if scale != 1.0:
             if version < container.CONTEXT_VERSION:
