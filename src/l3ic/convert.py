@@ -158,7 +158,7 @@ def _init_worker(preset: str, runtime: str) -> None:
 
 
 def _convert_file(
-    source: Path, out: Path, drop_alpha: bool, quality: float | None = None
+    source: Path, out: Path, drop_alpha: bool, quality: float = DEFAULT_QUALITY
 ) -> tuple[tuple[int, int, int, int] | str, list[str]]:
     """Converts one image with this process's codec.
 
@@ -178,7 +178,7 @@ def _convert_file(
 
 
 def _results(
-    jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool, quality: float | None
+    jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool, quality: float
 ) -> Iterator[tuple]:
     """Yields (job, result of ``_convert_file``) as conversions finish."""
     if workers == 1:
@@ -322,13 +322,14 @@ def convert(
     from tqdm import tqdm
 
     src, dst, preset, runtime, fp = check_args(src, dst, workers, preset, model, runtime)
-    quality_scale(DEFAULT_QUALITY if quality is None else quality)  # checked before any work
+    quality = DEFAULT_QUALITY if quality is None else quality
+    quality_scale(quality)  # checked before any work
     sources = find_images(src)
     inputs = {}  # output path relative to dst -> the sources that would be written there
     for rel in sources:
         inputs.setdefault(rel.with_suffix(".l3ic"), []).append(rel)
     existing = {out: _existing(dst / out) for out in inputs if (dst / out).exists()}
-    _check_dst(dst, existing, preset, fp, DEFAULT_QUALITY if quality is None else quality)
+    _check_dst(dst, existing, preset, fp, quality)
     dst.mkdir(parents=True, exist_ok=True)
     report, done, jobs = Report(), {}, []
     for out_rel, rels in inputs.items():
@@ -384,7 +385,7 @@ def convert(
         "version": INDEX_VERSION,
         "preset": preset,
         "fingerprint": fp,
-        "quality": DEFAULT_QUALITY if quality is None else quality,
+        "quality": quality,
         "classes": classes,
         "items": items,
     }
