@@ -519,6 +519,10 @@ class L3IC(BenchCodec):
 
         return get_codec(str(preset))
 
+    def codec_at(self, quality: Quality) -> Any:
+        """The ``l3ic.Codec`` that codes the sweep point ``quality`` (here a preset)."""
+        return self.l3ic_codec(quality)
+
     def sweep(self) -> tuple[Quality, ...]:
         lib = self._import()
         usable = []
@@ -590,6 +594,10 @@ class L3ICQuality(L3IC):
         except Exception as exc:  # an import failure or missing weights, as for L3IC
             return Availability(False, f"l3ic {cls.preset}: {type(exc).__name__}: {exc}")
         return Availability(True)
+
+    def codec_at(self, quality: Quality) -> Any:
+        """The preset's ``l3ic.Codec``, whatever the quality."""
+        return self.l3ic_codec(self.preset)
 
     def sweep(self) -> tuple[Quality, ...]:
         return self.qualities

@@ -21,18 +21,20 @@ TensorFlow's thread pools). It also gets network-only times (``encode_latent`` /
 and the entropy coding time (full minus network, timed back to back in each run), and the network's
 images/s on 16 crops of 256x256 of the 768x512 image (the size of training samples): one image per
 call, as loaders decoded until l3ic 0.12, against one call for the 16 (``encode_latent_batch`` /
-``decode_latent_batch``), and whole-process figures: ``l3ic compress`` and ``l3ic decompress`` of
-the 768x512 image as a user runs them, one fresh process each (what the ``l3ic`` script runs:
-``l3ic.cli.main``), wall time measured by the parent from start to exit and peak memory (VmHWM)
-reported by the process itself, median of ``--runs`` after one warm-up run that also fills the ONNX
-graph cache. When a GPU is visible to JAX, l3ic is also timed with ``KERAS_BACKEND=jax`` at batch 1
-and 8 (images/s).
+``decode_latent_batch``), the same for whole compressions (``compress`` per image against
+``compress_batch``, what ``l3ic convert`` runs), and whole-process figures: ``l3ic compress``
+and ``l3ic decompress`` of the 768x512 image as a user runs them, one fresh process each (what
+the ``l3ic`` script runs: ``l3ic.cli.main``), wall time measured by the parent from start to exit
+and peak memory (VmHWM) reported by the process itself, median of ``--runs`` after one warm-up run
+that also fills the ONNX graph cache. When a GPU is visible to JAX, l3ic is also timed with
+``KERAS_BACKEND=jax`` at batch 1 and 8 (images/s).
 
 Examples:
   python -m bench.speed
   python -m bench.speed --codecs jpeg420 avif420 --runs 7
   python -m bench.speed --codecs l3ic --target-bpp 0.5
   python -m bench.speed --codecs l3ic jpeg420 avif420 --runtimes onnx openvino-bf16 auto
+  python -m bench.speed --codecs l3ic-32c avif420 --sizes 768x512
 """
 
 from __future__ import annotations
@@ -208,7 +210,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
         "bpp": 8 * len(data) / (image.shape[0] * image.shape[1]),
     }
     if cls.is_learned:
-        l3ic_codec = codec.l3ic_codec(quality)
+        l3ic_codec = codec.codec_at(quality)
         latent = l3ic_codec.encode_latent(image)
         out["net_encode_s"], out["entropy_encode_s"] = paired_times(
             lambda: codec.encode(image, quality), lambda: l3ic_codec.encode_latent(image), args.runs
@@ -229,7 +231,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
 def _batched(codec: Any, image: np.ndarray, runs: int) -> dict[str, float]:
     """The network's images/s on ``CROPS`` crops of ``CROP`` x ``CROP`` from ``image``: one
-    image per call, and all in one call."""
+    image per call, and all in one call; and the same for whole compressions (network and
+    entropy coding: ``compress`` against ``compress_batch``, what ``l3ic convert`` runs)."""
     h, w = image.shape[:2]
     rng = np.random.default_rng(0)
     crops = [
@@ -245,6 +248,8 @@ def _batched(codec: Any, image: np.ndarray, runs: int) -> dict[str, float]:
         "encode_batched": lambda: codec.encode_latent_batch(crops),
         "decode_one_by_one": lambda: [codec.decode_latent(q, (CROP, CROP)) for q in latents],
         "decode_batched": lambda: codec.decode_latent_batch(latents, shapes),
+        "compress_one_by_one": lambda: [codec.compress(c) for c in crops],
+        "compress_batched": lambda: codec.compress_batch(crops),
     }
     return {f"{k}_img_s": CROPS / median_time(fn, runs)[0] for k, fn in times.items()}
 
@@ -383,11 +388,13 @@ def _markdown(doc: dict[str, Any]) -> str:
             "## l3ic: which runtime ran, and batches",
             "",
             f"Network images/s on {CROPS} crops of {CROP}x{CROP} from the row's image: one "
-            "image per call, and the 16 in one call.",
+            f'image per call, and the {CROPS} in one call; "compress": whole compressions '
+            "(network and entropy coding), `compress` per image against `compress_batch`.",
             "",
             "| runtime asked | ran | precision | image | threads | preset | enc one by one | "
-            "enc batched | dec one by one | dec batched |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "enc batched | dec one by one | dec batched | compress one by one | "
+            "compress batched |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in learned:
             lines.append(
@@ -400,6 +407,8 @@ def _markdown(doc: dict[str, Any]) -> str:
                         "encode_batched",
                         "decode_one_by_one",
                         "decode_batched",
+                        "compress_one_by_one",
+                        "compress_batched",
                     )
                 )
                 + " |"
@@ -483,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="runtimes of l3ic's network to time (default: %(default)s)",
     )
     parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=SIZES,
+        default=list(SIZES),
+        help="test images to time (default: %(default)s)",
+    )
+    parser.add_argument(
         "--every-preset",
         action="store_true",
         help="time every l3ic preset, not only the one nearest --target-bpp",
@@ -530,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         if not availability.ok:
             skipped.append(f"{name} ({availability.reason})")
             continue
-        for size in SIZES:
+        for size in args.sizes:
             if cls.is_learned and args.every_preset:
                 settings = list(cls.qualities)
             else:
@@ -548,15 +564,16 @@ def main(argv: list[str] | None = None) -> int:
                     {"codec": name, "runtime": runtime, "size": size, "threads": threads,
                      "quality": quality, **row}
                 )  # fmt: skip
+            preset = cls().codec_at(settings[0]).preset if cls.is_learned else None
             if cls.is_learned and size == "768x512":
                 for runtime in runtimes:
                     whole.append(
-                        whole_process(runtime, settings[0], args.kodak / "kodim23.png", args.runs)
+                        whole_process(runtime, preset, args.kodak / "kodim23.png", args.runs)
                     )
             if cls.is_learned:
                 reason = _jax_gpu_available()
-                gpu[f"{size} {quality}"] = reason or _spawn(
-                    ["--gpu-worker", size, str(quality), *common],
+                gpu[f"{size} {preset}"] = reason or _spawn(
+                    ["--gpu-worker", size, preset, *common],
                     env={**os.environ, "KERAS_BACKEND": "jax", "L3IC_RUNTIME": "keras"},
                 )
     doc = {

@@ -98,3 +98,5 @@ def test_l3ic_presets_sweep_their_quality(name, small_image):
     assert sizes[0] < sizes[1] < sizes[2]
     plain = L3IC().encode(small_image, name[5:])  # the preset axis: quality 50
     assert codec.encode(small_image, 50) == plain
+    # the network that bench.speed times is the preset's, at every quality
+    assert codec.codec_at(100) is L3IC().codec_at(name[5:])
