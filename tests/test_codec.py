@@ -152,3 +152,19 @@ def test_files_of_replaced_weights_say_which_version_wrote_them():
         Codec.from_model(new.net.model, "16c", history).decompress(data)
     with pytest.raises(L3ICError, match=f"weights {fp} of preset '16c', which this l3ic does not"):
         Codec.from_model(new.net.model, "16c", {}).decompress(data)
+
+
+def test_compress_batch_equals_compress(codec16, tmp_path):
+    import imageio.v3 as iio
+
+    images = [smooth_image(24, 32, seed=s) for s in range(3)] + [smooth_image(17, 9)[..., 0]]
+    iio.imwrite(tmp_path / "x.png", images[0])
+    datas = codec16.compress_batch([*images, tmp_path / "x.png"], quality=70)
+    assert datas == [codec16.compress(im, quality=70) for im in [*images, images[0]]]
+    assert codec16.decompress(datas[3]).shape == (17, 9)  # grayscale stays grayscale
+    rgba = np.dstack([images[0], images[0][..., :1]])
+    with pytest.raises(L3ICError, match="alpha"):
+        codec16.compress_batch([images[0], rgba])
+    assert codec16.compress_batch([rgba], drop_alpha=True) == [codec16.compress(images[0])]
+    with pytest.raises(L3ICError, match="not both"):
+        codec16.compress_batch(images, quality=70, scale=1.5)

@@ -225,3 +225,38 @@ def test_a_damaged_index_is_an_l3icerror_before_any_file_is_read(tmp_path, items
         read_index(tmp_path)
     with pytest.raises(l3ic.L3ICError, match=r"index.json: items\[0\]"):
         l3ic.LatentFiles(tmp_path)
+
+
+def test_images_of_one_size_go_through_the_encoder_together(presets, tmp_path, monkeypatch):
+    from l3ic.codec import Codec
+
+    batches = []
+    encode = Codec._encode
+
+    def recorded(self, x):
+        batches.append(x.shape[:3])
+        return encode(self, x)
+
+    monkeypatch.setattr(Codec, "_encode", recorded)
+    src = make_tree(tmp_path / "src")
+    report = convert(src, tmp_path / "dst", preset="16c", progress=False)
+    assert report.converted == 5 and [rel for rel, _ in report.failed] == ["dog/broken.png"]
+    # cat/a, cat/b and dog/d are 24x32 (one batch), dog/c 32x24, top 16x16
+    assert batches == [(3, 24, 32), (1, 32, 24), (1, 16, 16)]
+    codec = l3ic.Codec("16c")
+    for rel in ["cat/a", "cat/b", "dog/c", "dog/d", "top"]:
+        written = (tmp_path / "dst" / f"{rel}.l3ic").read_bytes()
+        assert written == codec.compress(next(src.glob(f"{rel}.*"))), rel
+
+    # An image the codec refuses (RGBA without drop_alpha) fails alone: its batch is
+    # compressed again image by image.
+    rgba = np.dstack([smooth_image(24, 32, 5), np.full((24, 32), 200, np.uint8)])
+    iio.imwrite(src / "cat" / "e.png", rgba)
+    report = convert(src, tmp_path / "dst2", preset="16c", progress=False)
+    assert report.converted == 5
+    assert sorted(rel for rel, _ in report.failed) == ["cat/e.png", "dog/broken.png"]
+    assert "alpha" in dict(report.failed)["cat/e.png"]
+    for rel in ["cat/a", "cat/b", "dog/c", "dog/d", "top"]:
+        assert (tmp_path / "dst2" / f"{rel}.l3ic").read_bytes() == (
+            tmp_path / "dst" / f"{rel}.l3ic"
+        ).read_bytes()

@@ -3,11 +3,13 @@
 ``SRC/cat/001.png`` becomes ``DST/cat/001.l3ic`` (ImageFolder layout: the class sub-folders are
 kept). Files whose suffix is not an image suffix (``image.IMAGE_SUFFIXES``) and hidden files are
 ignored. Work runs in ``workers`` processes (the entropy coder and the network hold the GIL),
-each loading the network once; with one worker it runs in this process. Outputs that already
-exist are skipped, so an interrupted run resumes where it stopped; every output is written whole
-or not at all. Unreadable inputs are reported and skipped, and so are inputs that would share an
-output (``a.png`` and ``a.jpg``: neither is converted). A DST that holds a conversion by another
-preset, other weights or another quality is refused before anything is written.
+each loading the network once and compressing ``compress_files.BATCH`` images at a time (images
+of one size as one batch through the encoder); with one worker it runs in this process.
+Outputs that already exist are skipped, so an interrupted run resumes where it stopped; every
+output is written whole or not at all. Unreadable inputs are reported and skipped, and so are
+inputs that would share an output (``a.png`` and ``a.jpg``: neither is converted). A DST that
+holds a conversion by another preset, other weights or another quality is refused before
+anything is written.
 
 ``DST/index.json`` (``INDEX_NAME``) lists every converted image, so a loader needs no directory
 listing::
@@ -30,15 +32,15 @@ import multiprocessing
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import container
+from .compress_files import BATCH, compress_files
 from .errors import L3ICError, one_line
-from .image import is_image_name, read_image, write_atomic
+from .image import is_image_name, write_atomic
 from .presets import load_sidecar, preset_channels, resolve_preset, weights_path
 from .rate_control import DEFAULT_QUALITY, quality_scale
 from .runtime import resolve_runtime
@@ -157,48 +159,55 @@ def _init_worker(preset: str, runtime: str) -> None:
     _worker_codec = get_codec(preset, runtime)
 
 
-def _convert_file(
-    source: Path, out: Path, drop_alpha: bool, quality: float = DEFAULT_QUALITY
-) -> tuple[tuple[int, int, int, int] | str, list[str]]:
-    """Converts one image with this process's codec.
+def _convert_files(
+    jobs: list, drop_alpha: bool, quality: float = DEFAULT_QUALITY
+) -> list[tuple[tuple[int, int, int, int] | str, list[str]]]:
+    """Converts the images of ``jobs`` ((rel, source, out) each) with this process's codec, as
+    one batch (``compress_files``), and writes each output atomically.
 
     Returns:
-        ((width, height, source bytes, output bytes) or a one-line reason for failing,
+        Per job: ((width, height, source bytes, output bytes) or a one-line reason for failing,
         one-line messages of the warnings raised).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        try:
-            image = read_image(source)
-            data = _worker_codec.compress(image, drop_alpha=drop_alpha, quality=quality)
-            write_atomic(out, data)
-            result = image.shape[1], image.shape[0], source.stat().st_size, len(data)
-        except (L3ICError, OSError) as e:
-            result = one_line(e)
-    return result, [one_line(str(w.message)) for w in caught]
+    done = compress_files(_worker_codec, [source for _, source, _ in jobs], drop_alpha, quality)
+    results = []
+    for (_, source, out), c in zip(jobs, done, strict=True):
+        result = c.failed
+        if c.data is not None:
+            try:
+                write_atomic(out, c.data)
+                result = c.shape[1], c.shape[0], source.stat().st_size, len(c.data)
+            except OSError as e:
+                result = one_line(e)
+        results.append((result, c.warnings))
+    return results
 
 
 def _results(
     jobs: list, preset: str, runtime: str, workers: int, drop_alpha: bool, quality: float
 ) -> Iterator[tuple]:
-    """Yields (job, result of ``_convert_file``) as conversions finish."""
+    """Yields (job, result of ``_convert_files`` for it) as conversions finish, ``BATCH`` jobs
+    to a task."""
+    chunks = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
     if workers == 1:
         _init_worker(preset, runtime)
-        for job in jobs:
-            yield job, _convert_file(*job[1:], drop_alpha, quality)
+        for chunk in chunks:
+            yield from zip(chunk, _convert_files(chunk, drop_alpha, quality), strict=True)
         return
     pool = ProcessPoolExecutor(
         workers, multiprocessing.get_context("spawn"), _init_worker, (preset, runtime)
     )
     try:
-        todo, pending = iter(jobs), {}
+        todo, pending = iter(chunks), {}
         while True:
-            for job in itertools.islice(todo, 4 * workers - len(pending)):
-                pending[pool.submit(_convert_file, *job[1:], drop_alpha, quality)] = job
+            for chunk in itertools.islice(todo, 2 * workers - len(pending)):
+                pending[pool.submit(_convert_files, chunk, drop_alpha, quality)] = chunk
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield pending.pop(future), future.result()
+                chunk = pending.pop(future)
+                yield from zip(chunk, future.result(), strict=True)
     finally:
         pool.shutdown(cancel_futures=True)
 

@@ -43,15 +43,15 @@ import json
 import os
 import tarfile
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from . import container
+from .compress_files import BATCH, compress_files
 from .errors import L3ICError, one_line
-from .image import open_atomic, read_image, write_atomic
+from .image import open_atomic, write_atomic
 from .latent_coder import get_coder
 
 __all__ = [
@@ -108,8 +108,8 @@ def write_shard(task: ShardTask) -> dict:
     """Converts the images of one shard and writes the shard and its index, each atomically.
 
     Runs in a worker process (any engine): the preset's network is loaded once per process
-    (``api.get_codec``). Images that cannot be converted are listed in the index's ``failed``,
-    not raised.
+    (``api.get_codec``), and compresses ``compress_files.BATCH`` images at a time. Images that
+    cannot be converted are listed in the index's ``failed``, not raised.
 
     Returns:
         The shard's index (the dict written to ``shard_index_name(task.name)``).
@@ -119,17 +119,16 @@ def write_shard(task: ShardTask) -> dict:
     dst = Path(task.dst)
     codec = get_codec(task.preset, task.runtime)
     records, failed, caught_all = [], [], []
-    for key, rel, label in task.items:
-        with warnings.catch_warnings(record=True) as caught:
-            try:
-                image = read_image(Path(task.src, rel))
-                data = codec.compress(image, drop_alpha=task.drop_alpha)
-            except (L3ICError, OSError) as e:
-                failed.append([rel, one_line(e)])
-                data = None
-        caught_all += [[rel, one_line(str(w.message))] for w in caught]
-        if data is None:
+    compressed = []
+    for i in range(0, len(task.items), BATCH):
+        paths = [Path(task.src, rel) for _, rel, _ in task.items[i : i + BATCH]]
+        compressed += compress_files(codec, paths, task.drop_alpha)
+    for (key, rel, label), done in zip(task.items, compressed, strict=True):
+        caught_all += [[rel, message] for message in done.warnings]
+        if done.data is None:
+            failed.append([rel, done.failed])
             continue
+        data = done.data
         c = container.parse_header(data, codec.coder.channel_order)
         streams = _file_positions(c)
         meta = {
