@@ -17,12 +17,21 @@ the kept corpus (``tests/corpus/NAME/``) through each on every CI run, under the
 
     python tests/fuzz_targets.py --write-seeds tests/corpus/    # seed inputs of each target
     python tests/fuzz_targets.py --write-preset preset.bin      # for the C reader's harness
+
+The targets run on the 16c entropy model that the kept corpus was made with, not the shipped
+one: records and shard lists name the weights and context tables they were written for, and new
+16c weights would refuse every input. ``tests/corpus/preset/`` keeps that model (its sidecar and
+context tables; weights fingerprint 797d6ce8d3b5b63d, shipped in l3ic 0.9.0 to 0.14.0), and
+``frozen_models`` makes a models folder of it for ``$L3IC_MODELS_DIR`` (``tests/test_fuzz.py``
+and ``tests/fuzz_atheris.py`` set it; the targets never run the network).
 """
 
 import argparse
 import functools
 import io
 import json
+import os
+import shutil
 import struct
 import sys
 import tarfile
@@ -37,6 +46,7 @@ from l3ic.latent_coder import get_coder
 from l3ic.record_decoder import COMPILED
 
 PRESET = "16c"
+FROZEN = Path(__file__).with_name("corpus") / "preset"  # the corpus's 16c entropy model
 TARGETS = ("record", "shard_index", "shard_list")
 
 
@@ -185,11 +195,26 @@ def write_preset(path: Path) -> None:
     path.write_bytes(b"".join(struct.pack("<q", len(p)) + bytes(p) for p in parts))
 
 
+def frozen_models(folder: Path) -> Path:
+    """``folder`` made a models folder holding the 16c entropy model of ``FROZEN``, for
+    ``$L3IC_MODELS_DIR``; returns it. Its ``16c.npz`` is an empty placeholder: l3ic looks for a
+    preset's sidecar beside its weights, and the targets read and plan, never running the
+    network."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (f"{PRESET}.json", f"{PRESET}.contexts.npz"):
+        shutil.copyfile(FROZEN / name, folder / name)
+    (folder / f"{PRESET}.npz").write_bytes(b"")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--write-seeds", type=Path, help="write each target's seeds to DIR/TARGET/")
     p.add_argument("--write-preset", type=Path, help="write the C harness's preset file")
     args = p.parse_args(argv)
+    if "L3IC_MODELS_DIR" not in os.environ:  # seeds and the C harness's preset: FROZEN's model
+        models = frozen_models(Path(tempfile.mkdtemp(prefix="l3ic-fuzz-models-")))
+        os.environ["L3IC_MODELS_DIR"] = str(models)
     if args.write_seeds:
         for target, inputs in seeds().items():
             (args.write_seeds / target).mkdir(parents=True, exist_ok=True)
