@@ -345,10 +345,8 @@ class Codec:
             raise L3ICError(f"bpp must be a number, not {bpp!r}")
         if bpp is not None and not bpp > 0:
             raise L3ICError(f"bpp must be more than 0, not {bpp}")
-        fixed = quality_scale(quality) if quality is not None else snap_scale(scale or 1.0)
-        if isinstance(image, str | os.PathLike):
-            image = read_image(image)
-        x, gray = to_rgb8(image, drop_alpha=drop_alpha)
+        fixed = _fixed_scale(quality, scale)
+        x, gray = _rgb_input(image, drop_alpha)
         z = self._encode(x[None])[0]
         shape = x.shape[:2]
 
@@ -387,18 +385,13 @@ class Codec:
         """
         if quality is not None and scale is not None:
             raise L3ICError("give one of quality and scale, not both")
-        s = quality_scale(quality) if quality is not None else snap_scale(scale or 1.0)
-        rgb = [
-            to_rgb8(read_image(im) if isinstance(im, str | os.PathLike) else im, drop_alpha)
-            for im in images
+        s = _fixed_scale(quality, scale)
+        rgb = [_rgb_input(image, drop_alpha) for image in images]
+        latents = self.encode_latent_batch([x for x, _ in rgb], s)
+        return [
+            self.coder.pack_checked(q, x.shape[:2], gray, s)
+            for (x, gray), q in zip(rgb, latents, strict=True)
         ]
-        out: list[bytes | None] = [None] * len(rgb)
-        for idx in _group_by_shape([x for x, _ in rgb]):
-            zs = self._encode(np.stack([rgb[i][0] for i in idx]))
-            for i, z in zip(idx, zs, strict=True):
-                x, gray = rgb[i]
-                out[i] = self.coder.pack_checked(quantize(z, s), x.shape[:2], gray, s)
-        return out
 
     def decompress(
         self,
@@ -467,6 +460,18 @@ def _renamed(deprecated: dict, old: str, new: str, value):
     if value is not None:
         raise TypeError(f"give {new}= or {old}=, not both")
     return deprecated[old]
+
+
+def _rgb_input(image, drop_alpha: bool) -> tuple[np.ndarray, bool]:
+    """``to_rgb8`` of an image array or of the image file at a path."""
+    if isinstance(image, str | os.PathLike):
+        image = read_image(image)
+    return to_rgb8(image, drop_alpha=drop_alpha)
+
+
+def _fixed_scale(quality: float | None, scale: float | None) -> float:
+    """The scale of a file at ``quality`` (0..100), else at ``scale``, else 1."""
+    return quality_scale(quality) if quality is not None else snap_scale(scale or 1.0)
 
 
 def _group_by_shape(arrays: Sequence[np.ndarray], keys: Sequence | None = None) -> list[list[int]]:

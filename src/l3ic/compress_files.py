@@ -20,7 +20,7 @@ from .rate_control import DEFAULT_QUALITY
 
 __all__ = ["BATCH", "Compressed", "compress_files"]
 
-BATCH = 16  # files that a worker reads and compresses together (convert, shards)
+BATCH = 16  # files read and compressed together (a task of convert's workers is one batch)
 
 
 @dataclass
@@ -40,14 +40,27 @@ class Compressed:
     warnings: list[str] = field(default_factory=list)
 
 
+def _attempt(fn, *args, **kwargs) -> tuple:
+    """(``fn(*args, **kwargs)`` or None, the one-line reason it raised ``L3ICError`` or
+    ``OSError`` or None, the one-line messages of the warnings it raised)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value, reason = fn(*args, **kwargs), None
+        except (L3ICError, OSError) as e:
+            value, reason = None, one_line(e)
+    return value, reason, [one_line(str(w.message)) for w in caught]
+
+
 def compress_files(
     codec, paths: Sequence[Path], drop_alpha: bool = False, quality: float = DEFAULT_QUALITY
 ) -> list[Compressed]:
-    """Compresses the image files ``paths`` with ``codec`` (an ``l3ic.Codec``), in one batch.
+    """Compresses the image files ``paths`` with ``codec`` (an ``l3ic.Codec``), ``BATCH`` files
+    at a time (the files of a batch are held in memory together).
 
     Args:
         codec: the Codec to compress with.
-        paths: image files; all are held in memory at once (callers pass ``BATCH`` at a time).
+        paths: image files.
         drop_alpha: compress RGBA images without their alpha channel (else they fail).
         quality: 0..100, as ``l3ic.compress``'s.
 
@@ -55,37 +68,34 @@ def compress_files(
         One ``Compressed`` per path, in order. Errors (``L3ICError``, ``OSError``) are reported
         there, never raised.
     """
-    results = [Compressed() for _ in paths]
-    images = {}
+    results = []
+    for i in range(0, len(paths), BATCH):
+        results += _compress_batch(codec, paths[i : i + BATCH], drop_alpha, quality)
+    return results
+
+
+def _compress_batch(
+    codec, paths: Sequence[Path], drop_alpha: bool, quality: float
+) -> list[Compressed]:
+    """``compress_files`` of one batch."""
+    results, images = [], {}
     for i, path in enumerate(paths):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                images[i] = read_image(path)
-            except (L3ICError, OSError) as e:
-                results[i].failed = one_line(e)
-        results[i].warnings = [one_line(str(w.message)) for w in caught]
-    batch = list(images)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            datas = codec.compress_batch(
-                [images[i] for i in batch], drop_alpha=drop_alpha, quality=quality
-            )
-        except L3ICError:
-            datas = None
+        image, reason, caught = _attempt(read_image, path)
+        results.append(Compressed(failed=reason, warnings=caught))
+        if image is not None:
+            images[i] = image
+    datas, reason, caught = _attempt(
+        codec.compress_batch, list(images.values()), drop_alpha=drop_alpha, quality=quality
+    )
     if datas is None or caught:  # one by one: each failure and warning with its own file
         datas = []
-        for i in batch:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    datas.append(codec.compress(images[i], drop_alpha=drop_alpha, quality=quality))
-                except L3ICError as e:
-                    datas.append(None)
-                    results[i].failed = one_line(e)
-            results[i].warnings += [one_line(str(w.message)) for w in caught]
-    for i, data in zip(batch, datas, strict=True):
+        for i, image in images.items():
+            data, results[i].failed, caught = _attempt(
+                codec.compress, image, drop_alpha=drop_alpha, quality=quality
+            )
+            results[i].warnings += caught
+            datas.append(data)
+    for i, data in zip(images, datas, strict=True):
         if data is not None:
             results[i].data, results[i].shape = data, images[i].shape[:2]
     return results

@@ -49,7 +49,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from . import container
-from .compress_files import BATCH, compress_files
+from .compress_files import compress_files
 from .errors import L3ICError, one_line
 from .image import open_atomic, write_atomic
 from .latent_coder import get_coder
@@ -119,10 +119,8 @@ def write_shard(task: ShardTask) -> dict:
     dst = Path(task.dst)
     codec = get_codec(task.preset, task.runtime)
     records, failed, caught_all = [], [], []
-    compressed = []
-    for i in range(0, len(task.items), BATCH):
-        paths = [Path(task.src, rel) for _, rel, _ in task.items[i : i + BATCH]]
-        compressed += compress_files(codec, paths, task.drop_alpha)
+    paths = [Path(task.src, rel) for _, rel, _ in task.items]
+    compressed = compress_files(codec, paths, task.drop_alpha)
     for (key, rel, label), done in zip(task.items, compressed, strict=True):
         caught_all += [[rel, message] for message in done.warnings]
         if done.data is None:
