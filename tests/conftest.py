@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from support import untrained_codec
+from support import models_at, untrained_codec
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,11 +42,5 @@ def models_dir(tmp_path_factory):
 @pytest.fixture
 def presets(models_dir, monkeypatch):
     """Points l3ic at the untrained test presets for the duration of a test."""
-    from l3ic import api, latent_coder
-
-    monkeypatch.setenv("L3IC_MODELS_DIR", str(models_dir))
-    api._shared_codec.cache_clear()
-    latent_coder.get_coder.cache_clear()
-    yield models_dir
-    api._shared_codec.cache_clear()
-    latent_coder.get_coder.cache_clear()
+    with models_at(models_dir, monkeypatch):
+        yield models_dir

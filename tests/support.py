@@ -1,4 +1,7 @@
-"""Test helpers shared by the test modules: seeded untrained codecs and synthetic images."""
+"""Test helpers shared by the test modules: seeded untrained codecs, synthetic images, and
+l3ic pointed at a models folder."""
+
+import contextlib
 
 import numpy as np
 
@@ -23,3 +26,19 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     b = ((xx - width / 2) ** 2 + (yy - height / 2) ** 2 < (min(height, width) / 3) ** 2) * 0.8
     img = np.stack([r, g, b + 0.1], axis=-1) * 255 + rng.normal(0, 6, (height, width, 3))
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def models_at(folder, monkeypatch):
+    """l3ic reads its presets from ``folder`` (``$L3IC_MODELS_DIR``) inside the block, with the
+    shared codecs and coders built afresh on entry and on exit."""
+    from l3ic import api, latent_coder
+
+    monkeypatch.setenv("L3IC_MODELS_DIR", str(folder))
+    api._shared_codec.cache_clear()
+    latent_coder.get_coder.cache_clear()
+    try:
+        yield folder
+    finally:
+        api._shared_codec.cache_clear()
+        latent_coder.get_coder.cache_clear()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import models_at
+
 FUZZER = Path(__file__).with_name("fuzz_l3ic.py")
 
 
@@ -41,21 +43,15 @@ def test_the_kept_corpus_replays(monkeypatch, tmp_path):
     # under the normal build: each input is accepted or refused with L3ICError, nothing else,
     # and each target's corpus holds inputs of both kinds. The targets run on the 16c entropy
     # model the corpus was made with (fuzz_targets.FROZEN), whatever 16c ships.
-    from l3ic import api, latent_coder
-
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     import fuzz_targets
 
-    monkeypatch.setenv("L3IC_MODELS_DIR", str(fuzz_targets.frozen_models(tmp_path / "models")))
-    api._shared_codec.cache_clear()
-    latent_coder.get_coder.cache_clear()
-    fuzz_targets._shard_folder.cache_clear()
+    fuzz_targets._shard_folder.cache_clear()  # its records are the frozen model's
     try:
-        for target in fuzz_targets.TARGETS:
-            inputs = sorted((CORPUS / target).iterdir())
-            accepted = [getattr(fuzz_targets, target)(path.read_bytes()) for path in inputs]
-            assert any(accepted) and not all(accepted), (target, len(inputs), sum(accepted))
+        with models_at(fuzz_targets.frozen_models(tmp_path / "models"), monkeypatch):
+            for target in fuzz_targets.TARGETS:
+                inputs = sorted((CORPUS / target).iterdir())
+                accepted = [getattr(fuzz_targets, target)(path.read_bytes()) for path in inputs]
+                assert any(accepted) and not all(accepted), (target, len(inputs), sum(accepted))
     finally:
-        api._shared_codec.cache_clear()
-        latent_coder.get_coder.cache_clear()
         fuzz_targets._shard_folder.cache_clear()
