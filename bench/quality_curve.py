@@ -28,16 +28,22 @@ from l3ic.train_data import split_files
 QUALITIES = list(range(0, 101, 10))
 
 
+def scored(codec: "l3ic.Codec", images: list[np.ndarray], **rate) -> dict:
+    """The mean ``score`` of ``images`` compressed at ``rate`` (``Codec.compress``'s keyword:
+    quality= or scale=) and decoded."""
+    records = []
+    for image in images:
+        data = codec.compress(image, **rate)
+        records.append(score(image, codec.decompress(data), len(data)))
+    return mean_scores(records)
+
+
 def curve(codec: "l3ic.Codec", images: list[np.ndarray], qualities: list[float]) -> list[dict]:
     """One mean ``score`` row per quality."""
-    rows = []
-    for quality in tqdm(qualities, desc=f"{codec.preset} curve", leave=False):
-        records = []
-        for image in images:
-            data = codec.compress(image, quality=quality)
-            records.append(score(image, codec.decompress(data), len(data)))
-        rows.append({"quality": quality, "scale": quality_scale(quality), **mean_scores(records)})
-    return rows
+    return [
+        {"quality": q, "scale": quality_scale(q), **scored(codec, images, quality=q)}
+        for q in tqdm(qualities, desc=f"{codec.preset} curve", leave=False)
+    ]
 
 
 def bpp_accuracy(codec: "l3ic.Codec", images: list[np.ndarray], targets: list[float]) -> dict:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.quality_curve import scored
 from l3ic.codec import Codec
 from l3ic.export import _load_run
 from l3ic.image import list_images, read_image
-from l3ic.metrics import mean_scores, score
 from l3ic.model import load_model
 from l3ic.presets import PRESETS, load_sidecar, weights_path
 from l3ic.train_data import split_files
@@ -43,12 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, net in nets.items():
         codec = Codec.from_model(net, args.preset, sidecar, runtime="onnx")
         results[name] = []
-        for scale in args.scales:
-            records = []
-            for image in tqdm(images, desc=f"{name} {scale}", leave=False):
-                data = codec.compress(image, scale=scale)
-                records.append(score(image, codec.decompress(data), len(data)))
-            m = {"scale": scale, **mean_scores(records)}
+        for scale in tqdm(args.scales, desc=name, leave=False):
+            m = {"scale": scale, **scored(codec, images, scale=scale)}
             results[name].append(m)
             print(
                 f"| {name} | {scale:g} | {m['bpp']:.4f} | {m['psnr']:.2f} | {m['ssim']:.4f} | "
