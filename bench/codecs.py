@@ -544,7 +544,7 @@ class L3IC(BenchCodec):
 
     def _runtime(self) -> str:
         """The runtime the network runs on, with its version."""
-        runtime = self.l3ic_codec(self.sweep()[0]).runtime
+        runtime = self.codec_at(self.sweep()[0]).runtime
         if runtime == "onnx":
             import onnxruntime
 
@@ -552,7 +552,7 @@ class L3IC(BenchCodec):
         if runtime == "openvino":
             import openvino
 
-            precision = self.l3ic_codec(self.sweep()[0]).net.precision
+            precision = self.codec_at(self.sweep()[0]).net.precision
             return f"OpenVINO {openvino.get_version().split('-')[0]}, {precision}"
         import keras
 
@@ -607,17 +607,62 @@ class L3ICQuality(L3IC):
         lib = self._import()
         identity = self._identity(self.l3ic_codec(self.preset))
         return (
-            f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime_of(self.preset)}), "
+            f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime()}), "
             f"preset {self.preset}:{identity} over --quality"
         )
-
-    def _runtime_of(self, preset: str) -> str:
-        runtime = self.l3ic_codec(preset).runtime
-        return "ONNX Runtime" if runtime == "onnx" else runtime
 
     def encode(self, image: np.ndarray, quality: Quality) -> bytes:
         _check_image(image)
         return bytes(self.l3ic_codec(self.preset).compress(image, quality=float(quality)))
+
+
+class L3ICChosen(L3IC):
+    """l3ic swept over ``--quality`` without a preset: each quality is coded by the preset and
+    scale that ``l3ic.rate_control.choose_for_quality`` picks from the presets' scale curves
+    (0..100 spans every preset; 50 is 32c as trained: docs/quality.md)."""
+
+    name = "l3ic-chosen"
+    label = "l3ic (preset chosen)"
+    qualities = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+    quality_unit = "quality"
+
+    @classmethod
+    def is_available(cls) -> Availability:
+        try:
+            cls._import()
+            from l3ic.rate_control import choose_for_quality
+
+            for preset in {choose_for_quality(float(q))[0] for q in cls.qualities}:
+                cls.l3ic_codec(preset)
+        except Exception as exc:  # an import failure, no scale curves or missing weights
+            return Availability(False, f"l3ic without a preset: {type(exc).__name__}: {exc}")
+        return Availability(True)
+
+    def codec_at(self, quality: Quality) -> Any:
+        """The ``l3ic.Codec`` of the preset chosen for ``quality``."""
+        from l3ic.rate_control import choose_for_quality
+
+        return self.l3ic_codec(choose_for_quality(float(quality))[0])
+
+    def sweep(self) -> tuple[Quality, ...]:
+        return self.qualities
+
+    @property
+    def description(self) -> str:
+        from l3ic.rate_control import choose_for_quality, shipped_curves
+
+        chosen = sorted({choose_for_quality(float(q))[0] for q in self.qualities})
+        curves = hashlib.sha256(repr(sorted(shipped_curves().items())).encode()).hexdigest()[:8]
+        ids = " ".join(f"{p}:{self._identity(self.l3ic_codec(p))}" for p in chosen)
+        lib = self._import()
+        return (
+            f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime()}), weights+priors {ids}, "
+            f"scale curves {curves}, over --quality without a preset"
+        )
+
+    def encode(self, image: np.ndarray, quality: Quality) -> bytes:
+        _check_image(image)
+        return bytes(self._import().compress(image, quality=float(quality)))
 
 
 def _quality_codec(preset: str) -> type[L3ICQuality]:
@@ -639,6 +684,7 @@ CODECS: dict[str, type[BenchCodec]] = {
         HEVC444,
         L3IC,
         *(_quality_codec(p) for p in PRESETS),
+        L3ICChosen,
     )
 }
 

@@ -42,6 +42,8 @@ class Series:
         curves: metric -> (bpp list, value list); metrics a source lacks are absent.
         point_names: labels written next to points (presets), or None.
         name: codec id for our own results ("" for published data).
+        unit: what our codec's points are (its ``quality_unit``: "preset" for the l3ic
+            presets as trained, "quality", ...; "" for published data).
     """
 
     label: str
@@ -49,6 +51,7 @@ class Series:
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     point_names: list[str] | None = None
     name: str = ""
+    unit: str = ""
 
 
 def _db(values: list[float]) -> list[float]:
@@ -70,6 +73,7 @@ def series_from_results(docs: list[dict[str, Any]]) -> list[Series]:
                 curves,
                 [str(q) for q in res["quality"]] if learned else None,
                 doc["name"],
+                meta.get("quality_unit", ""),
             )
         )
     return out

@@ -2,13 +2,15 @@
 
     python -m bench.quality_curve ../shared/data/kodak-crop512 [--presets 16c 32c 64c]
     python -m bench.quality_curve ../shared/data/train-gpu --validation   # the validation split
+    python -m bench.quality_curve ../shared/data/kodak-crop512 --chosen   # no preset named
 
 For every image and preset: the files of each ``--qualities`` (default 0, 10, ..., 100), written by
 ``l3ic.compress(quality=...)`` (the encoder runs once per image and quality; each file is decoded
 and scored: bpp, PSNR, SSIM (scikit-image's default, RGB), MS-SSIM), and the files of
 ``l3ic.compress(bpp=B)`` for each ``--bpp`` target B, with the bpp they reached. Prints the mean
 curve per preset and the share of ``--bpp`` files within 3 % under their target; ``--json``
-keeps every number.
+keeps every number. ``--chosen`` measures ``--quality`` without a preset instead: each quality
+coded by the preset and scale ``l3ic.rate_control.choose_for_quality`` picks.
 """
 
 import argparse
@@ -19,23 +21,14 @@ import numpy as np
 from tqdm import tqdm
 
 import l3ic
+from l3ic.api import get_codec
+from l3ic.evaluate import scored
 from l3ic.image import list_images, read_image
-from l3ic.metrics import mean_scores, score
 from l3ic.presets import PRESETS
-from l3ic.rate_control import quality_scale
+from l3ic.rate_control import choose_for_quality, quality_scale
 from l3ic.train_data import split_files
 
 QUALITIES = list(range(0, 101, 10))
-
-
-def scored(codec: "l3ic.Codec", images: list[np.ndarray], **rate) -> dict:
-    """The mean ``score`` of ``images`` compressed at ``rate`` (``Codec.compress``'s keyword:
-    quality= or scale=) and decoded."""
-    records = []
-    for image in images:
-        data = codec.compress(image, **rate)
-        records.append(score(image, codec.decompress(data), len(data)))
-    return mean_scores(records)
 
 
 def curve(codec: "l3ic.Codec", images: list[np.ndarray], qualities: list[float]) -> list[dict]:
@@ -44,6 +37,35 @@ def curve(codec: "l3ic.Codec", images: list[np.ndarray], qualities: list[float])
         {"quality": q, "scale": quality_scale(q), **scored(codec, images, quality=q)}
         for q in tqdm(qualities, desc=f"{codec.preset} curve", leave=False)
     ]
+
+
+def chosen_curve(images: list[np.ndarray], qualities: list[float]) -> list[dict]:
+    """One mean ``score`` row per quality without a preset, with the preset and scale chosen."""
+    rows = []
+    for q in tqdm(qualities, desc="chosen curve", leave=False):
+        preset, scale = choose_for_quality(q)
+        rows.append(
+            {
+                "quality": q,
+                "preset": preset,
+                "scale": scale,
+                **scored(get_codec(preset), images, scale=scale),
+            }
+        )
+    return rows
+
+
+def _print_rows(rows: list[dict]) -> None:
+    chosen = "preset" in rows[0]
+    print(f"| quality |{' preset |' if chosen else ''} scale | bpp | PSNR dB | SSIM | MS-SSIM |")
+    print("|---|---|---|---|---|---|" + ("---|" if chosen else ""))
+    for r in rows:
+        ms = "-" if r["ms-ssim"] is None else f"{r['ms-ssim']:.4f}"
+        preset = f" {r['preset']} |" if chosen else ""
+        print(
+            f"| {r['quality']:g} |{preset} {r['scale']:.3f} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.4f} | {ms} |"
+        )
 
 
 def bpp_accuracy(codec: "l3ic.Codec", images: list[np.ndarray], targets: list[float]) -> dict:
@@ -72,25 +94,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--qualities", nargs="+", type=float, default=QUALITIES)
     p.add_argument("--bpp", nargs="*", type=float, default=[0.25, 0.5, 1.0, 1.5])
     p.add_argument("--json", type=Path, help="write every number here")
+    p.add_argument("--chosen", action="store_true", help="--quality without a preset instead")
     args = p.parse_args(argv)
     files = list_images(args.folder)
     if args.validation:
         files = split_files(files)[1]
     images = [read_image(f) for f in tqdm(files, desc="reading", leave=False)]
     results = {"folder": str(args.folder), "images": len(images), "presets": {}}
+    if args.chosen:
+        results["chosen"] = chosen_curve(images, args.qualities)
+        print(f"\n--quality without a preset: {len(images)} images of {args.folder}")
+        _print_rows(results["chosen"])
+        args.presets = []
     for preset in args.presets:
         codec = l3ic.Codec(preset)
         rows = curve(codec, images, args.qualities)
         accuracy = bpp_accuracy(codec, images, args.bpp)
         results["presets"][preset] = {"curve": rows, "bpp_targets": accuracy}
         print(f"\n{preset}: {len(images)} images of {args.folder}")
-        print("| quality | scale | bpp | PSNR dB | SSIM | MS-SSIM |\n|---|---|---|---|---|---|")
-        for r in rows:
-            ms = "-" if r["ms-ssim"] is None else f"{r['ms-ssim']:.4f}"
-            print(
-                f"| {r['quality']:g} | {r['scale']:.3f} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
-                f"{r['ssim']:.4f} | {ms} |"
-            )
+        _print_rows(rows)
         for target, a in accuracy.items():
             reached = [r for r in a["reached"] if r is not None]
             share, refused = 100 * a["within_3_percent"], len(a["reached"]) - len(reached)

@@ -22,7 +22,7 @@ from scipy.interpolate import PchipInterpolator
 from bench.bd import bd_rate
 from bench.plot import METRIC_LABELS, Series, load_published, plot_rd, series_from_results
 
-__all__ = ["bpp_at", "machine", "value_at", "write_report"]
+__all__ = ["bpp_at", "machine", "rising", "value_at", "write_report"]
 
 TARGET_SSIMS = (0.879, 0.922, 0.956)
 PUBLISHED_L3IC_BPP = (0.50, 0.81, 1.41)
@@ -142,12 +142,25 @@ def _fmt_cell(value: float | None, spec: str) -> str:
     return "out of range" if value is None else spec.format(value)
 
 
+def rising(bpps: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """The points of a curve, in increasing bpp, each better than every point before it: an
+    l3ic preset past the scales its decoder was trained on spends more bits for less quality,
+    and a BD fit needs a curve that rises."""
+    kept_b: list[float] = []
+    kept_v: list[float] = []
+    for b, v in sorted(zip(bpps, values, strict=True)):
+        if not kept_v or v > kept_v[-1]:
+            kept_b.append(b)
+            kept_v.append(v)
+    return kept_b, kept_v
+
+
 def _bd_cell(anchor: Series, test: Series, metric: str) -> str:
     """One BD-rate table cell: percent, or why there is none."""
     if metric not in anchor.curves or metric not in test.curves:
         return "n/a"
     try:
-        value = bd_rate(*anchor.curves[metric], *test.curves[metric])
+        value = bd_rate(*anchor.curves[metric], *rising(*test.curves[metric]))
     except ValueError as exc:
         return "no overlap" if "overlap" in str(exc) else "n/a"
     return f"{value:+.1f} %"
@@ -246,7 +259,10 @@ def write_report(out: Path) -> list[Path]:
         "",
         "Bjøntegaard (`bench.bd`, method `cubic`): per curve a polynomial of degree "
         "min(3, points - 1) in ln(bpp) over the quality range both curves cover (3 presets give "
-        "a quadratic). Negative = l3ic needs fewer bits.",
+        "a quadratic). Negative = l3ic needs fewer bits. `l3ic` is the three presets as "
+        "trained; `l3ic 16c` etc. one preset over `--quality`; `l3ic (preset chosen)` is "
+        "`--quality` without a preset. Of an l3ic curve only the points that rise are fitted "
+        "(past the scales a preset was trained on, its quality falls as its bits rise).",
         "",
     ]
     tests = learned + [s for s in published if s.kind == "published-points"]
@@ -261,7 +277,7 @@ def write_report(out: Path) -> list[Path]:
     else:
         lines.append("No l3ic results in this folder yet (`python -m bench.rd DIR --codecs l3ic`).")
     for test in learned:
-        if "ssim" in test.curves:
+        if "ssim" in test.curves and test.unit == "preset":
             lines += [
                 "",
                 f"## {test.label} point by point",

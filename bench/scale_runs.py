@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.quality_curve import scored
 from l3ic.codec import Codec
+from l3ic.evaluate import scored
 from l3ic.export import _load_run
 from l3ic.image import list_images, read_image
 from l3ic.model import load_model

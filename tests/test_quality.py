@@ -14,7 +14,19 @@ from l3ic import container
 from l3ic.cli import main
 from l3ic.codebook import dequantize, quantize, snap_scale
 from l3ic.errors import L3ICError
-from l3ic.rate_control import FIT_TOLERANCE, MAX_TRIES, fit_scale, quality_scale
+from l3ic.evaluate import CURVE_SCALES
+from l3ic.presets import PRESETS
+from l3ic.rate_control import (
+    FIT_TOLERANCE,
+    MAX_TRIES,
+    choose_for_bpp,
+    choose_for_quality,
+    efficient_points,
+    fit_scale,
+    quality_rate,
+    quality_scale,
+    shipped_curves,
+)
 
 SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"
 V5_PINNED_SHA256 = "fd4b24d0a3d07faeccc7aaa48e0b9bee46b82b13c4345db8864f86472d5723f4"
@@ -91,9 +103,95 @@ def test_an_unreachable_size_is_one_error(photo):
         ({"quality": 20, "bpp": 1}, "not quality and bpp"),
     ],
 )
-def test_bad_rate_arguments_are_errors(photo, kwargs, message):
+@pytest.mark.parametrize("preset", ["16c", None])
+def test_bad_rate_arguments_are_errors(photo, kwargs, message, preset):
     with pytest.raises(L3ICError, match=message):
-        l3ic.compress(photo, "16c", **kwargs)
+        l3ic.compress(photo, preset, **kwargs)
+
+
+def _point(scale, bpp, ssim):
+    return {"scale": scale, "bpp": bpp, "ssim": ssim, "psnr": 30.0}
+
+
+# Three made-up presets: "a" low rates, "b" (the default) in the middle, "c" high rates; "b"
+# beats "a" where they overlap (0.6-0.7 bpp), "c" beats "b" above 1.3 bpp; "c" saturates past
+# scale 1.41 and "b" at 2.
+CURVES = {
+    "a": [
+        _point(0.5, 0.35, 0.78),
+        _point(1.0, 0.5, 0.82),
+        _point(1.41, 0.6, 0.83),
+        _point(2, 0.7, 0.835),
+    ],
+    "b": [
+        _point(0.5, 0.6, 0.84),
+        _point(1.0, 1.0, 0.89),
+        _point(1.41, 1.2, 0.9),
+        _point(2, 1.45, 0.88),
+    ],
+    "c": [
+        _point(0.5, 1.1, 0.87),
+        _point(1.0, 1.8, 0.93),
+        _point(1.41, 2.2, 0.94),
+        _point(2, 2.7, 0.9),
+    ],
+}
+
+
+def test_efficient_points_drop_where_quality_stops_rising():
+    assert [p["scale"] for p in efficient_points(CURVES["b"])] == [0.5, 1.0, 1.41]
+    assert [p["scale"] for p in efficient_points(CURVES["a"][::-1])] == [0.5, 1.0, 1.41, 2]
+
+
+def test_quality_without_a_preset_spans_all_presets_and_picks_the_winner():
+    rates = [quality_rate(CURVES, q, "b") for q in range(0, 101, 5)]
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    assert math.isclose(rates[0], 0.35) and math.isclose(rates[-1], 2.2)  # c's s = 2 is dropped
+    assert choose_for_quality(50, CURVES, "b") == ("b", 1.0)
+    assert choose_for_quality(0, CURVES, "b") == ("a", 0.5)
+    assert choose_for_quality(100, CURVES, "b") == ("c", snap_scale(1.41))
+    assert choose_for_bpp(0.65, CURVES) == "b"  # a reaches 0.65 bpp too, at a lower SSIM
+    assert choose_for_bpp(0.45, CURVES) == "a"
+    assert choose_for_bpp(1.15, CURVES) == "b"  # b: 0.8975 against c: about 0.868
+    assert choose_for_bpp(1.4, CURVES) == "c"  # b's points end at 1.2
+    assert choose_for_bpp(0.1, CURVES) == "a" and choose_for_bpp(9, CURVES) == "c"
+    for q in range(0, 101, 10):  # the scale chosen gives the rate asked for, on its curve
+        preset, scale = choose_for_quality(q, CURVES, "b")
+        points = efficient_points(CURVES[preset])
+        got = np.exp(
+            np.interp(
+                np.log(scale),
+                np.log([p["scale"] for p in points]),
+                np.log([p["bpp"] for p in points]),
+            )
+        )
+        assert got == pytest.approx(quality_rate(CURVES, q, "b"), rel=2e-3)
+
+
+def test_the_shipped_presets_carry_scale_curves_of_their_weights():
+    curves = shipped_curves()
+    assert sorted(curves) == sorted(PRESETS)
+    for preset, points in curves.items():
+        assert [p["scale"] for p in points] == [round(s, 4) for s in CURVE_SCALES], preset
+        assert [p["bpp"] for p in points] == sorted(p["bpp"] for p in points), preset
+
+
+def test_a_rate_without_a_preset_picks_one(photo, tmp_path):
+    assert l3ic.compress(photo, quality=50) == l3ic.compress(photo) == l3ic.compress(photo, "32c")
+    for quality in (0, 100):
+        preset, scale = choose_for_quality(quality)
+        data = l3ic.compress(photo, quality=quality)
+        header = container.parse(data)
+        assert (header.preset, header.scale) == (preset, scale)
+    bpp = 0.3
+    data = l3ic.compress(photo, bpp=bpp)
+    assert container.parse(data).preset == choose_for_bpp(bpp)
+    assert 8 * len(data) / photo[..., 0].size <= bpp
+    src, out = tmp_path / "photo.png", tmp_path / "photo.l3ic"
+    iio.imwrite(src, photo)
+    assert main(["compress", "--size", "2KB", str(src), "-o", str(out)]) == 0
+    assert container.parse(out.read_bytes()).preset == choose_for_bpp(8 * 2048 / photo[..., 0].size)
+    assert out.stat().st_size <= 2048
 
 
 def test_fit_scale_searches_in_few_codings_and_stays_within_the_budget():

@@ -19,6 +19,7 @@ from .errors import L3ICError
 from .image import read_image, write_atomic
 from .latent_coder import channels_arg, get_coder
 from .presets import resolve_preset
+from .rate_control import choose_for_bpp, choose_for_quality, shipped_curves
 from .runtime import resolve_runtime
 
 __all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec", "get_coder"]
@@ -57,13 +58,18 @@ def compress(
 ) -> bytes:
     """Compresses an image.
 
+    Without a preset, a ``quality``, ``bpp`` or ``max_bytes`` picks the preset that codes that
+    rate best (``rate_control.choose_for_quality`` / ``choose_for_bpp``, from the presets'
+    measured scale curves: docs/quality.md); otherwise the preset is 32c.
+
     Args:
         image_or_path: (H, W, 3) or (H, W) array (uint8; uint16 and float in [0, 1] are
             converted), or the path of an image file.
-        preset: "16c", "32c" (default) or "64c"; ``model=`` is its deprecated name.
+        preset: "16c", "32c" or "64c" (default: above); ``model=`` is its deprecated name.
         drop_alpha: discard an alpha channel instead of refusing RGBA input.
-        quality: 0..100; 50 (the default) is the preset as trained, lower is smaller
-            (docs/quality.md). At most one of ``quality``, ``scale``, ``bpp``, ``max_bytes``.
+        quality: 0..100, lower is smaller (docs/quality.md); with a preset, 50 (the default) is
+            the preset as trained; without one, 50 is 32c as trained and the range spans all
+            presets. At most one of ``quality``, ``scale``, ``bpp``, ``max_bytes``.
         scale: the quantisation scale itself, 0.125..8 (quality q is 2 ** ((q - 50) / 50)).
         bpp: the largest file of at most this many bits per pixel.
         max_bytes: the largest file of at most this many bytes.
@@ -73,6 +79,11 @@ def compress(
     Returns:
         The .l3ic file as bytes.
     """
+    rates = {"quality": quality, "scale": scale, "bpp": bpp, "max_bytes": max_bytes}
+    if preset is None and model is None and sum(v is not None for v in rates.values()) == 1:
+        image_or_path, preset, scale = _choose(image_or_path, quality, bpp, max_bytes, scale)
+        if scale is not None:
+            quality = None
     codec = get_codec(resolve_preset(preset, model), runtime)
     return codec.compress(
         image_or_path,
@@ -82,6 +93,28 @@ def compress(
         bpp=bpp,
         max_bytes=max_bytes,
     )
+
+
+def _choose(image_or_path, quality, bpp, max_bytes, scale):
+    """(image or path, preset or None, scale) for ``compress`` without a preset: the preset
+    (and, for a quality, the scale) ``rate_control`` picks from the presets' scale curves. The
+    image is read here if a size budget needs its pixel count. None (32c) where no preset has a
+    curve or the rate is not a valid number (``Codec.compress`` then says why)."""
+    if scale is not None or not shipped_curves():
+        return image_or_path, None, scale
+    if quality is not None:
+        preset, scale = choose_for_quality(quality)
+        return image_or_path, preset, scale
+    if max_bytes is not None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            return image_or_path, None, None
+        if isinstance(image_or_path, str | os.PathLike):
+            image_or_path = read_image(image_or_path)
+        h, w = np.shape(image_or_path)[:2]
+        bpp = 8 * max_bytes / max(1, h * w)
+    if isinstance(bpp, bool) or not isinstance(bpp, int | float) or not bpp > 0:
+        return image_or_path, None, None
+    return image_or_path, choose_for_bpp(bpp), None
 
 
 def decompress(

@@ -73,19 +73,21 @@ def _parser(figures: bool = True) -> argparse.ArgumentParser:
         "compress",
         "compress images to .l3ic files",
         "examples:\n  l3ic compress photo.png\n  l3ic compress -m 16c a.png b.jpg --outdir out/\n"
-        "  l3ic compress --quality 30 photo.png\n  l3ic compress --bpp 0.5 photo.png\n"
+        "  l3ic compress --quality 30 photo.png      # the preset that codes quality 30 best\n"
+        "  l3ic compress -m 32c --quality 30 photo.png\n"
+        "  l3ic compress --bpp 0.5 photo.png          # the preset that codes 0.5 bpp best\n"
         "  l3ic compress --size 40KB photo.png",
     )
     c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (PNG, JPEG, ...)")
-    _add_preset(c, figures)
+    _add_preset(c, figures, chooses=True)
     rate = c.add_mutually_exclusive_group()
     rate.add_argument(
         "-q",
         "--quality",
         type=_quality,
         metavar="Q",
-        help="0-100: lower makes smaller files (default 50, the preset as trained; "
-        "docs/quality.md)",
+        help="0-100: lower makes smaller files (default 50, the preset as trained; without "
+        "-m, 50 is 32c and 0-100 spans all presets: docs/quality.md)",
     )
     rate.add_argument(
         "--bpp", type=_bpp, metavar="B", help="the best file of at most B bits per pixel"
@@ -187,10 +189,13 @@ def _parser(figures: bool = True) -> argparse.ArgumentParser:
     return p
 
 
-def _presets_help(figures: bool) -> str:
+def _presets_help(figures: bool, chooses: bool = False) -> str:
     """The presets' help; with ``figures``, their bits and quality from the sidecars'
-    validation figures."""
-    text = f"preset: fewer latent channels, smaller files (default {DEFAULT_PRESET})"
+    validation figures; ``chooses``: without a preset, a rate option picks one."""
+    default = f"default {DEFAULT_PRESET}"
+    if chooses:
+        default += "; with --quality, --bpp or --size, the preset that codes that rate best"
+    text = f"preset: fewer latent channels, smaller files ({default})"
     shown = []
     for name in PRESETS if figures else ():
         try:
@@ -203,8 +208,8 @@ def _presets_help(figures: bool) -> str:
     return text
 
 
-def _add_preset(p: argparse.ArgumentParser, figures: bool) -> None:
-    p.add_argument("-m", "--preset", choices=list(PRESETS), help=_presets_help(figures))
+def _add_preset(p: argparse.ArgumentParser, figures: bool, chooses: bool = False) -> None:
+    p.add_argument("-m", "--preset", choices=list(PRESETS), help=_presets_help(figures, chooses))
     p.add_argument(
         "--model", choices=list(PRESETS), dest="deprecated_model", help=argparse.SUPPRESS
     )
@@ -233,8 +238,8 @@ def _deprecated_options(args: argparse.Namespace) -> None:
         print(f"l3ic: warning: {old} is deprecated: use {new}", file=sys.stderr)
         if getattr(args, dest) is None:
             setattr(args, dest, value)
-    if hasattr(args, "preset") and args.preset is None:
-        args.preset = DEFAULT_PRESET
+    if hasattr(args, "preset") and args.preset is None and args.command != "compress":
+        args.preset = DEFAULT_PRESET  # compress without one lets a rate choose (api.compress)
 
 
 def _add_outputs(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
 """Command-line front ends of the model tools: ``l3ic train`` (with its subcommands ``export``,
-``ship``, ``contexts`` and ``gpu-run``) and ``python -m l3ic.evaluate``.
+``ship``, ``contexts``, ``curve`` and ``gpu-run``) and ``python -m l3ic.evaluate``.
 
 Each parses its arguments and calls the tool's module: ``l3ic.train`` (training loop),
 ``l3ic.export`` (export and ship), ``l3ic.gpu_run`` (the one-shot GPU call) and
@@ -29,6 +29,7 @@ __all__ = [
     "build_export_parser",
     "build_ship_parser",
     "build_contexts_parser",
+    "build_curve_parser",
     "build_gpu_run_parser",
     "build_evaluate_parser",
     "SUBCOMMANDS",
@@ -105,6 +106,7 @@ def build_train_parser() -> argparse.ArgumentParser:
         "`l3ic train export RUN_DIR --preset P` writes models/P.npz + .json (+ .contexts.npz); "
         "`l3ic train ship DIR --preset P` ships an export if better on the validation split; "
         "`l3ic train contexts --preset P` learns the context tables of shipped weights; "
+        "`l3ic train curve --preset P` measures their scale curve; "
         "`l3ic train gpu-run --help` trains all presets in one GPU call.",
         epilog=TRAIN_EXAMPLES,
         formatter_class=_Formatter,
@@ -166,6 +168,23 @@ def build_contexts_parser() -> argparse.ArgumentParser:
         "preset's weights from every training image, and write them beside the weights "
         "(PRESET.contexts.npz); export does this for new weights.",
         epilog="example:\n  l3ic train contexts --preset 32c",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--preset", required=True, choices=list(PRESETS), help="e.g. 32c")
+    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
+    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
+    return p
+
+
+def build_curve_parser() -> argparse.ArgumentParser:
+    """The parser of ``l3ic train curve``."""
+    p = argparse.ArgumentParser(
+        prog="l3ic train curve",
+        description="Measure a shipped preset's scale curve (mean bpp, PSNR, SSIM and MS-SSIM of "
+        "the validation split at scales 0.5 to 2) and write it into its sidecar "
+        "(scale_curve), which `l3ic compress --quality/--bpp` without a preset chooses by "
+        "(docs/quality.md); export does this for new weights.",
+        epilog="example:\n  l3ic train curve --preset 32c",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", required=True, choices=list(PRESETS), help="e.g. 32c")
@@ -283,6 +302,11 @@ def _contexts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _curve(args: argparse.Namespace) -> int:
+    export.write_curve(args.preset, args.models_dir, args.data)
+    return 0
+
+
 def _gpu_run(args: argparse.Namespace) -> int:
     if args.data is None:
         args.data = default_data_dir()
@@ -293,6 +317,7 @@ SUBCOMMANDS = {
     "export": (build_export_parser, _export),
     "ship": (build_ship_parser, _ship),
     "contexts": (build_contexts_parser, _contexts),
+    "curve": (build_curve_parser, _curve),
     "gpu-run": (build_gpu_run_parser, _gpu_run),
 }
 
@@ -300,9 +325,8 @@ SUBCOMMANDS = {
 def train_main(argv: list[str]) -> int:
     """``l3ic train ARGV`` / ``python -m l3ic.train ARGV``; returns the exit status.
 
-    ``ARGV`` starting with ``export``, ``ship``, ``contexts`` or ``gpu-run`` runs that
-    subcommand; anything
-    else trains.
+    ``ARGV`` starting with ``export``, ``ship``, ``contexts``, ``curve`` or ``gpu-run`` runs
+    that subcommand; anything else trains.
     """
     argv = list(argv)
     if argv and argv[0] in SUBCOMMANDS:

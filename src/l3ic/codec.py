@@ -120,7 +120,13 @@ class Codec:
 
     @classmethod
     def from_model(
-        cls, net, name: str, sidecar: dict, tile: int = DEFAULT_TILE, runtime: str = "keras"
+        cls,
+        net,
+        name: str,
+        sidecar: dict,
+        tile: int = DEFAULT_TILE,
+        runtime: str = "keras",
+        context_tables=None,
     ) -> "Codec":
         """Wraps an in-memory ``L3ICModel`` (e.g. during training) with the priors of ``sidecar``.
 
@@ -130,6 +136,8 @@ class Codec:
             sidecar: a sidecar dict (priors, channel order; {} for generic ones).
             runtime: "keras" runs ``net`` itself; "onnx" or "openvino" (or "auto") runs the
                 ONNX graphs built from its current weights (in memory, not cached).
+            context_tables: the context tables of these weights ((C, CONTEXTS, 32) uint16), or
+                None to code without the context mode.
         """
         arrays = model_arrays(net)
         fp = fingerprint(arrays)
@@ -139,7 +147,8 @@ class Codec:
         else:
             runner = KerasNet(net)
         self = cls.__new__(cls)
-        self._setup(LatentCoder.from_sidecar(name, sidecar, fp, net.channels), runner, tile)
+        coder = LatentCoder.from_sidecar(name, sidecar, fp, net.channels, context_tables)
+        self._setup(coder, runner, tile)
         return self
 
     def _setup(self, coder: LatentCoder, net, tile: int) -> None:

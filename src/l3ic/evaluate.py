@@ -8,6 +8,10 @@ function the benchmark (``bench.rd``) scores every codec with: the same figures 
 keys (bpp = file bytes x 8 / pixels, headers included; psnr, ssim (scikit-image default, 7x7
 uniform window), ssim-gaussian, ms-ssim, ms-ssim-db against the original 8-bit RGB image).
 Nothing is written into the preset's sidecar.
+
+``scale_curve`` measures a codec's mean figures at several quantisation scales (the sidecar's
+``scale_curve``, which ``rate_control`` chooses presets by; ``l3ic train export`` and
+``l3ic train curve`` write it).
 """
 
 import tempfile
@@ -18,9 +22,10 @@ from . import api, metrics
 from .errors import L3ICError
 from .image import list_images, read_image, to_rgb8
 
-__all__ = ["SHOWN", "evaluate_folder"]
+__all__ = ["SHOWN", "CURVE_SCALES", "evaluate_folder", "scored", "scale_curve"]
 
 SHOWN = ("bpp", "psnr", "ssim", "ms-ssim")  # the figures printed per image and in the summary
+CURVE_SCALES = tuple(2.0 ** (k / 4) for k in range(-4, 5))  # 0.5 .. 2, a quarter-octave apart
 
 
 def evaluate_folder(preset: str, folder: Path, verbose: bool = True) -> dict:
@@ -66,6 +71,31 @@ def evaluate_folder(preset: str, folder: Path, verbose: bool = True) -> dict:
         "mean": metrics.mean_scores(rows),
         "per_image": rows,
     }
+
+
+def scored(codec, images, **rate) -> dict:
+    """The mean ``metrics.score`` of ``images`` ((H, W, 3) uint8 arrays) compressed by
+    ``codec`` (a ``Codec``) at ``rate`` (``Codec.compress``'s keyword: quality= or scale=) and
+    decoded."""
+    records = []
+    for image in images:
+        data = codec.compress(image, **rate)
+        records.append(metrics.score(image, codec.decompress(data), len(data)))
+    return metrics.mean_scores(records)
+
+
+def scale_curve(codec, images, scales=CURVE_SCALES) -> list[dict]:
+    """A codec's rate and quality at each of ``scales``: one ``{"scale", "bpp", "psnr", "ssim",
+    "ms-ssim"}`` per scale (means of ``scored``, rounded to 4 decimals; MS-SSIM None on images
+    under 161 px)."""
+    rows = []
+    for s in scales:
+        mean = scored(codec, images, scale=s)
+        row = {"scale": round(s, 4)}
+        for key in SHOWN:
+            row[key] = None if mean[key] is None else round(float(mean[key]), 4)
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":  # python -m l3ic.evaluate: the front end sits above this module

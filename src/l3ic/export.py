@@ -8,7 +8,9 @@ their sidecar (recipe, data identity, lineage, fingerprint, validation figures, 
 order; the fields are listed in docs/training.md, "Export and sidecar") and their context
 tables (``PRESET.contexts.npz``). ``ship`` codes the validation split with the shipped and the
 candidate preset and copies the candidate into ``models/`` only if it is better.
-``learn_contexts`` learns the context tables of weights already shipped.
+``learn_contexts`` learns the context tables of weights already shipped; ``write_curve``
+measures their scale curve (the sidecar's ``scale_curve``, which export measures for new
+weights).
 """
 
 import io
@@ -26,6 +28,7 @@ from . import gpu_run, train_data
 from .codec import Codec
 from .entropy_model import channel_order, learn_entropy_model, validate
 from .errors import L3ICError
+from .evaluate import scale_curve
 from .image import write_atomic
 from .model import L3ICModel, load_model
 from .presets import (
@@ -37,13 +40,22 @@ from .presets import (
     fingerprint,
     lineage,
     read_arrays,
+    read_context_tables,
     save_weights,
 )
 from .train import CONFIG_NAME, Run
 from .train_data import default_data_dir
 from .train_recipe import Recipe
 
-__all__ = ["TERMS", "export_run", "ship", "learn_contexts", "save_context_tables"]
+__all__ = [
+    "TERMS",
+    "export_run",
+    "ship",
+    "learn_contexts",
+    "save_context_tables",
+    "measure_curve",
+    "write_curve",
+]
 
 TERMS = (
     "Trained on photos of research benchmark sets (BSDS500, one ImageNet image per class, "
@@ -121,6 +133,9 @@ def export_run(
     save_context_tables(npz.with_suffix(".contexts.npz"), tables, fp)
     half = load_model(cfg["channels"], npz)
     val16 = validate(half, val_images, [], priors)
+    order_sidecar = {"priors": priors.tolist(), "channel_order": order}
+    curve = measure_curve(half, preset, order_sidecar, tables, val_images)
+    print(f"scale curve in {time.perf_counter() - t0:.0f} s", flush=True)
     sidecar = {
         "name": preset,
         "channels": cfg["channels"],
@@ -145,6 +160,7 @@ def export_run(
         "channel_order": order,
         "channel_psnr_loss_db": [round(v, 4) for v in losses],
         "priors": priors.tolist(),
+        "scale_curve": curve,
     }
     sidecar_path = npz.with_suffix(".json")
     sidecar_path.write_text(json.dumps(sidecar, indent=1) + "\n")
@@ -277,6 +293,65 @@ def ship(
         (models / tables.name).unlink(missing_ok=True)
     print(f"{preset}: shipped to {models}", flush=True)
     return True
+
+
+def measure_curve(net, preset: str, sidecar: dict, tables, images) -> dict:
+    """The sidecar's ``scale_curve`` of weights: ``{"fingerprint", "data", "images", "points":
+    evaluate.scale_curve}``, the files users get (ONNX Runtime, context tables) of the
+    validation ``images`` at ``evaluate.CURVE_SCALES``.
+
+    Args:
+        net: the ``L3ICModel`` (the float16 weights as shipped).
+        preset: its name.
+        sidecar: its priors and channel order (a sidecar dict).
+        tables: its context tables, or None.
+        images: the validation split, (H, W, 3) uint8 arrays.
+    """
+    codec = Codec.from_model(net, preset, sidecar, runtime="onnx", context_tables=tables)
+    return {
+        "fingerprint": codec.fingerprint.hex(),
+        "data": "validation split",
+        "images": len(images),
+        "points": scale_curve(codec, images),
+    }
+
+
+def write_curve(preset: str, models: Path | None = None, data: Path | None = None) -> Path:
+    """Measures the scale curve of the shipped weights of ``preset`` on the validation split and
+    writes it into their sidecar (``scale_curve``); export does this for new weights.
+
+    Args:
+        preset: e.g. "32c".
+        models: the models folder (default: ``models/`` of the checkout this runs in).
+        data: the training images (default: ``default_data_dir()``).
+
+    Returns:
+        The sidecar's path.
+    """
+    models = Path(models) if models is not None else checkout_models()
+    npz = models / f"{preset}.npz"
+    if not npz.is_file():
+        raise L3ICError(f"no weights {npz}")
+    path = npz.with_suffix(".json")
+    sidecar = json.loads(path.read_text())
+    keras.config.set_dtype_policy("float32")
+    net = load_model(sidecar.get("channels") or PRESETS[preset], npz)
+    fp = fingerprint(read_arrays(npz))
+    tables = read_context_tables(npz.with_suffix(".contexts.npz"), fp)
+    _, val_files = train_data.split_files(train_data.list_images(data or default_data_dir()))
+    t0 = time.perf_counter()
+    sidecar["scale_curve"] = measure_curve(
+        net, preset, sidecar, tables, train_data.load_images(val_files)
+    )
+    write_atomic(path, (json.dumps(sidecar, indent=1) + "\n").encode(), force=True)
+    points = sidecar["scale_curve"]["points"]
+    print(
+        f"{preset}: scale curve of {len(val_files)} validation images in "
+        f"{time.perf_counter() - t0:.0f} s: "
+        + ", ".join(f"s {p['scale']:g} {p['bpp']:.3f} bpp SSIM {p['ssim']:.4f}" for p in points),
+        flush=True,
+    )
+    return path
 
 
 def save_context_tables(path: Path, tables: np.ndarray, fp: bytes) -> None:

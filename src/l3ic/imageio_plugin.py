@@ -5,11 +5,11 @@ the wheel installs as a top-level module); calling ``register()`` does the same 
 idempotent.
 
 Methods: ``read(index=0, max_pixels=None, runtime=None)`` -> (H, W, 3) or (H, W) uint8;
-``iter()``; ``write(image, preset="32c", quality=None, bpp=None, max_bytes=None,
-runtime=None)`` (at most one of ``quality``, ``bpp``, ``max_bytes``, as in ``l3ic.compress``;
-``model=`` is the deprecated name of ``preset``); ``properties()``; ``metadata()`` (with the
-file's ``scale``). ``runtime`` is "auto", "onnx", "openvino" or "keras" (default
-``$L3IC_RUNTIME``, else "auto"), as in ``l3ic.decompress``.
+``iter()``; ``write(image, preset=None, quality=None, bpp=None, max_bytes=None,
+runtime=None)`` (at most one of ``quality``, ``bpp``, ``max_bytes``, and without a preset the one
+given picks it, as in ``l3ic.compress``; ``model=`` is the deprecated name of ``preset``);
+``properties()``; ``metadata()`` (with the file's ``scale``). ``runtime`` is "auto", "onnx",
+"openvino" or "keras" (default ``$L3IC_RUNTIME``, else "auto"), as in ``l3ic.decompress``.
 """
 
 from collections.abc import Iterator
@@ -75,8 +75,9 @@ class L3ICPlugin(PluginV3):
         runtime: str | None = None,
         model=None,
     ) -> bytes | None:
-        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset`` (default 32c), at
-        a ``quality`` (0..100, default 50) or the best file within ``bpp`` or ``max_bytes``."""
+        """Compresses ``ndimage`` ((H, W, 3) or (H, W) array) with ``preset``, at a ``quality``
+        (0..100, default 50) or the best file within ``bpp`` or ``max_bytes``; without a preset,
+        32c, or the preset that codes the rate asked for best (``l3ic.compress``)."""
         from .api import compress
 
         data = compress(

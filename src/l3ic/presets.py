@@ -31,6 +31,7 @@ __all__ = [
     "load_sidecar",
     "context_tables_path",
     "load_context_tables",
+    "read_context_tables",
     "fingerprint",
     "model_arrays",
     "save_weights",
@@ -124,7 +125,13 @@ def context_tables_path(name: str) -> Path:
 
 
 def load_context_tables(name: str, fingerprint: bytes) -> np.ndarray | None:
-    """A preset's context tables (``l3ic.context_model``), or None where it has none.
+    """A preset's context tables (``l3ic.context_model``), or None where it has none
+    (``read_context_tables`` of ``context_tables_path(name)``)."""
+    return read_context_tables(context_tables_path(name), fingerprint)
+
+
+def read_context_tables(path: Path, fingerprint: bytes) -> np.ndarray | None:
+    """The context tables in ``path`` (``l3ic.context_model``), or None where it does not exist.
 
     The file holds ``tables`` ((C, CONTEXTS, 32) uint16, each row summing to 4096) and the
     ``fingerprint`` (hex) of the weights whose latents they were learned from.
@@ -132,15 +139,14 @@ def load_context_tables(name: str, fingerprint: bytes) -> np.ndarray | None:
     Raises:
         L3ICError: the tables were learned for other weights (export them again).
     """
-    path = context_tables_path(name)
     if not path.is_file():
         return None
     with np.load(path) as f:
         tables, learned_for = f["tables"], str(f["fingerprint"])
     if learned_for != fingerprint.hex():
         raise L3ICError(
-            f"the context tables of preset {name!r} ({path}) were learned for weights "
-            f"{learned_for}, not {fingerprint.hex()}: export them again"
+            f"the context tables {path} were learned for weights {learned_for}, not "
+            f"{fingerprint.hex()}: export them again"
         )
     return tables
 

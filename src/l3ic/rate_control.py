@@ -9,15 +9,33 @@ better quality; s = 1 is the preset as trained (docs/quality.md has the measured
 - ``fit_scale``: the largest scale whose file is at most a number of bytes. The latent z is
   computed once; each try only rounds and entropy-codes it again (``pack``), at most
   ``MAX_TRIES`` times.
+- ``choose_for_quality`` / ``choose_for_bpp``: when no preset is named, the preset (and scale)
+  that codes a quality or a rate best, read off each preset's measured scale curve (its
+  sidecar's ``scale_curve``: mean bpp and SSIM of the validation split at several scales).
+  Where the presets' rates overlap, the one with the higher SSIM at that rate wins.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
 
 from .codebook import MAX_SCALE, MIN_SCALE, snap_scale
 from .errors import L3ICError
+from .presets import DEFAULT_PRESET, PRESETS, load_sidecar
 
-__all__ = ["DEFAULT_QUALITY", "quality_scale", "fit_scale", "MAX_TRIES", "FIT_TOLERANCE"]
+__all__ = [
+    "DEFAULT_QUALITY",
+    "quality_scale",
+    "fit_scale",
+    "MAX_TRIES",
+    "FIT_TOLERANCE",
+    "efficient_points",
+    "quality_rate",
+    "choose_for_quality",
+    "choose_for_bpp",
+    "shipped_curves",
+]
 
 DEFAULT_QUALITY = 50  # scale 1: the preset as trained
 MAX_TRIES = 10  # entropy codings per fitted file, at most (one more when none fits)
@@ -110,3 +128,126 @@ def fit_scale(
             "channels or a larger budget"
         )
     return under[-1], tried[under[-1]]
+
+
+# ----- which preset, when none is named ------------------------------------------------------
+# A curve is a list of points {"scale", "bpp", "ssim", ...} (means over the validation split at
+# each scale, ``l3ic.evaluate.scale_curve``), one per scale, in increasing scale.
+
+
+def efficient_points(curve: Sequence[Mapping]) -> list[Mapping]:
+    """The points of a curve worth coding at: increasing scale, each with more bits and a
+    higher SSIM than every point before it. Past the scales a decoder was trained on, SSIM
+    falls while the bits still rise; those points are dropped."""
+    kept: list[Mapping] = []
+    for point in sorted(curve, key=lambda p: p["scale"]):
+        if not kept or (point["bpp"] > kept[-1]["bpp"] and point["ssim"] > kept[-1]["ssim"]):
+            kept.append(point)
+    return kept
+
+
+def _at(points: Sequence[Mapping], log_bpp: float, key: str) -> float:
+    """``key`` interpolated linearly in ln(bpp) (scale in ln(scale)) along ``points``."""
+    x = np.log([p["bpp"] for p in points])
+    if key == "scale":
+        return float(np.exp(np.interp(log_bpp, x, np.log([p["scale"] for p in points]))))
+    return float(np.interp(log_bpp, x, [p[key] for p in points]))
+
+
+def _winner(curves: Mapping[str, Sequence[Mapping]], log_bpp: float) -> str:
+    """The preset with the highest SSIM at ln(bpp) among those whose efficient points span it;
+    where none does, the preset whose points end nearest to it."""
+    spans = {name: np.log([pts[0]["bpp"], pts[-1]["bpp"]]) for name, pts in curves.items()}
+    covering = [name for name, (lo, hi) in spans.items() if lo <= log_bpp <= hi]
+    if covering:
+        return max(covering, key=lambda name: _at(curves[name], log_bpp, "ssim"))
+    return min(
+        spans, key=lambda name: min(abs(log_bpp - spans[name][0]), abs(log_bpp - spans[name][1]))
+    )
+
+
+def _efficient(curves: Mapping[str, Sequence[Mapping]]) -> dict[str, list[Mapping]]:
+    found = {name: efficient_points(curve) for name, curve in curves.items() if curve}
+    if not found:
+        raise L3ICError("no preset has a scale curve to choose by: name a preset")
+    return found
+
+
+def quality_rate(curves: Mapping[str, Sequence[Mapping]], quality: float, default: str) -> float:
+    """The validation bpp that ``quality`` (0..100) stands for when no preset is named.
+
+    One log scale for all presets: 50 is ``default``'s rate at scale 1 (the default file), 0
+    the least rate of any preset's efficient points and 100 the greatest, linear in ln(bpp)
+    from 0 to 50 and from 50 to 100. ``curves``: {preset: curve}.
+    """
+    quality_scale(quality)  # the same checks
+    points = _efficient(curves)
+    lowest = min(math.log(p[0]["bpp"]) for p in points.values())
+    highest = max(math.log(p[-1]["bpp"]) for p in points.values())
+    if default in curves:
+        mid = min(highest, max(lowest, math.log(_scale_one_bpp(curves[default]))))
+    else:  # the default preset has no curve: the middle of the range
+        mid = (lowest + highest) / 2
+    if quality <= DEFAULT_QUALITY:
+        return math.exp(lowest + (mid - lowest) * quality / DEFAULT_QUALITY)
+    return math.exp(mid + (highest - mid) * (quality - DEFAULT_QUALITY) / (100 - DEFAULT_QUALITY))
+
+
+def _scale_one_bpp(curve: Sequence[Mapping]) -> float:
+    """The bpp of a curve at scale 1 (interpolated in ln(scale) if 1 was not measured)."""
+    pts = sorted(curve, key=lambda p: p["scale"])
+    log_bpp = np.interp(0.0, np.log([p["scale"] for p in pts]), np.log([p["bpp"] for p in pts]))
+    return float(np.exp(log_bpp))
+
+
+def choose_for_quality(
+    quality: float,
+    curves: Mapping[str, Sequence[Mapping]] | None = None,
+    default: str = DEFAULT_PRESET,
+) -> tuple[str, float]:
+    """(preset, scale) for a quality when no preset is named: the rate ``quality_rate`` gives,
+    coded by the preset that wins there, at the scale that gives that rate on its curve.
+
+    Args:
+        quality: 0..100; 50 gives ``default`` at scale 1 wherever ``default`` wins at its own
+            rate (the shipped presets: 32c).
+        curves: {preset: curve}; default ``shipped_curves()``.
+        default: the preset of quality 50.
+
+    Raises:
+        L3ICError: a bad quality, or no preset with a curve.
+    """
+    curves = shipped_curves() if curves is None else curves
+    log_bpp = math.log(quality_rate(curves, quality, default))
+    points = _efficient(curves)
+    preset = _winner(points, log_bpp)
+    return preset, snap_scale(_at(points[preset], log_bpp, "scale"))
+
+
+def choose_for_bpp(bpp: float, curves: Mapping[str, Sequence[Mapping]] | None = None) -> str:
+    """The preset to fit a file of ``bpp`` bits per pixel with (``fit_scale`` then finds its
+    scale): the one with the highest validation SSIM at that rate; below or above every
+    preset's efficient range, the preset whose range ends nearest.
+
+    Args:
+        bpp: bits per pixel, above 0.
+        curves: {preset: curve}; default ``shipped_curves()``.
+    """
+    if not bpp > 0:
+        raise L3ICError(f"bpp must be more than 0, not {bpp}")
+    return _winner(_efficient(shipped_curves() if curves is None else curves), math.log(bpp))
+
+
+def shipped_curves() -> dict[str, list[Mapping]]:
+    """{preset: its sidecar's scale curve} for every installed preset whose sidecar holds one
+    measured on its weights (the curve's fingerprint is the sidecar's)."""
+    curves = {}
+    for name in PRESETS:
+        try:
+            sidecar = load_sidecar(name)
+        except L3ICError:  # not installed
+            continue
+        curve = sidecar.get("scale_curve") or {}
+        if curve.get("fingerprint") == sidecar.get("fingerprint") and curve.get("points"):
+            curves[name] = curve["points"]
+    return curves

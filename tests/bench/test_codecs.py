@@ -100,3 +100,17 @@ def test_l3ic_presets_sweep_their_quality(name, small_image):
     assert codec.encode(small_image, 50) == plain
     # the network that bench.speed times is the preset's, at every quality
     assert codec.codec_at(100) is L3IC().codec_at(name[5:])
+
+
+def test_l3ic_chosen_sweeps_quality_across_the_presets(small_image):
+    from l3ic import container
+    from l3ic.rate_control import choose_for_quality
+
+    codec = _codec("l3ic-chosen")
+    assert codec.is_learned and "without a preset" in codec.description
+    assert codec.encode(small_image, 50) == L3IC().encode(small_image, "32c")
+    for quality in (0, 100):
+        preset, scale = choose_for_quality(quality)
+        header = container.parse(codec.encode(small_image, quality))
+        assert (header.preset, header.scale) == (preset, scale)
+        assert codec.codec_at(quality) is L3IC().codec_at(preset)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from bench.report import bpp_at, value_at, write_report
+from bench.report import bpp_at, rising, value_at, write_report
 
 
 def _curve(bpp: float) -> tuple[float, float]:
@@ -16,7 +16,7 @@ def _curve(bpp: float) -> tuple[float, float]:
     return 0.9 + 0.05 * math.log(bpp), 30.0 + 4.0 * math.log(bpp)
 
 
-def _doc(name: str, quality: list, bpps: list[float], learned: bool) -> dict:
+def _doc(name: str, quality: list, bpps: list[float], learned: bool, unit: str = "q") -> dict:
     ssim = [_curve(b)[0] for b in bpps]
     psnr = [_curve(b)[1] for b in bpps]
     n = len(bpps)
@@ -26,7 +26,7 @@ def _doc(name: str, quality: list, bpps: list[float], learned: bool) -> dict:
         "meta": {
             "dataset": "made-up",
             "images": 2,
-            "quality_unit": "q",
+            "quality_unit": unit,
             "learned": learned,
             "label": name.upper(),
         },
@@ -55,7 +55,7 @@ def test_value_at_and_bpp_at_invert_each_other():
 def test_summary_compares_each_preset_point_by_point(tmp_path):
     classic = _doc("slow", [10, 20, 30, 40], [0.125, 0.25, 0.5, 1.0], learned=False)
     # The preset at 0.5 bpp reaches the SSIM the classic codec reaches at 0.25: twice the bits.
-    preset = _doc("mine", ["a"], [0.5], learned=True)
+    preset = _doc("mine", ["a"], [0.5], learned=True, unit="preset")
     preset["results"]["ssim"] = [_curve(0.25)[0]]
     preset["results"]["psnr"] = [29.0]
     for doc in (classic, preset):
@@ -67,3 +67,22 @@ def test_summary_compares_each_preset_point_by_point(tmp_path):
     assert rows[0].startswith("| codec | bpp at SSIM 0.831 (a) | PSNR dB at 0.500 bpp (a) |")
     assert rows[1] == "| MINE (measured points) | 0.500 | 29.00 |"
     assert rows[2] == f"| SLOW | 0.250 (2.00x) | {_curve(0.5)[1]:.2f} |"
+
+
+def test_bd_rates_fit_only_the_rising_part_of_a_learned_curve(tmp_path):
+    classic = _doc("slow", [10, 20, 30, 40], [0.125, 0.25, 0.5, 1.0], learned=False)
+    # The same curve at half the bits, then a last point that spends more for less quality.
+    mine = _doc("mine", [0, 50, 100], [0.0625, 0.25, 0.6], learned=True)
+    for key in ("ssim", "psnr"):
+        mine["results"][key][2] = mine["results"][key][1] - 0.01
+    for i, b in enumerate([0.125, 0.5]):
+        mine["results"]["ssim"][i], mine["results"]["psnr"][i] = _curve(b)
+    mine["results"]["bpp"][:2] = [0.0625, 0.25]
+    for doc in (classic, mine):
+        (tmp_path / f"{doc['name']}.json").write_text(json.dumps(doc))
+    write_report(tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    row = next(r for r in summary.splitlines() if r.startswith("| MINE (3 pts) | SLOW |"))
+    assert row.split("|")[3].strip() == "-50.0 %"  # PSNR: half the bits
+    assert "## MINE point by point" not in summary  # only for the presets as trained
+    assert rising([1.0, 0.5, 2.0], [3.0, 2.0, 2.5]) == ([0.5, 1.0], [2.0, 3.0])
