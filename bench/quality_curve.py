@@ -68,15 +68,21 @@ def _print_rows(rows: list[dict]) -> None:
         )
 
 
-def bpp_accuracy(codec: "l3ic.Codec", images: list[np.ndarray], targets: list[float]) -> dict:
+def bpp_accuracy(
+    codec: "l3ic.Codec | None", images: list[np.ndarray], targets: list[float]
+) -> dict:
     """For each target: every image's reached bpp (None where even scale 0.125 exceeds the
-    target, which ``compress`` refuses), and the share of all images within 3 % under it."""
+    target, which ``compress`` refuses), and the share of all images within 3 % under it.
+    ``codec`` None: ``l3ic.compress`` without a preset (the preset chosen for the target)."""
     out = {}
     for target in targets:
         reached = []
         for image in images:
             try:
-                data = codec.compress(image, bpp=target)
+                if codec is None:
+                    data = l3ic.compress(image, bpp=target)
+                else:
+                    data = codec.compress(image, bpp=target)
             except l3ic.L3ICError:  # under the preset's least rate
                 reached.append(None)
                 continue
@@ -101,17 +107,18 @@ def main(argv: list[str] | None = None) -> None:
         files = split_files(files)[1]
     images = [read_image(f) for f in tqdm(files, desc="reading", leave=False)]
     results = {"folder": str(args.folder), "images": len(images), "presets": {}}
-    if args.chosen:
-        results["chosen"] = chosen_curve(images, args.qualities)
-        print(f"\n--quality without a preset: {len(images)} images of {args.folder}")
-        _print_rows(results["chosen"])
-        args.presets = []
-    for preset in args.presets:
-        codec = l3ic.Codec(preset)
-        rows = curve(codec, images, args.qualities)
+    runs = {None: "chosen"} if args.chosen else {p: p for p in args.presets}
+    for preset, name in runs.items():
+        codec = None if preset is None else l3ic.Codec(preset)
+        rows = (
+            chosen_curve(images, args.qualities)
+            if codec is None
+            else curve(codec, images, args.qualities)
+        )
         accuracy = bpp_accuracy(codec, images, args.bpp)
-        results["presets"][preset] = {"curve": rows, "bpp_targets": accuracy}
-        print(f"\n{preset}: {len(images)} images of {args.folder}")
+        results["presets"][name] = {"curve": rows, "bpp_targets": accuracy}
+        what = "--quality without a preset" if codec is None else preset
+        print(f"\n{what}: {len(images)} images of {args.folder}")
         _print_rows(rows)
         for target, a in accuracy.items():
             reached = [r for r in a["reached"] if r is not None]
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             mean = f"{np.mean(reached):.4f}" if reached else "-"
             print(
                 f"--bpp {target}: mean {mean}, {share:.0f} % of images within 3 % under, "
-                f"{refused} refused (under the preset's least rate)"
+                f"{refused} refused (under the least rate)"
             )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
