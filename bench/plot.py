@@ -40,7 +40,7 @@ class Series:
         kind: how it is drawn: "classic" (solid curve), "learned" (our presets, stars),
             "published-curve" (dashed), "published-points" (hollow diamonds).
         curves: metric -> (bpp list, value list); metrics a source lacks are absent.
-        point_names: labels written next to points (presets), or None.
+        point_names: labels written next to points (the presets as trained), or None.
         name: codec id for our own results ("" for published data).
         unit: what our codec's points are (its ``quality_unit``: "preset" for the l3ic
             presets as trained, "quality", ...; "" for published data).
@@ -65,15 +65,16 @@ def series_from_results(docs: list[dict[str, Any]]) -> list[Series]:
     for doc in docs:
         res, meta = doc["results"], doc["meta"]
         learned = bool(meta.get("learned"))
+        unit = meta.get("quality_unit", "")
         curves = {m: (res["bpp"], res[m]) for m in METRIC_LABELS if m in res and None not in res[m]}
         out.append(
             Series(
                 meta.get("label", doc["name"]),
                 "learned" if learned else "classic",
                 curves,
-                [str(q) for q in res["quality"]] if learned else None,
+                [str(q) for q in res["quality"]] if learned and unit == "preset" else None,
                 doc["name"],
-                meta.get("quality_unit", ""),
+                unit,
             )
         )
     return out
@@ -151,15 +152,20 @@ def load_published(dataset: str) -> list[Series]:
     return []
 
 
-def _style(kind: Kind, color: Any) -> dict[str, Any]:
-    """Matplotlib keyword arguments of one series kind."""
+def _style(series: Series, palettes: dict[str, Any]) -> dict[str, Any]:
+    """Matplotlib keyword arguments of one series: its kind's style, and the next colour of its
+    kind's palette where the style has one (``palettes``: kind -> colour iterator)."""
+    kind = series.kind
+    if kind == "learned" and series.unit == "preset":  # the presets as trained: points
+        return {"color": "black", "marker": "*", "ls": "none", "ms": 14}
+    if kind == "published-points":
+        return {"color": "crimson", "marker": "D", "mfc": "none", "ls": "none", "ms": 8, "mew": 1.5}
+    color = next(palettes[kind])
     if kind == "classic":
         return {"color": color, "marker": ".", "lw": 1.4, "ms": 5}
-    if kind == "learned":
-        return {"color": "black", "marker": "*", "ls": "none", "ms": 14}
-    if kind == "published-curve":
-        return {"color": color, "ls": "--", "lw": 1.0, "alpha": 0.85}
-    return {"color": "crimson", "marker": "D", "mfc": "none", "ls": "none", "ms": 8, "mew": 1.5}
+    if kind == "learned":  # one l3ic curve over --quality: a bold line
+        return {"color": color, "marker": "*", "lw": 2.2, "ms": 7}
+    return {"color": color, "ls": "--", "lw": 1.0, "alpha": 0.85}  # a published curve
 
 
 def plot_rd(series: list[Series], metric: str, path: Path, title: str) -> Path:
@@ -175,15 +181,17 @@ def plot_rd(series: list[Series], metric: str, path: Path, title: str) -> Path:
         ``path``.
     """
     fig, ax = plt.subplots(figsize=(8, 5.6), dpi=100)
-    classic_colors = iter(plt.get_cmap("tab10").colors)
-    published_colors = iter(plt.get_cmap("Dark2").colors)
+    palettes = {
+        "classic": iter(plt.get_cmap("tab10").colors),
+        "published-curve": iter(plt.get_cmap("Dark2").colors),
+        "learned": iter(["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e"]),
+    }
     visible: list[float] = []
     for s in series:
         if metric not in s.curves:
             continue
         xs, ys = s.curves[metric]
-        palette = published_colors if s.kind == "published-curve" else classic_colors
-        ax.plot(xs, ys, label=s.label, **_style(s.kind, next(palette)))
+        ax.plot(xs, ys, label=s.label, **_style(s, palettes))
         visible += [y for x, y in zip(xs, ys, strict=True) if x <= X_MAX and math.isfinite(y)]
         for name, x, y in zip(s.point_names or [], xs, ys, strict=False):
             ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8)
