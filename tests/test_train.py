@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -11,6 +12,7 @@ import pytest
 import l3ic
 from l3ic import cli_train, cpu, metrics, train, train_data, train_recipe, train_rules
 from l3ic.codec import Codec
+from l3ic.evaluate import CURVE_SCALES
 from l3ic.presets import models_dir
 
 TRAIN_IMAGES = 6
@@ -250,10 +252,28 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
         tables, fingerprint = f["tables"], str(f["fingerprint"])
     assert fingerprint == sidecar["fingerprint"]
     assert tables.shape == (8, 100, 32) and (tables.sum(axis=2) == 4096).all()
+    # The scale curve (rate_control chooses presets by it), measured on these weights.
+    curve = sidecar["scale_curve"]
+    assert curve["fingerprint"] == sidecar["fingerprint"] and curve["images"] >= 1
+    bpps = [p["bpp"] for p in curve["points"]]
+    assert [p["scale"] for p in curve["points"]] == [round(s, 4) for s in CURVE_SCALES]
+    assert bpps == sorted(bpps) and bpps[0] < bpps[-1]
+    # `l3ic train curve` measures the same curve again for weights shipped without one.
+    for suffix in (".npz", ".contexts.npz"):
+        shutil.copy(tmp_path / f"t8{suffix}", tmp_path / f"16c{suffix}")
+    (tmp_path / "16c.json").write_text(json.dumps({**sidecar, "scale_curve": None}))
+    argv = ["curve", "--preset", "16c", "--models-dir", str(tmp_path), "--data", str(data_dir)]
+    assert cli_train.train_main(argv) == 0
+    again = json.loads((tmp_path / "16c.json").read_text())["scale_curve"]
+    assert again["fingerprint"] == curve["fingerprint"]
+    for a, b in zip(again["points"], curve["points"], strict=True):  # the header names "16c"
+        assert (a["psnr"], a["ssim"]) == (b["psnr"], b["ssim"])  # not "t8": one byte more
+        assert 0 < a["bpp"] - b["bpp"] < 0.01
 
 
-def test_contexts_of_missing_weights_exit_1(tmp_path, capsys):
-    argv = ["contexts", "--preset", "16c", "--models-dir", str(tmp_path)]
+@pytest.mark.parametrize("command", ["contexts", "curve"])
+def test_contexts_and_curve_of_missing_weights_exit_1(tmp_path, capsys, command):
+    argv = [command, "--preset", "16c", "--models-dir", str(tmp_path)]
     assert cli_train.train_main(argv) == 1
     assert "no weights" in _error_line(capsys)
 
