@@ -208,6 +208,16 @@ def test_ship_of_a_missing_candidate_exits_1(tmp_path, capsys):
     assert "no candidate" in _error_line(capsys)
 
 
+def test_a_frozen_preset_is_not_shipped_over(tmp_path, capsys):
+    from l3ic.presets import FROZEN, fingerprint, read_arrays
+
+    for preset, weights in FROZEN.items():  # the frozen weights are the ones installed
+        assert fingerprint(read_arrays(models_dir() / f"{preset}.npz")).hex() == weights
+        argv = ["ship", str(tmp_path), "--preset", preset, "--models-dir", str(tmp_path)]
+        assert cli_train.train_main(argv) == 1
+        assert "is frozen" in _error_line(capsys)
+
+
 def test_evaluate_of_a_missing_folder_exits_1(tmp_path, capsys):
     assert cli_train.evaluate_main([str(tmp_path / "none"), "--preset", "16c"]) == 1
     assert "image folder not found" in _error_line(capsys)

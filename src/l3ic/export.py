@@ -32,6 +32,7 @@ from .evaluate import scale_curve
 from .image import write_atomic
 from .model import L3ICModel, load_model
 from .presets import (
+    FROZEN,
     PRESETS,
     SHIP_MIN_SSIM_GAIN,
     SHIP_RATE_TOLERANCE,
@@ -222,7 +223,7 @@ def ship(
     most ``SHIP_RATE_TOLERANCE`` x the target and its mean SSIM beats the shipped one's by at
     least ``SHIP_MIN_SSIM_GAIN``; for any other name, when its SSIM is higher at an equal or
     lower bpp. Kodak is not looked at. The shipped sidecar of a replaced preset is kept in the
-    new one under ``replaced``.
+    new one under ``replaced``. A frozen preset (``presets.FROZEN``) is never replaced.
 
     Args:
         candidate_dir: a folder with ``PRESET.npz`` and ``PRESET.json`` from ``export``.
@@ -233,6 +234,11 @@ def ship(
     Returns:
         Whether the candidate was shipped.
     """
+    if preset in FROZEN:
+        raise L3ICError(
+            f"preset {preset!r} met its published point and is frozen (weights {FROZEN[preset]}):"
+            " ship better weights under a new preset name (README, 'Preset versions')"
+        )
     candidate = Path(candidate_dir) / f"{preset}.npz"
     if not candidate.is_file():
         raise L3ICError(f"no candidate {candidate}")
