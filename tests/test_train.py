@@ -279,6 +279,12 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     for a, b in zip(again["points"], curve["points"], strict=True):  # the header names "16c"
         assert (a["psnr"], a["ssim"]) == (b["psnr"], b["ssim"])  # not "t8": one byte more
         assert 0 < a["bpp"] - b["bpp"] < 0.01
+    # `l3ic train contexts` learns the tables again for weights shipped without them.
+    (tmp_path / "16c.contexts.npz").unlink()
+    argv = ["contexts", "--preset", "16c", "--models-dir", str(tmp_path), "--data", str(data_dir)]
+    assert cli_train.train_main(argv) == 0
+    with np.load(tmp_path / "16c.contexts.npz") as f:
+        assert f["tables"].shape == tables.shape and str(f["fingerprint"]) == fingerprint
 
 
 @pytest.mark.parametrize("command", ["contexts", "curve"])

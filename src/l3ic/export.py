@@ -322,6 +322,22 @@ def measure_curve(net, preset: str, sidecar: dict, tables, images) -> dict:
     }
 
 
+def _shipped(preset: str, models: Path | None) -> tuple[Path, dict, L3ICModel]:
+    """(weights path, sidecar, float32 model) of the shipped ``preset`` in ``models`` (default:
+    ``models/`` of the checkout this runs in).
+
+    Raises:
+        L3ICError: no weights there.
+    """
+    models = Path(models) if models is not None else checkout_models()
+    npz = models / f"{preset}.npz"
+    if not npz.is_file():
+        raise L3ICError(f"no weights {npz}")
+    sidecar = json.loads(npz.with_suffix(".json").read_text())
+    keras.config.set_dtype_policy("float32")
+    return npz, sidecar, load_model(sidecar.get("channels") or PRESETS[preset], npz)
+
+
 def write_curve(preset: str, models: Path | None = None, data: Path | None = None) -> Path:
     """Measures the scale curve of the shipped weights of ``preset`` on the validation split and
     writes it into their sidecar (``scale_curve``); export does this for new weights.
@@ -334,16 +350,9 @@ def write_curve(preset: str, models: Path | None = None, data: Path | None = Non
     Returns:
         The sidecar's path.
     """
-    models = Path(models) if models is not None else checkout_models()
-    npz = models / f"{preset}.npz"
-    if not npz.is_file():
-        raise L3ICError(f"no weights {npz}")
+    npz, sidecar, net = _shipped(preset, models)
     path = npz.with_suffix(".json")
-    sidecar = json.loads(path.read_text())
-    keras.config.set_dtype_policy("float32")
-    net = load_model(sidecar.get("channels") or PRESETS[preset], npz)
-    fp = fingerprint(read_arrays(npz))
-    tables = read_context_tables(npz.with_suffix(".contexts.npz"), fp)
+    tables = read_context_tables(npz.with_suffix(".contexts.npz"), fingerprint(read_arrays(npz)))
     _, val_files = train_data.split_files(train_data.list_images(data or default_data_dir()))
     t0 = time.perf_counter()
     sidecar["scale_curve"] = measure_curve(
@@ -380,14 +389,8 @@ def learn_contexts(preset: str, models: Path | None = None, data: Path | None = 
     Returns:
         The path written.
     """
-    models = Path(models) if models is not None else checkout_models()
-    npz = models / f"{preset}.npz"
-    if not npz.is_file():
-        raise L3ICError(f"no weights {npz}")
-    sidecar = json.loads(npz.with_suffix(".json").read_text())
-    keras.config.set_dtype_policy("float32")
-    channels = sidecar.get("channels") or PRESETS[preset]
-    codec = Codec.from_model(load_model(channels, npz), preset, sidecar, runtime="onnx")
+    npz, sidecar, net = _shipped(preset, models)
+    codec = Codec.from_model(net, preset, sidecar, runtime="onnx")
     train_files, _ = train_data.split_files(train_data.list_images(data or default_data_dir()))
     t0 = time.perf_counter()
     _, tables = learn_entropy_model(codec, train_data.load_images(train_files))
