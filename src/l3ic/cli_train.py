@@ -155,42 +155,48 @@ def build_ship_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("candidate_dir", type=Path, help="folder with PRESET.npz + PRESET.json")
     p.add_argument("--preset", "--name", dest="preset", required=True, help="e.g. 32c")
-    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
-    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
+    _add_models_and_data(p)
     return p
 
 
 def build_contexts_parser() -> argparse.ArgumentParser:
     """The parser of ``l3ic train contexts``."""
-    p = argparse.ArgumentParser(
-        prog="l3ic train contexts",
-        description="Learn the context tables (format version 4's context mode) of a shipped "
-        "preset's weights from every training image, and write them beside the weights "
+    return _shipped_preset_parser(
+        "contexts",
+        "Learn the context tables (format version 4's context mode) of a shipped preset's "
+        "weights from every training image, and write them beside the weights "
         "(PRESET.contexts.npz); export does this for new weights.",
-        epilog="example:\n  l3ic train contexts --preset 32c",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--preset", required=True, choices=list(PRESETS), help="e.g. 32c")
-    p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
-    p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
-    return p
 
 
 def build_curve_parser() -> argparse.ArgumentParser:
     """The parser of ``l3ic train curve``."""
+    return _shipped_preset_parser(
+        "curve",
+        "Measure a shipped preset's scale curve (mean bpp, PSNR, SSIM and MS-SSIM of the "
+        "validation split at scales 0.5 to 2) and write it into its sidecar (scale_curve), which "
+        "`l3ic compress --quality/--bpp` without a preset chooses by (docs/quality.md); export "
+        "does this for new weights.",
+    )
+
+
+def _shipped_preset_parser(command: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a subcommand that works on a shipped preset: ``l3ic train COMMAND
+    --preset P [--models-dir DIR] [--data DIR]``."""
     p = argparse.ArgumentParser(
-        prog="l3ic train curve",
-        description="Measure a shipped preset's scale curve (mean bpp, PSNR, SSIM and MS-SSIM of "
-        "the validation split at scales 0.5 to 2) and write it into its sidecar "
-        "(scale_curve), which `l3ic compress --quality/--bpp` without a preset chooses by "
-        "(docs/quality.md); export does this for new weights.",
-        epilog="example:\n  l3ic train curve --preset 32c",
+        prog=f"l3ic train {command}",
+        description=description,
+        epilog=f"example:\n  l3ic train {command} --preset 32c",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", required=True, choices=list(PRESETS), help="e.g. 32c")
+    _add_models_and_data(p)
+    return p
+
+
+def _add_models_and_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, help="the shipped models (default: ./models)")
     p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
-    return p
 
 
 def build_gpu_run_parser() -> argparse.ArgumentParser:
