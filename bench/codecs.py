@@ -630,13 +630,20 @@ class L3ICChosen(L3IC):
     def is_available(cls) -> Availability:
         try:
             cls._import()
-            from l3ic.rate_control import choose_for_quality
-
-            for preset in {choose_for_quality(float(q))[0] for q in cls.qualities}:
+            for preset in cls._chosen_presets():
                 cls.l3ic_codec(preset)
         except Exception as exc:  # an import failure, no scale curves or missing weights
             return Availability(False, f"l3ic without a preset: {type(exc).__name__}: {exc}")
         return Availability(True)
+
+    @classmethod
+    def _chosen_presets(cls) -> list[str]:
+        """The presets the sweep's qualities are coded with, in name order (the presets' scale
+        curves read once)."""
+        from l3ic.rate_control import choose_for_quality, shipped_curves
+
+        curves = shipped_curves()
+        return sorted({choose_for_quality(float(q), curves)[0] for q in cls.qualities})
 
     def codec_at(self, quality: Quality) -> Any:
         """The ``l3ic.Codec`` of the preset chosen for ``quality``."""
@@ -649,11 +656,10 @@ class L3ICChosen(L3IC):
 
     @property
     def description(self) -> str:
-        from l3ic.rate_control import choose_for_quality, shipped_curves
+        from l3ic.rate_control import shipped_curves
 
-        chosen = sorted({choose_for_quality(float(q))[0] for q in self.qualities})
         curves = hashlib.sha256(repr(sorted(shipped_curves().items())).encode()).hexdigest()[:8]
-        ids = " ".join(f"{p}:{self._identity(self.l3ic_codec(p))}" for p in chosen)
+        ids = " ".join(f"{p}:{self._identity(self.l3ic_codec(p))}" for p in self._chosen_presets())
         lib = self._import()
         return (
             f"l3ic {getattr(lib, '__version__', '?')} ({self._runtime()}), weights+priors {ids}, "

@@ -74,15 +74,13 @@ def bpp_accuracy(
     """For each target: every image's reached bpp (None where even scale 0.125 exceeds the
     target, which ``compress`` refuses), and the share of all images within 3 % under it.
     ``codec`` None: ``l3ic.compress`` without a preset (the preset chosen for the target)."""
+    compress = l3ic.compress if codec is None else codec.compress
     out = {}
     for target in targets:
         reached = []
         for image in images:
             try:
-                if codec is None:
-                    data = l3ic.compress(image, bpp=target)
-                else:
-                    data = codec.compress(image, bpp=target)
+                data = compress(image, bpp=target)
             except l3ic.L3ICError:  # under the preset's least rate
                 reached.append(None)
                 continue

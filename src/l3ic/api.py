@@ -19,7 +19,13 @@ from .errors import L3ICError
 from .image import read_image, write_atomic
 from .latent_coder import channels_arg, get_coder
 from .presets import resolve_preset
-from .rate_control import choose_for_bpp, choose_for_quality, shipped_curves
+from .rate_control import (
+    check_bpp,
+    choose_for_bpp,
+    choose_for_quality,
+    is_budget,
+    shipped_curves,
+)
 from .runtime import resolve_runtime
 
 __all__ = ["compress", "decompress", "read_latent", "imread", "imwrite", "get_codec", "get_coder"]
@@ -79,9 +85,9 @@ def compress(
     Returns:
         The .l3ic file as bytes.
     """
-    rates = {"quality": quality, "scale": scale, "bpp": bpp, "max_bytes": max_bytes}
-    if preset is None and model is None and sum(v is not None for v in rates.values()) == 1:
-        image_or_path, preset, scale = _choose(image_or_path, quality, bpp, max_bytes, scale)
+    unnamed = preset is None and model is None and scale is None
+    if unnamed and sum(r is not None for r in (quality, bpp, max_bytes)) == 1:
+        image_or_path, preset, scale = _choose(image_or_path, quality, bpp, max_bytes)
         if scale is not None:
             quality = None
     codec = get_codec(resolve_preset(preset, model), runtime)
@@ -95,26 +101,27 @@ def compress(
     )
 
 
-def _choose(image_or_path, quality, bpp, max_bytes, scale):
-    """(image or path, preset or None, scale) for ``compress`` without a preset: the preset
-    (and, for a quality, the scale) ``rate_control`` picks from the presets' scale curves. The
-    image is read here if a size budget needs its pixel count. None (32c) where no preset has a
-    curve or the rate is not a valid number (``Codec.compress`` then says why)."""
-    if scale is not None or not shipped_curves():
-        return image_or_path, None, scale
+def _choose(image_or_path, quality, bpp, max_bytes):
+    """(image or path, preset or None, scale or None) for ``compress`` without a preset, given
+    one of ``quality``, ``bpp``, ``max_bytes``: the preset (and, for a quality, the scale)
+    ``rate_control`` picks from the presets' scale curves. The image is read here if a size
+    budget needs its pixel count. None (32c) where no preset has a curve, or for a size budget
+    that is none (``Codec.compress`` then says why)."""
+    curves = shipped_curves()
+    if not curves:
+        return image_or_path, None, None
     if quality is not None:
-        preset, scale = choose_for_quality(quality)
+        preset, scale = choose_for_quality(quality, curves)
         return image_or_path, preset, scale
     if max_bytes is not None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        if not is_budget(max_bytes):
             return image_or_path, None, None
         if isinstance(image_or_path, str | os.PathLike):
             image_or_path = read_image(image_or_path)
         h, w = np.shape(image_or_path)[:2]
         bpp = 8 * max_bytes / max(1, h * w)
-    if isinstance(bpp, bool) or not isinstance(bpp, int | float) or not bpp > 0:
-        return image_or_path, None, None
-    return image_or_path, choose_for_bpp(bpp), None
+    check_bpp(bpp)
+    return image_or_path, choose_for_bpp(bpp, curves), None
 
 
 def decompress(

@@ -35,7 +35,7 @@ from .presets import (
     resolve_preset,
 )
 from .presets import weights_path as _weights_path
-from .rate_control import fit_scale, quality_scale
+from .rate_control import check_bpp, fit_scale, quality_scale
 from .runtime import KerasNet, OnnxNet, OpenVinoNet, resolve_runtime
 
 __all__ = ["Codec", "ENCODER_MARGIN", "DECODER_MARGIN"]
@@ -350,10 +350,8 @@ class Codec:
             raise L3ICError(
                 f"give one of quality, scale, bpp, max_bytes, not {' and '.join(asked)}"
             )
-        if bpp is not None and (isinstance(bpp, bool) or not isinstance(bpp, int | float)):
-            raise L3ICError(f"bpp must be a number, not {bpp!r}")
-        if bpp is not None and not bpp > 0:
-            raise L3ICError(f"bpp must be more than 0, not {bpp}")
+        if bpp is not None:
+            check_bpp(bpp)
         fixed = _fixed_scale(quality, scale)
         x, gray = _rgb_input(image, drop_alpha)
         z = self._encode(x[None])[0]

@@ -30,6 +30,8 @@ __all__ = [
     "fit_scale",
     "MAX_TRIES",
     "FIT_TOLERANCE",
+    "check_bpp",
+    "is_budget",
     "efficient_points",
     "quality_rate",
     "choose_for_quality",
@@ -59,6 +61,19 @@ def quality_scale(quality: float) -> float:
     return snap_scale(2.0 ** ((quality - DEFAULT_QUALITY) / 50.0))
 
 
+def check_bpp(bpp) -> None:
+    """Raises ``L3ICError`` unless ``bpp`` (a bits-per-pixel budget) is a number above 0."""
+    if isinstance(bpp, bool) or not isinstance(bpp, int | float):
+        raise L3ICError(f"bpp must be a number, not {bpp!r}")
+    if not bpp > 0:
+        raise L3ICError(f"bpp must be more than 0, not {bpp}")
+
+
+def is_budget(max_bytes) -> bool:
+    """Whether ``max_bytes`` is a size budget: a whole number of bytes, 1 or more."""
+    return not isinstance(max_bytes, bool) and isinstance(max_bytes, int) and max_bytes >= 1
+
+
 def fit_scale(
     pack: Callable[[float], bytes], max_bytes: int, what: str = "the file"
 ) -> tuple[float, bytes]:
@@ -80,7 +95,7 @@ def fit_scale(
     Raises:
         L3ICError: even the smallest scale (0.125) makes a larger file.
     """
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+    if not is_budget(max_bytes):
         raise L3ICError(
             f"the size budget must be a whole number of bytes, 1 or more: {max_bytes!r}"
         )
@@ -233,8 +248,7 @@ def choose_for_bpp(bpp: float, curves: Mapping[str, Sequence[Mapping]] | None = 
         bpp: bits per pixel, above 0.
         curves: {preset: curve}; default ``shipped_curves()``.
     """
-    if not bpp > 0:
-        raise L3ICError(f"bpp must be more than 0, not {bpp}")
+    check_bpp(bpp)
     return _winner(_efficient(shipped_curves() if curves is None else curves), math.log(bpp))
 
 
