@@ -3,11 +3,11 @@
 The decoder of a preset (float32, as the codec runs it) is jitted with Keras' stateless API
 and timed at several batch sizes: images/s with the latents already on the device, and with the
 host transfers both ways (latents in, uint8 pixels out). The GPU run's device command runs it
-after ``l3ic train gpu-run`` on the weights that call wrote (docs/training.md, "The GPU run");
+after ``l3ic train gpu-run`` on the shipped 32c (docs/training.md, "The GPU run");
 on a CPU it runs too (``--dry-run``: a small image and short timings, as CI checks it).
 
 Examples:
-  KERAS_BACKEND=jax python -m bench.gpu_decode --weights $OUT/32c.npz --json $OUT/decode.json
+  KERAS_BACKEND=jax python -m bench.gpu_decode --json $OUT/decode.json
   KERAS_BACKEND=jax python -m bench.gpu_decode --dry-run
 """
 

@@ -60,6 +60,6 @@ if [ "${1:-}" = "--rehearse" ]; then
     PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax PYTHONUNBUFFERED=1 "$venv/bin/python3" -m l3ic.train \
         gpu-run --dry-run --data .data/train-gpu --out "$out"
     PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax "$venv/bin/python3" -m bench.gpu_decode \
-        --dry-run --weights "$out/32c.npz" --json "$out/decode.json"
+        --dry-run --json "$out/decode.json"
     ls -l "$out"
 fi

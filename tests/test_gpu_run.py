@@ -22,10 +22,11 @@ from support import smooth_image
 from l3ic import cli_train, entropy, export, gpu_run, metrics, train_data
 from l3ic.codec import Codec
 from l3ic.model import load_model
-from l3ic.presets import PRESETS, TARGET_BPP, fingerprint, models_dir
+from l3ic.presets import FROZEN, PRESETS, TARGET_BPP, fingerprint, models_dir
 
 MIB = 1 << 20
-EXPECTED = {"16c.npz", "32c.npz", "64c.npz", gpu_run.LOG_NAME, gpu_run.RUN_JSON}
+TRAINED = sorted(name for name in PRESETS if name not in FROZEN)  # gpu-run's default presets
+EXPECTED = {f"{name}.npz" for name in TRAINED} | {gpu_run.LOG_NAME, gpu_run.RUN_JSON}
 
 
 def _gpu_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -78,7 +79,7 @@ def test_dry_run_writes_what_the_device_can_return(dry_run):
 def test_dry_run_figures_and_log(dry_run):
     figures = json.loads((dry_run / gpu_run.RUN_JSON).read_text())
     assert figures["dry_run"] is True
-    assert set(figures["presets"]) == set(PRESETS)
+    assert set(figures["presets"]) == set(TRAINED)  # a frozen preset gets no GPU time
     for name, entry in figures["presets"].items():
         assert entry["steps"] > 0 and entry["patches"] == entry["steps"] * figures["batch"]
         assert entry["whole_step_patches_per_s"] > 0 and entry["model_patches_per_s"] > 0
@@ -88,9 +89,13 @@ def test_dry_run_figures_and_log(dry_run):
         assert entry["recipe"]["lmbda"] == shipped["lmbda_final"]
         assert entry["recipe"]["target_bpp"] == TARGET_BPP[name]
         assert entry["recipe"]["mixed_precision"] is True
+        # Each step at its own quantisation scale, log-uniform in [0.5, 2] as l3ic train draws.
+        assert entry["recipe"]["scale_range"] == 2.0
+        low, high = entry["scales_drawn"]
+        assert 0.5 <= low < 0.9 and 1.1 < high <= 2.0, entry["scales_drawn"]
     with open(dry_run / gpu_run.LOG_NAME) as f:
         rows = list(csv.DictReader(f))
-    assert {r["preset"] for r in rows} == set(PRESETS)
+    assert {r["preset"] for r in rows} == set(TRAINED)
     assert all(math.isfinite(float(r["loss"])) and int(r["step"]) > 0 for r in rows)
 
 
@@ -98,7 +103,7 @@ def load_sidecar_fingerprint(name: str) -> str:
     return json.loads((models_dir() / f"{name}.json").read_text())["fingerprint"]
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", TRAINED)
 def test_dry_run_weights_load_and_decode(dry_run, name):
     net = load_model(PRESETS[name], dry_run / f"{name}.npz")
     sidecar = {"priors": entropy.default_prior(PRESETS[name]).tolist()}
@@ -151,7 +156,7 @@ def test_export_refuses_another_training_set(dry_run, tmp_path, capsys):
     other.mkdir()
     for i in range(3):
         iio.imwrite(other / f"x{i}.png", smooth_image(64, 64, seed=100 + i))
-    argv = ["export", str(dry_run), "--preset", "32c", "--models-dir", str(tmp_path)]
+    argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(tmp_path)]
     assert cli_train.train_main([*argv, "--data", str(other)]) == 1
     assert "is not the training set" in capsys.readouterr().err
 

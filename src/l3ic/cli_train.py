@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import evaluate, export, gpu_run, train
 from .errors import L3ICError, one_line
-from .presets import PRESETS
+from .presets import FROZEN, PRESETS
 from .train_data import DATA_ENV, default_data_dir
 from .train_recipe import GPU_RUN_OPTIONS, TRAIN_OPTIONS, Recipe, add_arguments
 
@@ -229,8 +229,10 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--presets",
         type=_preset_list,
-        default=list(PRESETS),
-        help="comma-separated presets",
+        default=[name for name in PRESETS if name not in FROZEN],
+        help="comma-separated presets (default: those not frozen: "
+        + ",".join(name for name in PRESETS if name not in FROZEN)
+        + ")",
     )
     p.add_argument(
         "--init",
@@ -239,8 +241,9 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
         help="start from the shipped weights or from scratch",
     )
     # The recipe's options, with gpu-run's defaults: batch 64 and patch 128 (dry run 4 and 32),
-    # lr 3e-4 with a 2 % warm-up; lmbda from the shipped sidecar's lmbda_final.
-    add_arguments(p, GPU_RUN_OPTIONS, batch=None, patch=None, lr=3e-4, warmup=0.02)
+    # lr 3e-4 with a 2 % warm-up, scales in [0.5, 2] (docs/quality.md); lmbda from the shipped
+    # sidecar's lmbda_final.
+    add_arguments(p, GPU_RUN_OPTIONS, batch=None, patch=None, lr=3e-4, warmup=0.02, scale_range=2.0)
     p.add_argument("--check-steps", type=int, default=3, help="steps per preset before training")
     p.add_argument("--log-every", type=float, default=10.0, help="seconds between log rows")
     p.add_argument("--save-every", type=float, default=60.0, help="seconds between weight saves")

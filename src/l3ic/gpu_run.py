@@ -60,7 +60,14 @@ from .presets import (
 )
 from .train import build_model
 from .train_recipe import GPU_RUN_OPTIONS, Recipe
-from .train_rules import EST_PER_REAL, DivergenceGuard, HoldCosine, RateSteering, RunLog
+from .train_rules import (
+    EST_PER_REAL,
+    DivergenceGuard,
+    HoldCosine,
+    RateSteering,
+    RunLog,
+    step_scale,
+)
 
 __all__ = [
     "GpuRun",
@@ -158,6 +165,9 @@ class PresetRun:
         self.rw = next(
             i for i, v in enumerate(self.net.non_trainable_variables) if v is self.net.rate_weight
         )
+        self.ts = next(
+            i for i, v in enumerate(self.net.non_trainable_variables) if v is self.net.train_scale
+        )
         self.lr_i = next(i for i, v in enumerate(self.opt.variables) if v.name == "learning_rate")
         self.params = int(sum(np.prod(v.shape) for v in self.net.trainable_variables))
         # Copies: the step donates its state's buffers, the Keras variables keep their own.
@@ -169,6 +179,7 @@ class PresetRun:
         )
         self.step = 0
         self.lr_scale, self.rollbacks = 1.0, 0
+        self.scales = [math.inf, 0.0]  # the least and greatest quantisation scale drawn
         # A state is good once the interval trained from it was judged "ok": ``pending`` is the
         # state at the last judgement, waiting for the next one.
         self.good = self.pending = self._copies(self.state[:3])
@@ -177,18 +188,21 @@ class PresetRun:
 
     def lower(self, x):
         """Traces the step for batches like x; the result's ``.compile()`` may run in a thread."""
-        return self._jit.lower(self.state, x, np.float32(0.0))
+        return self._jit.lower(self.state, x, np.float32(0.0), np.float32(1.0))
 
     def use(self, compiled) -> None:
         """Runs the steps with this compiled step (of ``lower``) from now on."""
         self._run = compiled
 
-    def _step(self, state, x, lr):
-        """One step on x (B, P, P, 3) float32 in [0, 1] at learning rate lr: (state, loss)."""
+    def _step(self, state, x, lr, scale):
+        """One step on x (B, P, P, 3) float32 in [0, 1] at learning rate lr and quantisation
+        scale ``scale`` (float32 scalars): (state, loss)."""
         import jax
         import jax.numpy as jnp
 
         tv, ntv, ov, sums = state
+        ntv = list(ntv)
+        ntv[self.ts] = jnp.asarray(scale, ntv[self.ts].dtype)
 
         def loss_fn(tv):
             out, new_ntv = self.net.stateless_call(tv, ntv, x, training=True)
@@ -206,11 +220,17 @@ class PresetRun:
         return (tv, ntv, ov, sums), loss
 
     def __call__(self, x, lr: float):
-        """Dispatches one step (asynchronously) at ``lr`` x this preset's rate scale.
+        """Dispatches one step (asynchronously) at ``lr`` x this preset's learning-rate factor
+        (halved at each rollback), quantising at the step's scale (``step_scale`` of the
+        recipe's seed, the step and ``scale_range``, as ``l3ic train`` draws it).
 
         Returns the step's loss as a device scalar.
         """
-        self.state, loss = self._run(self.state, x, np.float32(lr * self.lr_scale))
+        scale = step_scale(self.recipe.seed, self.step, self.recipe.scale_range)
+        self.scales = [min(self.scales[0], scale), max(self.scales[1], scale)]
+        self.state, loss = self._run(
+            self.state, x, np.float32(lr * self.lr_scale), np.float32(scale)
+        )
         self.step += 1
         return loss
 
@@ -328,6 +348,7 @@ class GpuRun:
                 lmbda_final=float(np.asarray(r.good[1][r.rw])),
                 rollbacks=r.rollbacks,
                 lr_scale=r.lr_scale,
+                scales_drawn=[round(x, 4) for x in r.scales],
             )
         self.write_json()
 

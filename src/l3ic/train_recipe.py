@@ -155,6 +155,7 @@ GPU_RUN_OPTIONS = (
     "steer_gain",
     "ssim_weight",
     "ssim_kind",
+    "scale_range",
     "clipnorm",
     "flips",
     "seed",
