@@ -61,7 +61,10 @@ def test_quality_sets_the_scale_monotone_in_bytes_and_files_carry_it(photo):
         np.testing.assert_array_equal(decoded, codec.decode_latent(q, photo.shape[:2], scale))
         sizes.append(len(data))
     assert sizes == sorted(sizes) and sizes[0] < 0.8 * sizes[2] < 0.7 * sizes[4]
-    assert [quality_scale(q) for q in (0, 50, 100)] == [0.5, 1.0, 2.0]
+    # 1.5 octaves below quality 50 and 0.75 above, on the 1/1024 grid a file stores.
+    assert [quality_scale(q) for q in (0, 25, 50, 75, 100)] == [
+        round(2**e * 1024) / 1024 for e in (-1.5, -0.75, 0, 0.375, 0.75)
+    ]
 
 
 def test_decoding_a_scaled_file_divides_by_its_scale(photo):

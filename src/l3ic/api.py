@@ -76,7 +76,7 @@ def compress(
         quality: 0..100, lower is smaller (docs/quality.md); with a preset, 50 (the default) is
             the preset as trained; without one, 50 is 32c as trained and the range spans all
             presets. At most one of ``quality``, ``scale``, ``bpp``, ``max_bytes``.
-        scale: the quantisation scale itself, 0.125..8 (quality q is 2 ** ((q - 50) / 50)).
+        scale: the quantisation scale itself, 0.125..8 (``quality`` 0..100 is 0.354..1.68).
         bpp: the largest file of at most this many bits per pixel.
         max_bytes: the largest file of at most this many bytes.
         runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else

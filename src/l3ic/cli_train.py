@@ -174,7 +174,7 @@ def build_curve_parser() -> argparse.ArgumentParser:
     return _shipped_preset_parser(
         "curve",
         "Measure a shipped preset's scale curve (mean bpp, PSNR, SSIM and MS-SSIM of the "
-        "validation split at scales 0.5 to 2) and write it into its sidecar (scale_curve), which "
+        "validation split at scales 0.354 to 2) and write it into its sidecar (scale_curve), which "
         "`l3ic compress --quality/--bpp` without a preset chooses by (docs/quality.md); export "
         "does this for new weights.",
     )

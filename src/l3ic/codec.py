@@ -336,7 +336,7 @@ class Codec:
         Args:
             image: (H, W), (H, W, 3) or (H, W, 4) array, or a path to an image file.
             drop_alpha: compress an RGBA image without its alpha channel (else an error).
-            quality: 0..100, the scale 2 ** ((quality - 50) / 50) (``rate_control``).
+            quality: 0..100, the scale ``rate_control.quality_scale`` gives (0.354 to 1.68).
             scale: the quantisation scale itself, 0.125..8 (snapped to 1/1024).
             bpp: the largest file of at most ``bpp`` bits per pixel (H x W pixels).
             max_bytes: the largest file of at most ``max_bytes`` bytes.

@@ -25,7 +25,7 @@ from .image import list_images, read_image, to_rgb8
 __all__ = ["SHOWN", "CURVE_SCALES", "evaluate_folder", "scored", "scale_curve"]
 
 SHOWN = ("bpp", "psnr", "ssim", "ms-ssim")  # the figures printed per image and in the summary
-CURVE_SCALES = tuple(2.0 ** (k / 4) for k in range(-4, 5))  # 0.5 .. 2, a quarter-octave apart
+CURVE_SCALES = tuple(2.0 ** (k / 4) for k in range(-6, 5))  # 0.354 .. 2, quarter-octave steps
 
 
 def evaluate_folder(preset: str, folder: Path, verbose: bool = True) -> dict:
