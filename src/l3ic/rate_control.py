@@ -7,7 +7,7 @@ better quality; s = 1 is the preset as trained (docs/quality.md has the measured
 - ``quality_scale``: quality 0..100 -> s, one rule for every preset, on the 1/1024 grid a file
   stores: 2 ** (1.5 (quality - 50) / 50) up to 50 and 2 ** (0.75 (quality - 50) / 50) from 50,
   so 0.354 at quality 0, 1 at 50 and 1.68 at 100. Measured on the validation split
-  (docs/quality.md): s = 0.354 codes about 0.45-0.5x the rate of s = 1, and the presets trained
+  (docs/quality.md): s = 0.354 codes about 0.44-0.5x the rate of s = 1, and the presets trained
   with scales in [0.5, 2] reach their best SSIM near s = 1.68; past it a file only grows.
 - ``fit_scale``: the largest scale whose file is at most a number of bytes. The latent z is
   computed once; each try only rounds and entropy-codes it again (``pack``), at most
