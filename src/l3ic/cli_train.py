@@ -230,9 +230,7 @@ def build_gpu_run_parser() -> argparse.ArgumentParser:
         "--presets",
         type=_preset_list,
         default=[name for name in PRESETS if name not in FROZEN],
-        help="comma-separated presets (default: those not frozen: "
-        + ",".join(name for name in PRESETS if name not in FROZEN)
-        + ")",
+        help="comma-separated presets; by default those not frozen (presets.FROZEN)",
     )
     p.add_argument(
         "--init",

@@ -204,7 +204,16 @@ def quality_rate(curves: Mapping[str, Sequence[Mapping]], quality: float, defaul
     from 0 to 50 and from 50 to 100. ``curves``: {preset: curve}.
     """
     quality_scale(quality)  # the same checks
-    points = _efficient(curves)
+    return math.exp(_log_rate(curves, _efficient(curves), quality, default))
+
+
+def _log_rate(
+    curves: Mapping[str, Sequence[Mapping]],
+    points: Mapping[str, Sequence[Mapping]],
+    quality: float,
+    default: str,
+) -> float:
+    """ln of ``quality_rate``, given the curves' efficient points (``_efficient(curves)``)."""
     lowest = min(math.log(p[0]["bpp"]) for p in points.values())
     highest = max(math.log(p[-1]["bpp"]) for p in points.values())
     if default in curves:
@@ -212,8 +221,8 @@ def quality_rate(curves: Mapping[str, Sequence[Mapping]], quality: float, defaul
     else:  # the default preset has no curve: the middle of the range
         mid = (lowest + highest) / 2
     if quality <= DEFAULT_QUALITY:
-        return math.exp(lowest + (mid - lowest) * quality / DEFAULT_QUALITY)
-    return math.exp(mid + (highest - mid) * (quality - DEFAULT_QUALITY) / (100 - DEFAULT_QUALITY))
+        return lowest + (mid - lowest) * quality / DEFAULT_QUALITY
+    return mid + (highest - mid) * (quality - DEFAULT_QUALITY) / (100 - DEFAULT_QUALITY)
 
 
 def _scale_one_bpp(curve: Sequence[Mapping]) -> float:
@@ -240,9 +249,10 @@ def choose_for_quality(
     Raises:
         L3ICError: a bad quality, or no preset with a curve.
     """
+    quality_scale(quality)  # the same checks
     curves = shipped_curves() if curves is None else curves
-    log_bpp = math.log(quality_rate(curves, quality, default))
     points = _efficient(curves)
+    log_bpp = _log_rate(curves, points, quality, default)
     preset = _winner(points, log_bpp)
     return preset, snap_scale(_at(points[preset], log_bpp, "scale"))
 
