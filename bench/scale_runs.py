@@ -9,7 +9,8 @@ preset's priors, without context tables, so the rates compare though the runs' o
 models were never learned), and are scored: bpp, PSNR, SSIM, MS-SSIM, and the share of latent
 values that clip at the codebook's ends (|round(s z)| beyond -15..16: what the 32 levels cost at
 large scales). Validation at s = 1 is what ``l3ic train`` logs; the other scales are what
-``--quality`` would give.
+``--quality`` would give. A run whose decoder is told the scale (``--told-scale``) decodes each
+scale with its FiLMs folded into the weights for that scale (``model.fold_scale``).
 """
 
 import argparse
@@ -24,8 +25,8 @@ from l3ic.codec import Codec
 from l3ic.evaluate import scored
 from l3ic.export import _load_run
 from l3ic.image import list_images, read_image
-from l3ic.model import load_model
-from l3ic.presets import PRESETS, load_sidecar, weights_path
+from l3ic.model import fold_scale, load_model
+from l3ic.presets import PRESETS, load_sidecar, model_arrays, weights_path
 from l3ic.train_data import split_files
 
 
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         z = np.concatenate([codec.encode_z(image).ravel() for image in images])
         results[name] = []
         for scale in tqdm(args.scales, desc=name, leave=False):
+            if net.told_scale:
+                folded = load_model(net.channels, fold_scale(model_arrays(net), scale))
+                codec = Codec.from_model(folded, args.preset, sidecar, runtime="onnx")
             m = {"scale": scale, **scored(codec, images, scale=scale)}
             m["clipped"] = clipped_share(z, scale)
             results[name].append(m)

@@ -179,3 +179,29 @@ def test_ssim_kind_ms_ssim_puts_ms_ssim_in_the_loss():
     assert L3ICModel.from_config(net.get_config()).ssim_kind == "ms-ssim"
     with pytest.raises(ValueError, match="ssim_kind"):
         L3ICModel(8, ssim_kind="psnr")
+
+
+def test_a_decoder_told_the_scale_is_plain_at_1_and_folds_into_plain_weights_at_any_scale():
+    """--told-scale: FiLMs start at the identity (a plain weights file loads, and decodes as the
+    plain decoder); trained ones change the image at s != 1 only, and ``fold_scale`` turns them
+    into plain weights that decode exactly as the told decoder at that scale."""
+    from l3ic.model import fold_scale, load_model
+    from l3ic.presets import model_arrays
+
+    rng = np.random.default_rng(0)
+    plain = load_model(8, patch=32, seed=0)
+    told = load_model(8, model_arrays(plain), patch=32, told_scale=True)
+    films = [v for v in told.decoder.weights if v.path.endswith("_film/film")]
+    assert len(films) == 9 and all(not np.any(v.numpy()) for v in films)
+    q = rng.integers(-4, 5, (2, 3, 4, 8)).astype(np.float32)
+    np.testing.assert_array_equal(
+        np.asarray(told.decode(q / 2, 2.0)), np.asarray(plain.decode(q / 2, 2.0))
+    )
+    for v in films:
+        v.assign(rng.normal(0, 0.01, v.shape))
+    np.testing.assert_allclose(np.asarray(told.decode(q, 1.0)), np.asarray(plain.decode(q)))
+    for scale in (0.4, 2.5):
+        y = np.asarray(told.decode(q / scale, scale))
+        assert np.abs(y - np.asarray(plain.decode(q / scale))).max() > 0.01
+        folded = load_model(8, fold_scale(model_arrays(told), scale), patch=32)
+        np.testing.assert_allclose(np.asarray(folded.decode(q / scale)), y, atol=1e-4)

@@ -434,3 +434,22 @@ def test_random_scales_are_log_uniform_per_step_and_the_step_uses_them():
     np.testing.assert_allclose(np.asarray(out["z"]), 1.5 * z, rtol=1e-6)
     q = quantize(1.5 * z).astype(np.float32) / np.float32(1.5)
     np.testing.assert_allclose(np.asarray(out["y"]), np.asarray(net.decoder(q)), atol=1e-5)
+
+
+def test_a_run_told_the_scale_trains_its_films_and_is_not_exported(data_dir, tmp_path, capsys):
+    """--told-scale reaches the model and the config; its FiLMs learn (they start at zero) and
+    export refuses the run, since no runtime decodes with them."""
+    run = tmp_path / "run"
+    argv = [*ARGS[:-4], "--steps", "4", "--mixed-precision", "off", "--scale-range", "2"]
+    argv += ["--told-scale", "--data", str(data_dir), "--out", str(run)]
+    assert cli_train.train_main(argv) == 0
+    cfg = json.loads((run / train.CONFIG_NAME).read_text())
+    assert cfg["told_scale"] is True
+    restored = train.Run(run, cfg, fresh=True)
+    restored.restore()
+    films = [v.numpy() for v in restored.net.decoder.weights if v.path.endswith("_film/film")]
+    assert len(films) == 9 and all(np.any(f) for f in films)
+    argv = ["export", str(run), "--preset", "16c", "--models-dir", str(tmp_path / "m")]
+    assert cli_train.train_main(argv) == 1
+    assert "--told-scale" in _error_line(capsys)
+    assert not (tmp_path / "m" / "16c.npz").exists()

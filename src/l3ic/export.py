@@ -110,6 +110,11 @@ def export_run(
     """
     run_dir = Path(run_dir)
     cfg, net, steps, seconds = _load_run(run_dir, preset, data)
+    if net.told_scale:
+        raise L3ICError(
+            f"{run_dir} was trained with --told-scale: no runtime decodes with a decoder told "
+            "the scale yet, so it cannot be exported (bench.scale_runs measures it)"
+        )
     out_dir = Path(out_dir) if out_dir is not None else checkout_models()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = train_data.list_images(cfg["data"])

@@ -16,7 +16,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from .layers import LEAKY_SLOPE, ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from .layers import (
+    LEAKY_SLOPE,
+    ClipToUnit,
+    DepthToSpace,
+    LatentScale,
+    ResidualBlock,
+    ScaleFiLM,
+    film_terms,
+)
 from .metrics import MS_SSIM_WEIGHTS, gaussian_taps
 from .presets import assign_arrays, load_matching, read_arrays
 from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
@@ -24,6 +32,7 @@ from .quantizer import GAMMA, Quantizer, channel_entropy, pooled_entropy
 __all__ = [
     "build_encoder",
     "build_decoder",
+    "fold_scale",
     "L3ICModel",
     "load_model",
     "RATES",
@@ -154,20 +163,60 @@ def build_encoder(channels: int) -> keras.Model:
     return keras.Model(x, z, name="encoder")
 
 
-def build_decoder(channels: int) -> keras.Model:
-    """Decoder: q (B, h, w, channels) float -> y (B, 8h, 8w, 3) float in [0, 1]."""
+def build_decoder(channels: int, told_scale: bool = False) -> keras.Model:
+    """Decoder: q (B, h, w, channels) float -> y (B, 8h, 8w, 3) float in [0, 1].
+
+    With ``told_scale`` the decoder also takes t = log2 s (B, 1) float32, the quantisation
+    scale its input q / s was coded at, and every convolution is followed by a ``ScaleFiLM``
+    (named after it: ``d1_film``, ``r4/conv1_film``, ...), the identity at s = 1; inputs
+    ``[q, t]``.
+    """
     q = keras.Input((None, None, channels), name="q")
-    a = _conv(512, 3, "d1")(q)
+    t = keras.Input((1,), name="log_scale", dtype="float32") if told_scale else None
+
+    def told(a, name):
+        return ScaleFiLM(name=f"{name}_film")([a, t]) if told_scale else a
+
+    def residual(a, name):
+        block = ResidualBlock(128, film=told_scale, name=name)
+        return block([a, t]) if told_scale else block(a)
+
+    a = told(_conv(512, 3, "d1")(q), "d1")
     a = DepthToSpace(2, name="p1")(a)
-    a = ResidualBlock(128, name="r4")(a)
-    a = ResidualBlock(128, name="r5")(a)
-    a = ResidualBlock(128, name="r6")(a)
-    a = _conv(256, 3, "d2", activation=_lrelu)(a)
+    a = residual(a, "r4")
+    a = residual(a, "r5")
+    a = residual(a, "r6")
+    a = _lrelu(told(_conv(256, 3, "d2")(a), "d2"))
     a = DepthToSpace(2, name="p2")(a)
-    a = _conv(12, 3, "d3")(a)
+    a = told(_conv(12, 3, "d3")(a), "d3")
     a = DepthToSpace(2, name="p3")(a)
     y = ClipToUnit(name="y")(a)
-    return keras.Model(q, y, name="decoder")
+    return keras.Model([q, t] if told_scale else q, y, name="decoder")
+
+
+def fold_scale(arrays: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """The weights of a decoder told the scale (``build_decoder(told_scale=True)``) as plain
+    weights for files at one ``scale``: each ``ScaleFiLM`` folded into the convolution before it
+    (kernel and bias times m, plus b), its own weights dropped.
+
+    Args:
+        arrays: {"decoder/d1/kernel": array, "decoder/d1_film/film": (4, C), ...} float.
+        scale: the quantisation scale s.
+
+    Returns:
+        The same names without the ``*_film/film`` ones, float32; arrays without FiLM weights
+        come back unchanged.
+    """
+    suffix = "_film/film"
+    out = {k: np.asarray(v, np.float32) for k, v in arrays.items() if not k.endswith(suffix)}
+    t = np.float32(np.log2(scale))
+    for key, film in arrays.items():
+        if key.endswith(suffix):
+            conv = key[: -len(suffix)]
+            m, b = film_terms(np.asarray(film, np.float32), t)
+            out[f"{conv}/kernel"] = out[f"{conv}/kernel"] * m
+            out[f"{conv}/bias"] = out[f"{conv}/bias"] * m + b
+    return out
 
 
 @keras.saving.register_keras_serializable(package="l3ic")
@@ -188,6 +237,8 @@ class L3ICModel(keras.Model):
             [0, 1]. It lives in the non-trainable float32 variable ``rate_weight``, so training
             can steer it toward a target rate (``l3ic.train --target-bpp``) without retracing.
         seed: seed of the quantiser's noise (``backward="noise"``).
+        told_scale: the decoder is also told log2 of ``train_scale`` (``build_decoder``); an
+            experiment (docs/quality.md): no runtime decodes with it yet.
 
     ``call(x)`` takes x (B, H, W, 3) float in [0, 1] and returns ``{"y": (B, H, W, 3),
     "z": (B, H/8, W/8, C)}``.
@@ -203,6 +254,7 @@ class L3ICModel(keras.Model):
         seed: int | None = None,
         ssim_weight: float = 0.0,
         ssim_kind: str = "ssim",
+        told_scale: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -236,7 +288,8 @@ class L3ICModel(keras.Model):
         )
         self.encoder = build_encoder(channels)
         self.quantizer = Quantizer(backward, seed=seed, name="quantizer", dtype="float32")
-        self.decoder = build_decoder(channels)
+        self.told_scale = told_scale
+        self.decoder = build_decoder(channels, told_scale)
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.bpp_tracker = keras.metrics.Mean(name="bpp_est")
 
@@ -247,10 +300,20 @@ class L3ICModel(keras.Model):
         z = self.encoder(x, training=training)
         z = z * ops.cast(self.train_scale, z.dtype)
         q = self.quantizer(z, training=training)
-        return {
-            "y": self.decoder(q / ops.cast(self.train_scale, q.dtype), training=training),
-            "z": z,
-        }
+        y = self.decode(q / ops.cast(self.train_scale, q.dtype), self.train_scale, training)
+        return {"y": y, "z": z}
+
+    def decode(self, y, scale=1.0, training=False):
+        """y = q / s (B, h, w, C) float -> (B, 8h, 8w, 3) float in [0, 1].
+
+        ``scale`` (s, a float or scalar tensor) is what a decoder told the scale is told
+        (``told_scale``); other decoders see y alone.
+        """
+        if not self.told_scale:
+            return self.decoder(y, training=training)
+        y = ops.convert_to_tensor(y)
+        t = ops.ones((ops.shape(y)[0], 1), "float32") * ops.log2(ops.cast(scale, "float32"))
+        return self.decoder([y, t], training=training)
 
     def estimated_bpp(self, z):
         """Differentiable bits per pixel of a batch of latents z (B, h, w, C): scalar float32."""
@@ -298,6 +361,7 @@ class L3ICModel(keras.Model):
             "seed": self.seed,
             "ssim_weight": self.ssim_weight,
             "ssim_kind": self.ssim_kind,
+            "told_scale": self.told_scale,
         }
 
 
@@ -322,7 +386,7 @@ def load_model(
         lmbda: the rate weight (default ``default_lmbda(channels)``).
         patch: the side of the zero image the model is built on.
         **kwargs: the other arguments of ``L3ICModel`` (backward, rate, ssim_weight,
-            ssim_kind, seed).
+            ssim_kind, seed, told_scale).
 
     Raises:
         L3ICError: the weights cannot be read or do not fit.
@@ -331,10 +395,20 @@ def load_model(
     net = L3ICModel(channels, lmbda=lmbda, **kwargs)
     net(np.zeros((1, patch, patch, 3), dtype=np.float32))
     net.fresh = []
-    if isinstance(weights, dict):
-        assign_arrays(net, weights, "given as arrays")
-    elif weights is not None:
-        assign_arrays(net, read_arrays(weights), weights)
+    if weights is not None:
+        arrays = weights if isinstance(weights, dict) else read_arrays(weights)
+        if net.told_scale:  # plain weights start a told decoder with its FiLMs at the identity
+            arrays = {**_film_arrays(net), **arrays}
+        assign_arrays(net, arrays, "given as arrays" if isinstance(weights, dict) else weights)
     elif trunk is not None:
         net.fresh = load_matching(net, trunk)
     return net
+
+
+def _film_arrays(net: L3ICModel) -> dict[str, np.ndarray]:
+    """The ``ScaleFiLM`` weights of ``net``'s decoder as they start (zeros), by array name."""
+    return {
+        f"decoder/{v.path}": np.zeros(v.shape, np.float32)
+        for v in net.decoder.weights
+        if v.path.endswith("_film/film")
+    }

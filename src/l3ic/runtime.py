@@ -422,5 +422,7 @@ class KerasNet:
         """y = q / s (B, h, w, C) float32 -> (B, 8h, 8w, 3) uint8."""
         import keras
 
-        t = keras.ops.convert_to_numpy(self.model.decoder(y, training=False))
+        # The runtimes' contract carries q / s alone: a decoder told the scale (an experiment,
+        # ``model.fold_scale``) decodes here as at s = 1.
+        t = keras.ops.convert_to_numpy(self.model.decode(y))
         return np.round(np.clip(t, 0, 1) * 255).astype(np.uint8)

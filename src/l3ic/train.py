@@ -103,6 +103,7 @@ def build_model(recipe: Recipe, weights=None, schedule: bool = True) -> L3ICMode
         ssim_weight=recipe.ssim_weight,
         ssim_kind=recipe.ssim_kind,
         seed=recipe.seed,
+        told_scale=recipe.told_scale,
     )
     lr = recipe.lr
     if schedule:

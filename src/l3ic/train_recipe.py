@@ -92,6 +92,13 @@ class Recipe:
             "rates of --quality: docs/quality.md); 1 = scale 1 only"
         ),
     )
+    told_scale: bool = field(
+        default=False,
+        metadata=_opt(
+            "tell the decoder log2 of the scale (--scale-range) through a FiLM after each of its "
+            "convolutions: an experiment (docs/quality.md); such a run cannot be exported"
+        ),
+    )
     clipnorm: float | None = field(
         default=None, metadata=_opt("clip the gradients' global norm to this (default: no clip)")
     )
@@ -166,7 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...], **def
     """Adds the options of the recipe fields ``names`` to ``parser``.
 
     ``defaults`` overrides a field's default for this parser (e.g. gpu-run's batch of 64);
-    ``flips`` becomes ``--no-flips`` and ``mixed_precision`` takes auto/on/off.
+    ``flips`` becomes ``--no-flips``, ``told_scale`` a switch and ``mixed_precision`` takes
+    auto/on/off.
     """
     by_name = {f.name: f for f in dataclasses.fields(Recipe)}
     for name in names:
@@ -176,6 +184,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...], **def
         default = defaults.get(name, f.default)
         if name == "flips":
             parser.add_argument("--no-flips", dest="flips", action="store_false", **meta)
+        elif name == "told_scale":
+            parser.add_argument(flag, action="store_true", **meta)
         elif name == "mixed_precision":
             parser.add_argument(flag, default=defaults.get(name, "auto"), **meta)
         elif name in ("init", "init_trunk"):
