@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from l3ic.layers import ClipToUnit, DepthToSpace, LatentScale, ResidualBlock
+from l3ic.layers import ClipToUnit, DepthToSpace, LatentScale, ResidualBlock, ScaleFiLM
 from l3ic.model import L3ICModel
 from l3ic.quantizer import Quantizer, channel_entropy, pooled_entropy, soft_assignment
 
@@ -38,6 +38,8 @@ def test_depth_to_space_matches_tensorflow():
     "layer",
     [
         ResidualBlock(32, pre_activation=True),
+        ResidualBlock(32, film=True),
+        ScaleFiLM(),
         DepthToSpace(2),
         LatentScale(),
         ClipToUnit(),

@@ -80,6 +80,16 @@ class ResidualBlock(keras.layers.Layer):
         }
 
 
+FILM_BOOST = 25.0
+
+
+def film_terms(film, t):
+    """(m, b) of ``ScaleFiLM``: film (4, C) and t (any shape broadcasting against (C,)) ->
+    m = 1 + A0 t + A1 t^2 and b = A2 t + A3 t^2 with A = FILM_BOOST * film (numpy or tensors)."""
+    a = film * FILM_BOOST
+    return 1.0 + a[0] * t + a[1] * t * t, a[2] * t + a[3] * t * t
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ScaleFiLM(keras.layers.Layer):
     """Tells a decoder layer the quantisation scale s: ``h * m(t) + b(t)`` with t = log2 s and,
@@ -110,16 +120,6 @@ class ScaleFiLM(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
-
-
-FILM_BOOST = 25.0
-
-
-def film_terms(film, t):
-    """(m, b) of ``ScaleFiLM``: film (4, C) and t (any shape broadcasting against (C,)) ->
-    m = 1 + A0 t + A1 t^2 and b = A2 t + A3 t^2 with A = FILM_BOOST * film (numpy or tensors)."""
-    a = film * FILM_BOOST
-    return 1.0 + a[0] * t + a[1] * t * t, a[2] * t + a[3] * t * t
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
