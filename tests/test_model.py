@@ -6,7 +6,14 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from l3ic.layers import ClipToUnit, DepthToSpace, LatentScale, ResidualBlock, ScaleFiLM
+from l3ic.layers import (
+    FILM_WEIGHT_SUFFIX,
+    ClipToUnit,
+    DepthToSpace,
+    LatentScale,
+    ResidualBlock,
+    ScaleFiLM,
+)
 from l3ic.model import L3ICModel
 from l3ic.quantizer import Quantizer, channel_entropy, pooled_entropy, soft_assignment
 
@@ -193,7 +200,7 @@ def test_a_decoder_told_the_scale_is_plain_at_1_and_folds_into_plain_weights_at_
     rng = np.random.default_rng(0)
     plain = load_model(8, patch=32, seed=0)
     told = load_model(8, model_arrays(plain), patch=32, told_scale=True)
-    films = [v for v in told.decoder.weights if v.path.endswith("_film/film")]
+    films = [v for v in told.decoder.weights if v.path.endswith(FILM_WEIGHT_SUFFIX)]
     assert len(films) == 9 and all(not np.any(v.numpy()) for v in films)
     q = rng.integers(-4, 5, (2, 3, 4, 8)).astype(np.float32)
     np.testing.assert_array_equal(

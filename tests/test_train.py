@@ -439,15 +439,17 @@ def test_random_scales_are_log_uniform_per_step_and_the_step_uses_them():
 def test_a_run_told_the_scale_trains_its_films_and_is_not_exported(data_dir, tmp_path, capsys):
     """--told-scale reaches the model and the config; its FiLMs learn (they start at zero) and
     export refuses the run, since no runtime decodes with them."""
+    from l3ic.layers import FILM_WEIGHT_SUFFIX as SUFFIX
+
     run = tmp_path / "run"
-    argv = [*ARGS[:-4], "--steps", "4", "--mixed-precision", "off", "--scale-range", "2"]
-    argv += ["--told-scale", "--data", str(data_dir), "--out", str(run)]
+    argv = [*ARGS, "--steps", "4", "--scale-range", "2", "--told-scale"]
+    argv += ["--data", str(data_dir), "--out", str(run)]
     assert cli_train.train_main(argv) == 0
     cfg = json.loads((run / train.CONFIG_NAME).read_text())
     assert cfg["told_scale"] is True
     restored = train.Run(run, cfg, fresh=True)
     restored.restore()
-    films = [v.numpy() for v in restored.net.decoder.weights if v.path.endswith("_film/film")]
+    films = [v.numpy() for v in restored.net.decoder.weights if v.path.endswith(SUFFIX)]
     assert len(films) == 9 and all(np.any(f) for f in films)
     argv = ["export", str(run), "--preset", "16c", "--models-dir", str(tmp_path / "m")]
     assert cli_train.train_main(argv) == 1

@@ -14,6 +14,8 @@ __all__ = [
     "LatentScale",
     "ResidualBlock",
     "ScaleFiLM",
+    "film_name",
+    "FILM_WEIGHT_SUFFIX",
     "LEAKY_SLOPE",
 ]
 
@@ -46,8 +48,8 @@ class ResidualBlock(keras.layers.Layer):
         self.conv1 = keras.layers.Conv2D(filters, 3, padding="same", name="conv1")
         self.conv2 = keras.layers.Conv2D(filters, 3, padding="same", name="conv2")
         if film:
-            self.film1 = ScaleFiLM(name="conv1_film")
-            self.film2 = ScaleFiLM(name="conv2_film")
+            self.film1 = ScaleFiLM(name=film_name("conv1"))
+            self.film2 = ScaleFiLM(name=film_name("conv2"))
 
     def build(self, input_shape):
         if self.film:
@@ -81,6 +83,14 @@ class ResidualBlock(keras.layers.Layer):
 
 
 FILM_BOOST = 25.0
+# A ScaleFiLM is named after the convolution it follows (``film_name``), so its weight's path
+# is that convolution's path + FILM_WEIGHT_SUFFIX ("r4/conv1" -> "r4/conv1_film/film").
+FILM_WEIGHT_SUFFIX = "_film/film"
+
+
+def film_name(conv_name: str) -> str:
+    """The name of the ``ScaleFiLM`` that follows the convolution ``conv_name``."""
+    return f"{conv_name}_film"
 
 
 def film_terms(film, t):

@@ -17,12 +17,14 @@ import numpy as np
 from keras import ops
 
 from .layers import (
+    FILM_WEIGHT_SUFFIX,
     LEAKY_SLOPE,
     ClipToUnit,
     DepthToSpace,
     LatentScale,
     ResidualBlock,
     ScaleFiLM,
+    film_name,
     film_terms,
 )
 from .metrics import MS_SSIM_WEIGHTS, gaussian_taps
@@ -175,7 +177,7 @@ def build_decoder(channels: int, told_scale: bool = False) -> keras.Model:
     t = keras.Input((1,), name="log_scale", dtype="float32") if told_scale else None
 
     def told(a, name):
-        return ScaleFiLM(name=f"{name}_film")([a, t]) if told_scale else a
+        return ScaleFiLM(name=film_name(name))([a, t]) if told_scale else a
 
     def residual(a, name):
         block = ResidualBlock(128, film=told_scale, name=name)
@@ -207,7 +209,7 @@ def fold_scale(arrays: dict[str, np.ndarray], scale: float) -> dict[str, np.ndar
         The same names without the ``*_film/film`` ones, float32; arrays without FiLM weights
         come back unchanged.
     """
-    suffix = "_film/film"
+    suffix = FILM_WEIGHT_SUFFIX
     out = {k: np.asarray(v, np.float32) for k, v in arrays.items() if not k.endswith(suffix)}
     t = np.float32(np.log2(scale))
     for key, film in arrays.items():
@@ -410,5 +412,5 @@ def _film_arrays(net: L3ICModel) -> dict[str, np.ndarray]:
     return {
         f"decoder/{v.path}": np.zeros(v.shape, np.float32)
         for v in net.decoder.weights
-        if v.path.endswith("_film/film")
+        if v.path.endswith(FILM_WEIGHT_SUFFIX)
     }
