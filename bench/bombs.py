@@ -30,10 +30,10 @@ CASES = [("16c", 8192, 4096), ("64c", 8192, 4096), ("16c", 1 << 20, 32), ("16c",
 def constant_file(preset: str, width: int, height: int) -> bytes:
     """A valid .l3ic file of ``preset`` declaring width x height, every channel constant."""
     coder = get_coder(preset)
-    codes = [channel_modes.ChannelCode(channel_modes.CONSTANT, symbol=15)] * coder.channels
-    shape = (-(-height // 8), -(-width // 8), coder.channels)
+    codes = [channel_modes.ChannelCode(channel_modes.CONSTANT, symbol=15)] * coder.num_channels
+    shape = (-(-height // 8), -(-width // 8), coder.num_channels)
     c = container.Container(preset, coder.fingerprint, width, height, False, shape, codes)
-    c.stream_order, c.tables_id = coder.channel_order.tolist(), coder.tables_id
+    c.channel_order, c.tables_id = coder.channel_order.tolist(), coder.tables_id
     return container.pack(c)
 
 

@@ -34,9 +34,9 @@ def time_decoding(
     import keras
 
     from l3ic.codebook import latent_size
-    from l3ic.gpu_run import time_calls
     from l3ic.model import load_model
     from l3ic.presets import PRESETS, weights_path
+    from l3ic.training.gpu_run import time_calls
 
     keras.config.set_dtype_policy("float32")
     channels = PRESETS[preset]

@@ -26,7 +26,7 @@ from l3ic.evaluate import scored
 from l3ic.image import list_images, read_image
 from l3ic.presets import PRESETS
 from l3ic.rate_control import choose_for_quality, quality_scale
-from l3ic.train_data import split_files
+from l3ic.training.data import split_files
 
 QUALITIES = list(range(0, 101, 10))
 

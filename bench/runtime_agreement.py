@@ -121,15 +121,15 @@ class EmulatedBf16Net:
 
     runtime, precision = "onnx", "bf16 (emulated)"
 
-    def __init__(self, preset: str, channels: int):
+    def __init__(self, preset: str, num_channels: int):
         import onnxruntime as ort
 
         from l3ic import onnx_graph
 
         arrays = read_arrays(weights_path(preset))
-        self.channels, self._sessions = channels, {}
+        self.num_channels, self._sessions = num_channels, {}
         for part, build in (("x", onnx_graph.build_encoder), ("y", onnx_graph.build_decoder)):
-            graph = _bf16_graph(build(arrays, channels)).SerializeToString()
+            graph = _bf16_graph(build(arrays, num_channels)).SerializeToString()
             self._sessions[part] = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
 
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -151,13 +151,13 @@ def bf16_codec(preset: str) -> tuple[Codec, str]:
 
         codec = Codec(preset, runtime="openvino")
         codec.net = OpenVinoNet(
-            read_arrays(weights_path(preset)), codec.channels, key=None, precision="bf16"
+            read_arrays(weights_path(preset)), codec.num_channels, key=None, precision="bf16"
         )
         import openvino
 
         return codec, f"OpenVINO {openvino.get_version().split('-')[0]} bf16"
     codec = Codec(preset, runtime="onnx")
-    codec.net = EmulatedBf16Net(preset, codec.channels)
+    codec.net = EmulatedBf16Net(preset, codec.num_channels)
     return codec, "emulated (bf16-rounded graph on ONNX Runtime)"
 
 

@@ -23,11 +23,11 @@ from tqdm import tqdm
 from l3ic.codebook import QMAX, QMIN
 from l3ic.codec import Codec
 from l3ic.evaluate import scored
-from l3ic.export import _load_run
 from l3ic.image import list_images, read_image
 from l3ic.model import fold_scale, load_model
 from l3ic.presets import PRESETS, load_sidecar, model_arrays, weights_path
-from l3ic.train_data import split_files
+from l3ic.training.data import split_files
+from l3ic.training.export import _load_run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = []
         for scale in tqdm(args.scales, desc=name, leave=False):
             if net.told_scale:
-                folded = load_model(net.channels, fold_scale(model_arrays(net), scale))
+                folded = load_model(net.num_channels, fold_scale(model_arrays(net), scale))
                 codec = Codec.from_model(folded, args.preset, sidecar, runtime="onnx")
             m = {"scale": scale, **scored(codec, images, scale=scale)}
             m["clipped"] = clipped_share(z, scale)

@@ -20,10 +20,10 @@ from tqdm import tqdm
 import l3ic
 from l3ic import context_model
 from l3ic.codebook import quantize
-from l3ic.entropy_model import priors_of
 from l3ic.image import list_images, read_image
 from l3ic.latent_coder import LatentCoder
-from l3ic.train_data import split_files
+from l3ic.training.data import split_files
+from l3ic.training.entropy_model import priors_of
 
 SCALES = (0.5, 0.707, 1.0, 1.414, 2.0)
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     for scale in SCALES:
         s = round(scale * 1024) / 1024
         q_train = [quantize(z, s) for z in z_train]
-        priors = priors_of(q_train, codec.channels)
+        priors = priors_of(q_train, codec.num_channels)
         tables = context_model.learn_tables(q_train, priors)
         own = LatentCoder(
             codec.preset, codec.fingerprint, priors, codec.channel_order, None, tables

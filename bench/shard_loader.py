@@ -140,9 +140,9 @@ def loaders(images: list[Path], work: Path, preset: str, epochs: int, repeat: in
     """Samples/s of loaders (a)-(e) on ``images``."""
     import webdataset as wds
 
+    from l3ic.datasets.latent_shards import LatentShards, wds_decoder
+    from l3ic.datasets.shard_convert import convert_shards
     from l3ic.latent_coder import get_coder
-    from l3ic.latent_shards import LatentShards, wds_decoder
-    from l3ic.shard_convert import convert_shards
 
     src = work / "src" / "all"
     src.mkdir(parents=True)
@@ -206,7 +206,7 @@ def conversion(images: list[Path], work: Path, preset: str) -> dict:
     (``L3IC_THREADS=1``, set here before the clusters start)."""
     from distributed import Client
 
-    from l3ic.shard_convert import convert_shards, local_cluster
+    from l3ic.datasets.shard_convert import convert_shards, local_cluster
 
     src, warm = work / "csrc" / "all", work / "cwarm" / "all"
     src.mkdir(parents=True)

@@ -1,6 +1,6 @@
 """Training speed of one preset in float32 against ``mixed_bfloat16`` on this machine.
 
-Runs l3ic's own training step (``l3ic.train.build_model`` + ``train_on_batch``) on random
+Runs l3ic's own training step (``l3ic.training.loop.build_model`` + ``train_on_batch``) on random
 patches in fresh subprocesses, alternating the two precisions (``--rounds`` times each), and
 reports patches/s per precision and their ratio. This is the measurement that decides whether
 ``l3ic train --mixed-precision auto`` turns bf16 on for a CPU (docs/training.md, "bf16"): bf16
@@ -33,8 +33,8 @@ def time_steps(preset: str, batch: int, patch: int, steps: int, bf16: bool) -> f
     import numpy as np
 
     from l3ic.presets import PRESETS
-    from l3ic.train import build_model
-    from l3ic.train_recipe import Recipe
+    from l3ic.training.loop import build_model
+    from l3ic.training.recipe import Recipe
 
     recipe = Recipe(
         channels=PRESETS[preset], batch=batch, patch=patch, steps=10**6, mixed_precision=bf16

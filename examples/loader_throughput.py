@@ -1,4 +1,5 @@
-"""Throughput of ``l3ic convert`` and of ``l3ic.data.LatentDataset`` on one folder of images.
+"""Throughput of ``l3ic convert`` and of ``l3ic.datasets.keras_data.LatentDataset`` on one
+folder of images.
 
 usage: python examples/loader_throughput.py [FOLDER] [-m 32c] [--workers 1 2]
            [--batch-sizes 8 32] [--repeat 2] [--out examples/results]
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import keras
 
-from l3ic.convert import convert
-from l3ic.data import LatentDataset
+from l3ic.datasets.convert import convert
+from l3ic.datasets.keras_data import LatentDataset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 

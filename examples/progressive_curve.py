@@ -20,7 +20,7 @@ import numpy as np
 
 from l3ic import L3ICError, container
 from l3ic.api import get_codec
-from l3ic.convert import find_images
+from l3ic.datasets.convert import find_images
 from l3ic.image import read_image
 from l3ic.metrics import psnr
 
@@ -31,7 +31,7 @@ DEFAULT_KS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 def curve(preset: str, images: list[np.ndarray], ks: list[int]) -> dict:
     """Mean PSNR and bits per pixel read for each k in ``ks`` (those up to C are used)."""
     codec = get_codec(preset)
-    ks = sorted({k for k in ks if k <= codec.channels} | {codec.channels})
+    ks = sorted({k for k in ks if k <= codec.num_channels} | {codec.num_channels})
     files = [codec.compress(x) for x in images]
     sizes = [x.shape[:2] for x in images]
     pixels = sum(h * w for h, w in sizes)
@@ -39,7 +39,7 @@ def curve(preset: str, images: list[np.ndarray], ks: list[int]) -> dict:
     rows = []
     for k in ks:
         first = codec.channel_order[:k].tolist()
-        latents = [codec.partial_latent(d, first)[0] for d in files]
+        latents = [codec.read_partial_latent(d, first)[0] for d in files]
         decoded = codec.decode_latent_batch(latents, sizes)
         read = sum(
             len(d) - 4 - sum(s) + sum(s[c] for c in first)
@@ -55,7 +55,7 @@ def curve(preset: str, images: list[np.ndarray], ks: list[int]) -> dict:
         print(f"{preset} k={k:3d}: {rows[-1]['psnr']:.2f} dB, {rows[-1]['bpp_read']:.3f} bpp")
     return {
         "preset": preset,
-        "channels": codec.channels,
+        "channels": codec.num_channels,
         "bpp": 8 * sum(map(len, files)) / pixels,
         "curve": rows,
     }

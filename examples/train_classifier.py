@@ -13,8 +13,8 @@ images as JPEG quality 90 in WebDataset shards (``--pixels jpeg``, what a traini
 without l3ic, decoded with Pillow every epoch), or the images decoded from the latents
 (``--pixels decoded``, decoded by the network every epoch: slow on a CPU).
 
-Latents are read with ``l3ic.data.ShardBatches``. Both classifiers end in global average
-pooling; the pixel one starts with three stride-2 convolutions, so it works at the latent's
+Latents are read with ``l3ic.datasets.keras_data.ShardBatches``. Both classifiers end in global
+average pooling; the pixel one starts with three stride-2 convolutions, so it works at the latent's
 resolution (1/8) like the latent one. Reported per input and seed: validation accuracy after
 the last epoch and seconds per epoch (the first epoch, which includes tracing, left out); and
 per input the mean and the spread (standard deviation, min, max) over the seeds.
@@ -32,9 +32,9 @@ import keras
 import numpy as np
 from PIL import Image
 
-from l3ic.convert import find_images
-from l3ic.data import ShardBatches
-from l3ic.shard_convert import convert_shards
+from l3ic.datasets.convert import find_images
+from l3ic.datasets.keras_data import ShardBatches
+from l3ic.datasets.shard_convert import convert_shards
 
 
 def latent_model(depth: int, classes: int) -> keras.Model:

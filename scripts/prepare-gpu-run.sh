@@ -57,7 +57,7 @@ if [ "${1:-}" = "--rehearse" ]; then
     "$venv/bin/python3" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --upgrade --target /tmp/l3ic-site .whl/*.whl
     out=$(mktemp -d)
-    PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax PYTHONUNBUFFERED=1 "$venv/bin/python3" -m l3ic.train \
+    PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax PYTHONUNBUFFERED=1 "$venv/bin/python3" -m l3ic.training.loop \
         gpu-run --dry-run --data .data/train-gpu --out "$out"
     PYTHONPATH=/tmp/l3ic-site:src KERAS_BACKEND=jax "$venv/bin/python3" -m bench.gpu_decode \
         --dry-run --json "$out/decode.json"

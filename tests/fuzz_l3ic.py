@@ -75,7 +75,7 @@ def split(data: bytes) -> Fields:
             continue
         table = entropy.pack_table(code.table) if code.mode == channel_modes.TABLE else b""
         entries.append((code.mode, len(code.stream), table))
-    order = c.stream_order or range(len(c.codes))  # the streams in file order
+    order = c.channel_order or range(len(c.codes))  # the streams in file order
     streams = [c.codes[k].stream for k in order if c.codes[k].mode != channel_modes.CONSTANT]
     sizes = [c.width, c.height, *c.latent_shape]
     name = c.preset.encode()
@@ -118,7 +118,7 @@ def reseal(data: bytes, header_end: int) -> bytes:
 def as_version1(data: bytes) -> bytes:
     """The same image as a version 1 file (unsealed streams), as earlier l3ic wrote them."""
     codec = get_codec(container.parse(data).preset)
-    latent, _ = codec.unpack_latent(data)
+    latent, _ = codec.read_latent(data)
     f = split(data)
     f.version, f.tables_id, f.entries, f.streams = 1, b"", [], []
     for k in range(latent.shape[2]):

@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from l3ic import container, shard_convert, shards
+from l3ic import container
+from l3ic.datasets import shard_convert, shards
 from l3ic.errors import L3ICError
 from l3ic.latent_coder import get_coder
 from l3ic.record_decoder import COMPILED
@@ -189,7 +190,7 @@ def write_preset(path: Path) -> None:
     if rd is None:
         raise SystemExit("the compiled reader is not installed")
     tables_id, blocks, where, bits = rd._contexts
-    parts = [rd.preset, rd.fingerprint, struct.pack("<i", rd.channels), rd._order.tobytes(),
+    parts = [rd.preset, rd.fingerprint, struct.pack("<i", rd.num_channels), rd._order.tobytes(),
              rd._cdfs.astype(np.uint32).tobytes(), tables_id, blocks.tobytes(), where.tobytes(),
              bits.tobytes()]  # fmt: skip
     path.write_bytes(b"".join(struct.pack("<q", len(p)) + bytes(p) for p in parts))

@@ -16,7 +16,7 @@ def test_roundtrip_any_size(codec16, size):
     data = codec16.compress(x)
     y = codec16.decompress(data)
     assert y.shape == x.shape and y.dtype == np.uint8
-    latent, meta = codec16.unpack_latent(data)
+    latent, meta = codec16.read_latent(data)
     assert latent.shape == (-(-size[0] // 8), -(-size[1] // 8), 16)
     np.testing.assert_array_equal(latent, codec16.encode_latent(x))
     np.testing.assert_array_equal(y, codec16.decode_latent(latent, size))
@@ -129,7 +129,7 @@ def test_public_api_with_presets(presets, tmp_path):
 def test_missing_weights_name_the_file(presets):
     with pytest.raises(L3ICError, match="64c.npz"):
         l3ic.Codec("64c")
-    with pytest.raises(L3ICError, match="unknown model"):
+    with pytest.raises(L3ICError, match="unknown preset"):
         l3ic.Codec("12c")
 
 

@@ -27,7 +27,7 @@ def latent_with_degenerate_channels(h, w, c, seed=0):
 def test_latent_bytes_latent_exact(codec16, shape):
     q = latent_with_degenerate_channels(*shape)
     data = codec16.pack_latent(q, (8 * shape[0], 8 * shape[1]))
-    out, meta = codec16.unpack_latent(data)
+    out, meta = codec16.read_latent(data)
     np.testing.assert_array_equal(out, q)
     assert meta["latent_shape"] == shape
 
@@ -36,12 +36,12 @@ def test_every_channel_alone_and_subsets(codec16):
     q = latent_with_degenerate_channels(9, 11, 16, seed=3)
     data = codec16.pack_latent(q, (70, 85))
     for k in range(16):
-        out, meta = codec16.unpack_latent(data, channels=[k])
+        out, meta = codec16.read_latent(data, channels=[k])
         np.testing.assert_array_equal(out[..., 0], q[..., k])
     rng = np.random.default_rng(0)
     for _ in range(10):
         subset = rng.choice(16, size=rng.integers(1, 16), replace=False).tolist()
-        out, _ = codec16.unpack_latent(data, channels=subset)
+        out, _ = codec16.read_latent(data, channels=subset)
         np.testing.assert_array_equal(out, q[..., subset])
 
 
@@ -58,7 +58,7 @@ def test_skipped_streams_are_not_decoded(codec16, monkeypatch):
         return real(code, n, prior, model)
 
     monkeypatch.setattr(channel_modes, "decode_channel", spy)
-    codec16.unpack_latent(data, channels=[5, 9])
+    codec16.read_latent(data, channels=[5, 9])
     parsed = container.parse(data, codec16.coder.channel_order)
     assert [c.stream for c in decoded] == [parsed.codes[5].stream, parsed.codes[9].stream]
 
@@ -71,7 +71,7 @@ def test_random_latents_hypothesis(codec16):
         q = rng.integers(-15, 17, (h, w, 16)).astype(np.int8)
         q[..., rng.integers(0, 16)] = rng.integers(-15, 17)
         data = codec16.pack_latent(q, (8 * h - 3 if h > 1 else 8, 8 * w))
-        np.testing.assert_array_equal(codec16.unpack_latent(data)[0], q)
+        np.testing.assert_array_equal(codec16.read_latent(data)[0], q)
 
     check()
 
@@ -84,12 +84,12 @@ def valid_file(codec16):
 def test_every_truncation_is_an_error(codec16, valid_file):
     for n in range(len(valid_file)):
         with pytest.raises(L3ICError):
-            codec16.unpack_latent(valid_file[:n])
+            codec16.read_latent(valid_file[:n])
 
 
 def test_trailing_bytes_are_an_error(codec16, valid_file):
     with pytest.raises(L3ICError, match="trailing"):
-        codec16.unpack_latent(valid_file + b"\0")
+        codec16.read_latent(valid_file + b"\0")
 
 
 def test_bit_flips_are_errors(codec16, valid_file):
@@ -99,7 +99,7 @@ def test_bit_flips_are_errors(codec16, valid_file):
         data = bytearray(valid_file)
         data[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(L3ICError):
-            codec16.unpack_latent(bytes(data))
+            codec16.read_latent(bytes(data))
 
     check()
 
@@ -109,7 +109,7 @@ def test_random_bytes_are_errors(codec16):
     @given(st.binary(max_size=300))
     def check(data):
         with pytest.raises(L3ICError):
-            codec16.unpack_latent(data)
+            codec16.read_latent(data)
 
     check()
 
@@ -119,16 +119,16 @@ def test_random_bytes_after_magic_are_errors(codec16):
     @given(st.binary(max_size=300))
     def check(tail):
         with pytest.raises(L3ICError):
-            codec16.unpack_latent(container.MAGIC + bytes([container.VERSION]) + tail)
+            codec16.read_latent(container.MAGIC + bytes([container.VERSION]) + tail)
 
     check()
 
 
 def test_wrong_magic_and_version(codec16, valid_file):
     with pytest.raises(L3ICError, match="magic"):
-        codec16.unpack_latent(b"PNG!" + valid_file[4:])
+        codec16.read_latent(b"PNG!" + valid_file[4:])
     with pytest.raises(L3ICError, match="version 9"):
-        codec16.unpack_latent(valid_file[:4] + b"\x09" + valid_file[5:])
+        codec16.read_latent(valid_file[:4] + b"\x09" + valid_file[5:])
 
 
 def _resealed(header_without_crc: bytes) -> bytes:
@@ -147,7 +147,7 @@ def test_absurd_dimensions_fail_before_allocating(codec16, width, height):
         head += entropy.write_varint(n)
     head += bytes([channel_modes.CONSTANT, 15]) * 16
     with pytest.raises(L3ICError):
-        codec16.unpack_latent(_resealed(head))
+        codec16.read_latent(_resealed(head))
 
 
 def test_file_from_other_weights_is_refused(codec16, valid_file):
@@ -155,7 +155,7 @@ def test_file_from_other_weights_is_refused(codec16, valid_file):
 
     other = untrained_codec(16, seed=7)
     with pytest.raises(L3ICError, match="weights"):
-        other.unpack_latent(valid_file)
+        other.read_latent(valid_file)
 
 
 def test_header_overhead_is_small(codec16):

@@ -9,7 +9,8 @@ from support import smooth_image
 
 import l3ic
 from l3ic.cli import main
-from l3ic.convert import convert, read_index
+from l3ic.datasets.convert import convert
+from l3ic.datasets.folder_index import read_index
 
 
 def make_tree(root, corrupt=True):
@@ -125,7 +126,7 @@ def test_inputs_with_one_output_are_all_reported(presets, tmp_path, capsys):
 
 
 def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
-    from l3ic.data import LatentDataset
+    from l3ic.datasets.keras_data import LatentDataset
 
     src, dst = make_tree(tmp_path / "src", corrupt=False), tmp_path / "lat"
     assert main(["convert", str(src), str(dst), "-m", "32c"]) == 0
@@ -163,7 +164,7 @@ def test_dst_of_another_model_is_left_untouched(presets, tmp_path, capsys):
 
 def test_convert_at_a_quality_and_resume_only_at_it(presets, tmp_path, capsys):
     from l3ic.codebook import dequantize
-    from l3ic.latent_files import LatentFiles
+    from l3ic.datasets.latent_files import LatentFiles
     from l3ic.rate_control import quality_scale
 
     src, dst = make_tree(tmp_path / "src", corrupt=False), tmp_path / "lat"

@@ -8,8 +8,8 @@ from support import smooth_image
 
 import l3ic
 from l3ic import L3ICError
-from l3ic.convert import convert
-from l3ic.data import LatentDataset, LatentFiles, as_tf_dataset, iterate
+from l3ic.datasets.convert import convert
+from l3ic.datasets.keras_data import LatentDataset, LatentFiles, as_tf_dataset, iterate
 
 
 @pytest.fixture

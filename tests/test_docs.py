@@ -15,8 +15,8 @@ import pytest
 from support import smooth_image
 
 import l3ic
-from l3ic.convert import convert
-from l3ic.shard_convert import convert_shards
+from l3ic.datasets.convert import convert
+from l3ic.datasets.shard_convert import convert_shards
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "latents.md"
 SIZES = [(24, 40), (40, 24), (32, 32), (24, 40), (40, 24)]

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from support import smooth_image
 
-from l3ic import cli_train, entropy, export, gpu_run, metrics, train_data
+from l3ic import entropy, metrics
 from l3ic.codec import Codec
 from l3ic.model import load_model
 from l3ic.presets import FROZEN, PRESETS, TARGET_BPP, fingerprint, models_dir
+from l3ic.training import cli, data, export, gpu_run
 
 MIB = 1 << 20
 TRAINED = sorted(name for name in PRESETS if name not in FROZEN)  # gpu-run's default presets
@@ -30,10 +31,10 @@ EXPECTED = {f"{name}.npz" for name in TRAINED} | {gpu_run.LOG_NAME, gpu_run.RUN_
 
 
 def _gpu_run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m l3ic.train gpu-run ARGS`` in a fresh process (JAX backend), from ``cwd``."""
+    """``python -m l3ic.training gpu-run ARGS`` in a fresh process (JAX backend), from ``cwd``."""
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     return subprocess.run(
-        [sys.executable, "-m", "l3ic.train", "gpu-run", *args],
+        [sys.executable, "-m", "l3ic.training.loop", "gpu-run", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -49,7 +50,7 @@ def data_dir(tmp_path_factory) -> Path:
     train_count, val_count, i = 0, 0, 0
     while train_count < 8 or val_count < 1:
         name = f"photo{i:03d}.png"
-        if train_data.is_validation(name):
+        if data.is_validation(name):
             if val_count < 1:
                 iio.imwrite(folder / name, smooth_image(64, 64, seed=i))
                 val_count += 1
@@ -120,7 +121,7 @@ def test_gpu_run_exports_and_ship_decides_on_validation(
 ):
     candidates = tmp_path / "candidates"
     argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(candidates)]
-    assert cli_train.train_main([*argv, "--data", str(data_dir)]) == 0
+    assert cli.train_main([*argv, "--data", str(data_dir)]) == 0
     sidecar = json.loads((candidates / "16c.json").read_text())
     assert sidecar["recipe"]["target_bpp"] == TARGET_BPP["16c"]
     assert sidecar["init"]["fingerprint"] == load_sidecar_fingerprint("16c")
@@ -131,7 +132,7 @@ def test_gpu_run_exports_and_ship_decides_on_validation(
     # Into an empty models folder the candidate ships; a second time it is not better than itself.
     shipped = tmp_path / "models"
     argv = ["ship", str(candidates), "--preset", "16c", "--models-dir", str(shipped)]
-    assert cli_train.train_main([*argv, "--data", str(data_dir)]) == 0
+    assert cli.train_main([*argv, "--data", str(data_dir)]) == 0
     assert (shipped / "16c.npz").read_bytes() == (candidates / "16c.npz").read_bytes()
     capsys.readouterr()
     assert export.ship(candidates, "16c", shipped, data_dir) is False
@@ -157,13 +158,13 @@ def test_export_refuses_another_training_set(dry_run, tmp_path, capsys):
     for i in range(3):
         iio.imwrite(other / f"x{i}.png", smooth_image(64, 64, seed=100 + i))
     argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(tmp_path)]
-    assert cli_train.train_main([*argv, "--data", str(other)]) == 1
+    assert cli.train_main([*argv, "--data", str(other)]) == 1
     assert "is not the training set" in capsys.readouterr().err
 
 
 def test_an_unknown_preset_is_bad_usage(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        cli_train.train_main(["gpu-run", "--presets", "16c,99c", "--out", str(tmp_path)])
+        cli.train_main(["gpu-run", "--presets", "16c,99c", "--out", str(tmp_path)])
     assert stop.value.code == 2
     assert "unknown preset '99c'" in capsys.readouterr().err
 
@@ -178,7 +179,7 @@ def test_a_failing_preset_stops_the_call_at_once(data_dir, tmp_path):
 
 
 def test_the_learning_rate_follows_the_budget(tmp_path):
-    args = cli_train.build_gpu_run_parser().parse_args(["--out", str(tmp_path), "--lr", "1e-3"])
+    args = cli.build_gpu_run_parser().parse_args(["--out", str(tmp_path), "--lr", "1e-3"])
     schedule = gpu_run.GpuRun(args).schedule
     assert schedule.at(0.0) == pytest.approx(1e-3 / (0.02 * gpu_run.SCHEDULE_STEPS))  # warm-up
     assert schedule.at(0.01) == pytest.approx(1e-3 / 2, rel=0.02)

@@ -14,14 +14,14 @@ from support import smooth_image
 
 import l3ic
 from l3ic import L3ICError, api, latent_coder
-from l3ic.convert import convert
+from l3ic.datasets.convert import convert
 
 # Runs in a fresh interpreter: every latent reader, then the heavy modules it imported.
 READERS = """
 import json, sys
 import l3ic
 from l3ic.cli import main
-from l3ic.latent_files import LatentFiles
+from l3ic.datasets.latent_files import LatentFiles
 
 data = open(sys.argv[1], "rb").read()
 latent, meta = l3ic.read_latent(data, channels=[0, 2])
@@ -131,7 +131,7 @@ def test_cli_old_options_still_work_with_a_warning(presets, tmp_path, capsys):
 
 
 def test_version1_index_is_read_with_its_preset(converted):
-    from l3ic.convert import INDEX_NAME, read_index
+    from l3ic.datasets.folder_index import INDEX_NAME, read_index
 
     index = json.loads((converted / INDEX_NAME).read_text())
     assert index["version"] == 2 and index["preset"] == "16c"

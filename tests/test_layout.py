@@ -19,7 +19,7 @@ def layers() -> dict[str, int]:
     for line in LAYOUT.read_text().splitlines():
         match = re.match(r"\| (\d+) \| [^|]+ \| ([^|]+) \|", line)
         if match:
-            for module in re.findall(r"`([\w_]+)`", match.group(2)):
+            for module in re.findall(r"`([\w.]+)`", match.group(2)):
                 assert module not in table, f"{module} listed twice in {LAYOUT}"
                 table[module] = int(match.group(1))
     return table
@@ -35,29 +35,41 @@ def _in_main_block(node: ast.If) -> bool:
     )
 
 
-def imports(path: Path, modules: set[str]) -> tuple[set[str], set[str]]:
-    """(package modules, heavy external packages) that ``path`` imports anywhere, except in an
+def _module_of(target: list[str], modules: set[str]) -> str:
+    """The module of ``modules`` that the dotted path ``target`` (below l3ic) names or lies in:
+    the longest prefix that is a module; a package's ``__init__`` is the package's name."""
+    for end in range(len(target), 0, -1):
+        name = ".".join(target[:end])
+        if name in modules:
+            return name
+    return "__init__"
+
+
+def imports(path: Path, package: list[str], modules: set[str]) -> tuple[set[str], set[str]]:
+    """(package modules, heavy external packages) that ``path``, a module of the sub-package
+    ``package`` of l3ic ([] for l3ic itself), imports anywhere, except in an
     ``if __name__ == "__main__":`` block."""
     inner, heavy = set(), set()
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _in_main_block(node):
             return
-        if isinstance(node, ast.ImportFrom) and node.level >= 1:
-            if node.module:
-                inner.add(node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom) and (node.level >= 1 or node.module):
+            parts = node.module.split(".") if node.module else []
+            if node.level >= 1:
+                base = package[: len(package) - (node.level - 1)] + parts
+            elif parts[0] == "l3ic":
+                base = parts[1:]
             else:
-                inner.update(a.name if a.name in modules else "__init__" for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            parts = node.module.split(".")
-            if parts[0] == "l3ic":
-                inner.add(parts[1] if len(parts) > 1 else "__init__")
-            heavy.update({parts[0]} & HEAVY)
+                heavy.update({parts[0]} & HEAVY)
+                return
+            for alias in node.names:  # from . import container: the module container
+                inner.add(_module_of([*base, alias.name], modules))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == "l3ic" and len(parts) > 1:
-                    inner.add(parts[1])
+                    inner.add(_module_of(parts[1:], modules))
                 heavy.update({parts[0]} & HEAVY)
         for child in ast.iter_child_nodes(node):
             visit(child)
@@ -66,11 +78,23 @@ def imports(path: Path, modules: set[str]) -> tuple[set[str], set[str]]:
     return inner, heavy
 
 
+def module_name(path: Path, root: Path) -> str:
+    """``datasets/convert.py`` -> ``datasets.convert``; a sub-package's ``__init__.py`` is the
+    sub-package's name, l3ic's own is ``__init__``."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
 @pytest.fixture(scope="module")
 def graph() -> dict[str, tuple[set[str], set[str]]]:
-    package = Path(l3ic.__file__).parent
-    files = {p.stem: p for p in package.glob("*.py")}
-    return {name: imports(path, set(files)) for name, path in files.items()}
+    root = Path(l3ic.__file__).parent
+    files = {module_name(p, root): p for p in root.rglob("*.py")}
+    return {
+        name: imports(path, list(path.relative_to(root).parts[:-1]), set(files))
+        for name, path in files.items()
+    }
 
 
 def test_every_module_has_a_layer(graph):
@@ -120,5 +144,17 @@ def test_imports_in_functions_count_and_main_blocks_do_not(tmp_path):
         "def f():\n    from . import low\n\nif __name__ == '__main__':\n    from .cli import main\n"
     )
     modules = {"low", "high", "cli"}
-    assert imports(tmp_path / "low.py", modules) == ({"high"}, set())
-    assert imports(tmp_path / "high.py", modules) == ({"low"}, set())
+    assert imports(tmp_path / "low.py", [], modules) == ({"high"}, set())
+    assert imports(tmp_path / "high.py", [], modules) == ({"low"}, set())
+
+
+def test_imports_resolve_across_sub_packages(tmp_path):
+    (tmp_path / "shards.py").write_text(
+        "from .. import container\nfrom ..image import read\nfrom .convert import x\n"
+        "from l3ic.training import loop\nimport keras\n"
+    )
+    modules = {"container", "image", "datasets", "datasets.convert", "training", "training.loop"}
+    assert imports(tmp_path / "shards.py", ["datasets"], modules) == (
+        {"container", "image", "datasets.convert", "training.loop"},
+        {"keras"},
+    )

@@ -20,11 +20,12 @@ def constant_file(codec, width: int, height: int) -> bytes:
     """A valid file of a few dozen bytes: every channel constant, any declared size."""
     h, w = -(-height // 8), -(-width // 8)
     codes = [
-        channel_modes.ChannelCode(channel_modes.CONSTANT, symbol=15) for _ in range(codec.channels)
+        channel_modes.ChannelCode(channel_modes.CONSTANT, symbol=15)
+        for _ in range(codec.num_channels)
     ]
-    shape = (h, w, codec.channels)
+    shape = (h, w, codec.num_channels)
     c = container.Container(codec.preset, codec.fingerprint, width, height, False, shape, codes)
-    c.stream_order, c.tables_id = codec.coder.channel_order.tolist(), codec.coder.tables_id
+    c.channel_order, c.tables_id = codec.coder.channel_order.tolist(), codec.coder.tables_id
     return container.pack(c)
 
 
@@ -112,7 +113,7 @@ def test_bomb_is_refused_from_the_header_alone(codec16, monkeypatch):
         codec16.decompress(data)
     assert isinstance(e.value, L3ICError)
     with pytest.raises(DecompressionBombError):
-        codec16.unpack_latent(data)
+        codec16.read_latent(data)
 
 
 def test_limit_is_an_argument_an_environment_variable_and_has_a_default(codec16, monkeypatch):

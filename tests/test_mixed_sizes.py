@@ -16,10 +16,10 @@ import pytest
 from support import smooth_image
 
 import l3ic
-from l3ic.convert import convert
-from l3ic.data import LatentDataset, ShardBatches, _spec_pair_first, as_tf_dataset
-from l3ic.latent_shards import LatentShards
-from l3ic.shard_convert import convert_shards
+from l3ic.datasets.convert import convert
+from l3ic.datasets.keras_data import LatentDataset, ShardBatches, _spec_pair_first, as_tf_dataset
+from l3ic.datasets.latent_shards import LatentShards
+from l3ic.datasets.shard_convert import convert_shards
 
 # (class, height, width, count): 5 landscape, 4 portrait and 2 square images, in 2 classes.
 SIZES = [("cat", 24, 40, 3), ("cat", 40, 24, 2), ("dog", 24, 40, 2), ("dog", 40, 24, 2)]
@@ -100,7 +100,7 @@ def test_fit_on_jax_and_torch(folders, backend, tmp_path):
         pytest.fail(f"{backend} is not installed: pip install '.[test]' installs it")
     files, shards = folders
     script = (
-        "import sys, keras; from l3ic.data import LatentDataset, ShardBatches\n"
+        "import sys, keras; from l3ic.datasets.keras_data import LatentDataset, ShardBatches\n"
         "m = keras.Sequential([keras.Input((None, None, 16)),"
         " keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])\n"
         "m.compile('sgd', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
@@ -123,7 +123,7 @@ def test_streamed_shards_in_batches_of_one_shape(folders):
     torch = pytest.importorskip("torch")
     import webdataset as wds
 
-    from l3ic.torch_data import TorchLatentShards
+    from l3ic.datasets.torch_data import TorchLatentShards
 
     files, shards = folders
     loader = torch.utils.data.DataLoader(LatentDataset(files, batch_size=2), batch_size=None)

@@ -61,7 +61,7 @@ def test_layer_config_roundtrip(layer):
 def test_model_config_roundtrip():
     m = L3ICModel(16, backward="soft-t", rate="pooled", lmbda=1e-3)
     clone = L3ICModel.from_config(m.get_config())
-    assert (clone.channels, clone.backward, clone.rate, clone.lmbda) == (
+    assert (clone.num_channels, clone.backward, clone.rate, clone.lmbda) == (
         16,
         "soft-t",
         "pooled",

@@ -22,9 +22,9 @@ def test_all_channels_equal_full_decode(codec16, data):
 
 
 def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
-    full, _ = codec16.unpack_latent(data)
+    full, _ = codec16.read_latent(data)
     parsed = container.parse(data)
-    q, meta = codec16.partial_latent(data, [3, 7])
+    q, meta = codec16.read_partial_latent(data, [3, 7])
     assert meta["channels"] == [3, 7] and q.shape == full.shape
     for k, code in enumerate(parsed.codes):
         if k in (3, 7) or code.mode == channel_modes.CONSTANT:
@@ -35,7 +35,7 @@ def test_partial_latent_keeps_decoded_and_fills_the_rest(codec16, data):
 
 
 def test_only_the_first_k_streams_in_importance_order_are_decoded(codec16, data, monkeypatch):
-    latent, meta = codec16.unpack_latent(data)
+    latent, meta = codec16.read_latent(data)
     monkeypatch.setattr(codec16.coder, "channel_order", np.arange(16)[::-1].copy())
     data = codec16.coder.pack(latent, (meta["height"], meta["width"]))
     decoded = []

@@ -115,9 +115,9 @@ def test_cumulative_tables_are_constrictions():
 def test_compiled_reader_agrees_on_random_latents(version, h, w, seed):
     rng = np.random.default_rng(seed)
     coder = coder_writing(version)
-    q = (smooth_latent if version == 4 else random_latent)(rng, h, w, coder.channels)
+    q = (smooth_latent if version == 4 else random_latent)(rng, h, w, coder.num_channels)
     data = coder.pack(q, (8 * h - int(rng.integers(8)), 8 * w))
-    picked = rng.permutation(coder.channels)[: rng.integers(1, coder.channels + 1)].tolist()
+    picked = rng.permutation(coder.num_channels)[: rng.integers(1, coder.num_channels + 1)].tolist()
     for channels in (None, picked):
         fast = coder.read_compiled(data, channels)
         assert fast is not None
@@ -135,7 +135,7 @@ def test_random_latents_use_every_channel_mode():
     for version, make in ((3, random_latent), (4, smooth_latent)):
         coder, modes = coder_writing(version), set()
         for _ in range(10):
-            q = make(rng, 12, 9, coder.channels)
+            q = make(rng, 12, 9, coder.num_channels)
             c = container.parse(coder.pack(q, (96, 72)), coder.channel_order)
             modes |= {code.mode for code in c.codes}
         want = {channel_modes.CONSTANT, channel_modes.PRIOR, channel_modes.TABLE}
@@ -319,7 +319,7 @@ def test_a_tall_strip_goes_to_the_python_reader_in_bounded_memory():
     # 4096 x 8 (a 64-pixel-wide strip) that would be 135 MB for 0.5 MB of latent, so the
     # compiled reader gives up and the Python reader decodes it (memory in h w).
     rng, coder = np.random.default_rng(6), get_coder("16c").writing(4)
-    q = smooth_latent(rng, 4096, 8, coder.channels)
+    q = smooth_latent(rng, 4096, 8, coder.num_channels)
     data = coder.pack(q, (8 * 4096, 64))
     c = container.parse(data, coder.channel_order)
     assert channel_modes.CONTEXT in {code.mode for code in c.codes}

@@ -103,7 +103,7 @@ def test_openvino_bf16_stays_close_where_the_cpu_has_it(sample):
 def test_openvino_bf16_keeps_the_last_convolution_in_float32(presets):
     openvino = pytest.importorskip("openvino")
     codec = Codec("16c", runtime="onnx")
-    graphs = runtime._Graphs(read_arrays(weights_path("16c")), codec.channels, key=None)
+    graphs = runtime._Graphs(read_arrays(weights_path("16c")), codec.num_channels, key=None)
     for part, layer in (("encoder", "e3"), ("decoder", "d3")):
         model = openvino.Core().read_model(graphs.load(part))
         assert runtime.keep_last_convolution_f32(model).startswith(f"{layer}/")

@@ -17,11 +17,11 @@ from support import smooth_image
 
 from l3ic import container
 from l3ic.cli import main
+from l3ic.datasets.latent_shards import LatentShards, split_range, wds_decoder
+from l3ic.datasets.shard_convert import convert_shards, parse_size
+from l3ic.datasets.shards import ShardSet, read_shards
 from l3ic.errors import L3ICError
 from l3ic.latent_coder import get_coder
-from l3ic.latent_shards import LatentShards, split_range, wds_decoder
-from l3ic.shard_convert import convert_shards, parse_size
-from l3ic.shards import ShardSet, read_shards
 
 
 def make_folder(root, per_class=6, size=(24, 32)):
@@ -62,7 +62,7 @@ def check_dataset(src, dst, expected_sources):
             record = data[s["offset"] : s["offset"] + s["bytes"]]
             assert record == members[s["key"]]["l3ic"]
             c = container.parse(record, get_coder(meta["preset"]).channel_order)
-            ends = [c.offsets[k] + c.stream_lengths[k] for k in c.stream_order]
+            ends = [c.offsets[k] + c.stream_lengths[k] for k in c.channel_order]
             assert s["streams"] == [c.header_bytes, *ends] and ends[-1] == len(record) - 4
             assert int(members[s["key"]]["cls"]) == s["label"]
             assert meta["classes"][s["label"]] == s["source"].split("/")[0]
@@ -142,10 +142,10 @@ def test_dask_engine_survives_a_killed_worker(presets, tmp_path):
         assert killed is not None and not thread.is_alive()
         # the workers wrote latents without TensorFlow (ONNX Runtime runs the encoder)
         loaded = client.run(
-            lambda: sorted({"tensorflow", "keras", "l3ic.shards"} & set(sys.modules))
+            lambda: sorted({"tensorflow", "keras", "l3ic.datasets.shards"} & set(sys.modules))
         )
-        assert ["l3ic.shards"] in loaded.values() and all(
-            m in (["l3ic.shards"], []) for m in loaded.values()
+        assert ["l3ic.datasets.shards"] in loaded.values() and all(
+            m in (["l3ic.datasets.shards"], []) for m in loaded.values()
         )
     finally:
         client.close()
@@ -245,8 +245,8 @@ def test_channel_subsets_read_only_their_bytes(shards, monkeypatch):
 
 
 def test_decoding_runs_in_batches_and_keeps_each_sample(shards, monkeypatch):
-    from l3ic import latent_shards
     from l3ic.api import get_codec
+    from l3ic.datasets import latent_shards
 
     codec = get_codec("16c")
     one_by_one = [
@@ -257,7 +257,7 @@ def test_decoding_runs_in_batches_and_keeps_each_sample(shards, monkeypatch):
     real = type(codec).decode_latent_batch
     monkeypatch.setattr(
         type(codec), "decode_latent_batch",
-        lambda self, qs, shapes: calls.append(len(qs)) or real(self, qs, shapes),
+        lambda self, qs, shapes, s=None: calls.append(len(qs)) or real(self, qs, shapes, s),
     )  # fmt: skip
     monkeypatch.setattr(latent_shards, "DECODE_BATCH", 5)
     batched = list(LatentShards(shards, decode=True))
@@ -272,8 +272,8 @@ def test_torch_webdataset_keras_and_tf_interfaces(shards):
     import torch
     import webdataset as wds
 
-    from l3ic.data import ShardBatches, as_tf_dataset
-    from l3ic.torch_data import TorchLatentShards
+    from l3ic.datasets.keras_data import ShardBatches, as_tf_dataset
+    from l3ic.datasets.torch_data import TorchLatentShards
 
     full = {x.tobytes() for x, _ in LatentShards(shards)}
     data = TorchLatentShards(shards, shuffle=True)

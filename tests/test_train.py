@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 import l3ic
-from l3ic import cli_train, cpu, metrics, train, train_data, train_recipe, train_rules
+from l3ic import cpu, metrics
 from l3ic.codec import Codec
 from l3ic.evaluate import CURVE_SCALES
 from l3ic.presets import models_dir
+from l3ic.training import cli, data, loop, recipe, rules
 
 TRAIN_IMAGES = 6
-ARGS = ["--channels", "8", "--batch", "4", "--patch", "32", "--lr", "1e-3", "--steps", "60"]
+ARGS = ["--num-channels", "8", "--batch", "4", "--patch", "32", "--lr", "1e-3", "--steps", "60"]
 ARGS += ["--mixed-precision", "off"]
 
 
@@ -38,7 +39,7 @@ def data_dir(tmp_path_factory) -> Path:
     train_names, val_names, i = [], [], 0
     while len(train_names) < TRAIN_IMAGES or not val_names:
         name = f"img{i:03d}.png"
-        (val_names if train_data.is_validation(name) else train_names).append(name)
+        (val_names if data.is_validation(name) else train_names).append(name)
         i += 1
     for name in train_names[:TRAIN_IMAGES] + val_names[:1]:
         iio.imwrite(folder / name, _smooth_image(rng))
@@ -50,19 +51,19 @@ def full_run(data_dir, tmp_path_factory) -> Path:
     """An uninterrupted 60-step run, validated every 20 steps."""
     out = tmp_path_factory.mktemp("full")
     argv = [*ARGS, "--data", str(data_dir), "--out", str(out), "--val-every", "20"]
-    assert cli_train.train_main(argv) == 0
+    assert cli.train_main(argv) == 0
     return out
 
 
 def _log(run: Path) -> list[dict]:
-    with open(run / train.LOG_NAME) as f:
+    with open(run / loop.LOG_NAME) as f:
         return list(csv.DictReader(f))
 
 
 def test_patch_batches_depend_only_on_seed_and_step(data_dir):
-    images = train_data.load_images(train_data.list_images(data_dir))
-    a = train_data.PatchSampler(images, 4, 32, seed=3)
-    b = train_data.PatchSampler(images, 4, 32, seed=3)
+    images = data.load_images(data.list_images(data_dir))
+    a = data.PatchSampler(images, 4, 32, seed=3)
+    b = data.PatchSampler(images, 4, 32, seed=3)
     assert np.array_equal(a(5), b(5))
     assert not np.array_equal(a(5), a(6))
     # Every image is visited once per epoch.
@@ -71,27 +72,27 @@ def test_patch_batches_depend_only_on_seed_and_step(data_dir):
 
 
 def test_schedule_warms_up_holds_then_decays():
-    lr = train_rules.HoldCosine(1e-3, total=100, decay_start=0.5, final=0.1, warmup=0.1)
+    lr = rules.HoldCosine(1e-3, total=100, decay_start=0.5, final=0.1, warmup=0.1)
     at = [float(lr(step)) for step in (0, 4, 9, 30, 49, 75, 100)]
     assert at[0] == pytest.approx(1e-4) and at[1] == pytest.approx(5e-4)  # (step + 1) / 10
     assert at[2] == at[3] == at[4] == pytest.approx(1e-3)
     assert at[5] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
     assert at[6] == pytest.approx(1e-4)
-    assert float(train_rules.HoldCosine(1e-3, total=100)(0)) == pytest.approx(1e-3)  # no warm-up
+    assert float(rules.HoldCosine(1e-3, total=100)(0)) == pytest.approx(1e-3)  # no warm-up
     # The same schedule read at a fraction of its length (the GPU run's time budget).
     assert lr.at(0.75) == pytest.approx(float(lr(75)))
     assert lr.at(2.0) == pytest.approx(1e-4) and lr.at(-1.0) == pytest.approx(1e-4)
 
 
 def test_steering_moves_lmbda_toward_the_target_every_step():
-    s = train_rules.RateSteering(target=0.8, lmbda0=1e-3, gain=0.01, est_per_real=0.9)
+    s = rules.RateSteering(target=0.8, lmbda0=1e-3, gain=0.01, est_per_real=0.9)
     assert s.target_est == pytest.approx(0.72)
     up = float(s.step(1e-3, 0.9))  # more bits than the target: weigh the rate more
     down = float(s.step(1e-3, 0.6))
     assert up > 1e-3 > down
     assert float(s.step(1e-3, 0.72)) == pytest.approx(1e-3)
     assert up == pytest.approx(1e-3 * np.exp(0.01 * (0.9 - 0.72) / 0.72), rel=1e-6)
-    assert float(s.step(1e-3, 1e6)) == pytest.approx(1e-3 * train_rules.STEER_RANGE)  # clipped
+    assert float(s.step(1e-3, 1e6)) == pytest.approx(1e-3 * rules.STEER_RANGE)  # clipped
     s.calibrate(0.75, 0.8)  # the batches' estimate over the real validation rate, re-measured
     assert s.est_per_real == pytest.approx(0.9375) and s.target_est == pytest.approx(0.75)
 
@@ -100,28 +101,28 @@ def test_a_steered_run_lowers_lmbda_below_a_rate_it_cannot_reach(data_dir, tmp_p
     """Aimed at 20 bpp, far above what 8 channels code, lmbda falls every step from its start."""
     argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "30"]
     argv += ["--target-bpp", "20", "--lmbda", "1e-3", "--steer-gain", "0.01"]
-    assert cli_train.train_main(argv) == 0
+    assert cli.train_main(argv) == 0
     lmbdas = [float(r["lmbda"]) for r in _log(tmp_path)]
     assert lmbdas[0] < 1e-3 and lmbdas[1] < lmbdas[0]
     # The calibration of the estimate went into the checkpoint, for an exact resume.
-    assert 0.0 < float(train.read_checkpoint(tmp_path)["est_per_real"]) != 1.0
+    assert 0.0 < float(loop.read_checkpoint(tmp_path)["est_per_real"]) != 1.0
 
 
 def test_mixed_precision_auto_follows_the_hardware(monkeypatch):
-    choose = train_recipe.choose_mixed_precision
+    choose = recipe.choose_mixed_precision
     assert choose("auto", gpu=True)[0] is True
     assert choose("on", gpu=False) == (True, "on (asked)")
     assert choose("off", gpu=True) == (False, "off (asked)")
-    monkeypatch.setattr(train_recipe, "cpu_has_fast_bf16", lambda: ["amx_bf16"])
+    monkeypatch.setattr(recipe, "cpu_has_fast_bf16", lambda: ["amx_bf16"])
     on, why = choose("auto", gpu=False)
     assert on is True and "amx_bf16" in why
-    monkeypatch.setattr(train_recipe, "cpu_has_fast_bf16", lambda: [])
+    monkeypatch.setattr(recipe, "cpu_has_fast_bf16", lambda: [])
     on, why = choose("auto", gpu=False)
     assert on is False and why.startswith("auto: off")
 
 
 def test_the_run_records_the_bf16_choice_and_the_cpu(full_run):
-    cfg = json.loads((full_run / train.CONFIG_NAME).read_text())
+    cfg = json.loads((full_run / loop.CONFIG_NAME).read_text())
     assert cfg["mixed_precision"] is False  # --mixed-precision off in ARGS
     assert cfg["mixed_precision_choice"] == "off (asked)"
     assert cfg["cpu"] == cpu.cpu_model()
@@ -129,7 +130,7 @@ def test_the_run_records_the_bf16_choice_and_the_cpu(full_run):
 
 def test_a_warmup_outside_0_1_exits_1(tmp_path, capsys):
     argv = ["--preset", "16c", "--steps", "2", "--warmup", "1.5", "--out", str(tmp_path / "r")]
-    assert cli_train.train_main(argv) == 1
+    assert cli.train_main(argv) == 1
     assert "--warmup" in _error_line(capsys)
 
 
@@ -150,12 +151,12 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
     base += ["--scale-range", "1.25"]
     full, part = tmp_path / "full", tmp_path / "part"
-    assert cli_train.train_main([*base, "--out", str(full)]) == 0
+    assert cli.train_main([*base, "--out", str(full)]) == 0
     argv = [*base, "--out", str(part), "--ckpt-every", "10", "--stop-at", "30"]
-    assert cli_train.train_main(argv) == 0
-    assert int(train.read_checkpoint(part)["step"]) == 30
-    assert cli_train.train_main(["--out", str(part), "--resume"]) == 0
-    f, g = train.read_checkpoint(full), train.read_checkpoint(part)
+    assert cli.train_main(argv) == 0
+    assert int(loop.read_checkpoint(part)["step"]) == 30
+    assert cli.train_main(["--out", str(part), "--resume"]) == 0
+    f, g = loop.read_checkpoint(full), loop.read_checkpoint(part)
     assert int(g["step"]) == 60
     assert sorted(f) == sorted(g)
     for key in set(f) - {"seconds"}:
@@ -167,8 +168,8 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
 def test_the_steering_computes_in_float32_whatever_its_inputs():
     """A resumed run reads the calibration back as a float where the uninterrupted run holds a
     numpy float64: both must steer the rate weight to the same float32."""
-    a = train_rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=np.float64(0.2126392459869))
-    b = train_rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=0.2126392459869)
+    a = rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=np.float64(0.2126392459869))
+    b = rules.RateSteering(1.0, 1e-3, 8e-3, est_per_real=0.2126392459869)
     for bpp in np.linspace(0.05, 0.4, 50):
         wa = np.asarray(a.step(np.float32(1.55e-3), float(bpp)))
         wb = np.asarray(b.step(np.float32(1.55e-3), float(bpp)))
@@ -183,7 +184,7 @@ def _error_line(capsys) -> str:
 
 
 def test_resume_refuses_a_missing_run(tmp_path, capsys):
-    assert cli_train.train_main(["--out", str(tmp_path / "none"), "--resume"]) == 1
+    assert cli.train_main(["--out", str(tmp_path / "none"), "--resume"]) == 1
     assert "not found" in _error_line(capsys)
 
 
@@ -192,19 +193,19 @@ def test_resume_refuses_a_missing_run(tmp_path, capsys):
 
 def test_train_on_a_missing_data_folder_exits_1(tmp_path, capsys):
     argv = ["--preset", "16c", "--steps", "2", "--data", str(tmp_path / "none")]
-    assert cli_train.train_main([*argv, "--out", str(tmp_path / "run")]) == 1
+    assert cli.train_main([*argv, "--out", str(tmp_path / "run")]) == 1
     assert "training data folder not found" in _error_line(capsys)
 
 
 def test_export_of_a_missing_run_exits_1(tmp_path, capsys):
     argv = ["export", str(tmp_path / "none"), "--preset", "16c", "--models-dir", str(tmp_path)]
-    assert cli_train.train_main(argv) == 1
+    assert cli.train_main(argv) == 1
     assert "is not a training run" in _error_line(capsys)
 
 
 def test_ship_of_a_missing_candidate_exits_1(tmp_path, capsys):
     argv = ["ship", str(tmp_path / "none"), "--preset", "16c", "--models-dir", str(tmp_path)]
-    assert cli_train.train_main(argv) == 1
+    assert cli.train_main(argv) == 1
     assert "no candidate" in _error_line(capsys)
 
 
@@ -214,12 +215,12 @@ def test_a_frozen_preset_is_not_shipped_over(tmp_path, capsys):
     for preset, weights in FROZEN.items():  # the frozen weights are the ones installed
         assert fingerprint(read_arrays(models_dir() / f"{preset}.npz")).hex() == weights
         argv = ["ship", str(tmp_path), "--preset", preset, "--models-dir", str(tmp_path)]
-        assert cli_train.train_main(argv) == 1
+        assert cli.train_main(argv) == 1
         assert "is frozen" in _error_line(capsys)
 
 
 def test_evaluate_of_a_missing_folder_exits_1(tmp_path, capsys):
-    assert cli_train.evaluate_main([str(tmp_path / "none"), "--preset", "16c"]) == 1
+    assert cli.evaluate_main([str(tmp_path / "none"), "--preset", "16c"]) == 1
     assert "image folder not found" in _error_line(capsys)
 
 
@@ -234,14 +235,14 @@ def test_evaluate_of_a_missing_folder_exits_1(tmp_path, capsys):
 )
 def test_bad_usage_exits_2(argv):
     with pytest.raises(SystemExit) as stop:
-        cli_train.train_main(argv)
+        cli.train_main(argv)
     assert stop.value.code == 2
 
 
 def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir):
     # --name is the old spelling of --preset, still accepted.
     argv = ["export", str(full_run), "--name", "t8", "--models-dir", str(tmp_path)]
-    assert cli_train.train_main(argv) == 0
+    assert cli.train_main(argv) == 0
     sidecar = json.loads((tmp_path / "t8.json").read_text())
     assert sidecar["status"] == "cpu-short-schedule"
     assert sidecar["steps"] == 60
@@ -252,7 +253,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     assert all(sum(p) == 4096 and min(p) >= 1 for p in sidecar["priors"])
     assert abs(sidecar["float16_psnr_delta_db"]) < 0.05
     # The exported weights code an image through the codec's own path.
-    run = train.Run(full_run, json.loads((full_run / train.CONFIG_NAME).read_text()))
+    run = loop.Run(full_run, json.loads((full_run / loop.CONFIG_NAME).read_text()))
     l3ic.presets.load_weights(run.net, tmp_path / "t8.npz")
     codec = Codec.from_model(run.net, "t8", sidecar)
     image = iio.imread(next(data_dir.glob("*.png")))
@@ -273,7 +274,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
         shutil.copy(tmp_path / f"t8{suffix}", tmp_path / f"16c{suffix}")
     (tmp_path / "16c.json").write_text(json.dumps({**sidecar, "scale_curve": None}))
     argv = ["curve", "--preset", "16c", "--models-dir", str(tmp_path), "--data", str(data_dir)]
-    assert cli_train.train_main(argv) == 0
+    assert cli.train_main(argv) == 0
     again = json.loads((tmp_path / "16c.json").read_text())["scale_curve"]
     assert again["fingerprint"] == curve["fingerprint"]
     for a, b in zip(again["points"], curve["points"], strict=True):  # the header names "16c"
@@ -282,7 +283,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     # `l3ic train contexts` learns the tables again for weights shipped without them.
     (tmp_path / "16c.contexts.npz").unlink()
     argv = ["contexts", "--preset", "16c", "--models-dir", str(tmp_path), "--data", str(data_dir)]
-    assert cli_train.train_main(argv) == 0
+    assert cli.train_main(argv) == 0
     with np.load(tmp_path / "16c.contexts.npz") as f:
         assert f["tables"].shape == tables.shape and str(f["fingerprint"]) == fingerprint
 
@@ -290,7 +291,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
 @pytest.mark.parametrize("command", ["contexts", "curve"])
 def test_contexts_and_curve_of_missing_weights_exit_1(tmp_path, capsys, command):
     argv = [command, "--preset", "16c", "--models-dir", str(tmp_path)]
-    assert cli_train.train_main(argv) == 1
+    assert cli.train_main(argv) == 1
     assert "no weights" in _error_line(capsys)
 
 
@@ -308,8 +309,8 @@ def test_preset_quality_floor(preset):
     path = models_dir() / f"{preset}.npz"
     if not path.is_file():
         pytest.skip(f"{path} is absent: train and export it first (docs/training.md)")
-    data = pytest.importorskip("skimage.data")
-    image = np.ascontiguousarray(data.astronaut()[::2, ::2])
+    skdata = pytest.importorskip("skimage.data")
+    image = np.ascontiguousarray(skdata.astronaut()[::2, ::2])
     coded = l3ic.compress(image, preset=preset)
     decoded = l3ic.decompress(coded)
     floor, ceiling = FLOORS[preset]
@@ -338,18 +339,18 @@ def test_a_diverging_run_stops_and_keeps_the_checkpoint_from_before(
 ):
     psnrs = iter([30.0, 31.0, 26.5])  # validations at steps 20, 40, 60: the last 4.5 dB down
     monkeypatch.setattr(
-        train, "validate", lambda *a: {"psnr": next(psnrs), "ssim": 0.9, "bpp": 1.0, "bpp_est": 1.0}
+        loop, "validate", lambda *a: {"psnr": next(psnrs), "ssim": 0.9, "bpp": 1.0, "bpp_est": 1.0}
     )
     argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "20"]
-    assert cli_train.train_main([*argv, "--ckpt-every", "20"]) == 1
+    assert cli.train_main([*argv, "--ckpt-every", "20"]) == 1
     err = capsys.readouterr().err
     assert "diverged" in err and "checkpoint of step 40 is kept" in err
-    assert int(train.read_checkpoint(tmp_path)["step"]) == 40
+    assert int(loop.read_checkpoint(tmp_path)["step"]) == 40
     assert [row["step"] for row in _log(tmp_path)] == ["20", "40", "60"]
 
 
 def test_one_divergence_rule_judges_intervals():
-    guard = train_rules.DivergenceGuard()
+    guard = rules.DivergenceGuard()
     for loss in (0.01, 0.02):
         guard.add_loss(loss)
     assert guard.end_interval(10) == "ok"  # nothing to compare with yet: the first best
@@ -368,28 +369,26 @@ def test_a_loss_spike_skips_the_checkpoint_and_a_divergence_stops_the_run(
     data_dir, tmp_path, monkeypatch, capsys
 ):
     verdicts = iter(["ok", "unsaved", "diverged"])  # the intervals ending at steps 20, 40, 60
-    monkeypatch.setattr(
-        train_rules.DivergenceGuard, "end_interval", lambda self, step: next(verdicts)
-    )
+    monkeypatch.setattr(rules.DivergenceGuard, "end_interval", lambda self, step: next(verdicts))
     argv = [*ARGS, "--data", str(data_dir), "--out", str(tmp_path), "--val-every", "100"]
-    assert cli_train.train_main([*argv, "--ckpt-every", "20"]) == 1
+    assert cli.train_main([*argv, "--ckpt-every", "20"]) == 1
     out, err = capsys.readouterr()
     assert "checkpoint not written" in out
     assert "diverged" in err
-    assert int(train.read_checkpoint(tmp_path)["step"]) == 20
+    assert int(loop.read_checkpoint(tmp_path)["step"]) == 20
 
 
 def test_a_preset_sets_the_channels_and_ms_ssim_can_join_the_loss(data_dir, tmp_path):
-    """--preset 16c trains 16 channels (unless --channels says otherwise); --ssim-kind ms-ssim
+    """--preset 16c trains 16 channels (unless --num-channels says otherwise); --ssim-kind ms-ssim
     reaches the model and the run's config."""
     argv = ["--preset", "16c", "--batch", "2", "--patch", "32", "--steps", "2"]
     argv += ["--mixed-precision", "off", "--ssim-weight", "0.1", "--ssim-kind", "ms-ssim"]
-    assert cli_train.train_main([*argv, "--data", str(data_dir), "--out", str(tmp_path)]) == 0
-    cfg = json.loads((tmp_path / train.CONFIG_NAME).read_text())
-    assert (cfg["channels"], cfg["ssim_kind"], cfg["ssim_weight"]) == (16, "ms-ssim", 0.1)
-    arrays = train.read_checkpoint(tmp_path)
-    run = train.Run(tmp_path, cfg, fresh=True)
-    assert run.net.channels == 16 and run.net.ssim_kind == "ms-ssim"
+    assert cli.train_main([*argv, "--data", str(data_dir), "--out", str(tmp_path)]) == 0
+    cfg = json.loads((tmp_path / loop.CONFIG_NAME).read_text())
+    assert (cfg["num_channels"], cfg["ssim_kind"], cfg["ssim_weight"]) == (16, "ms-ssim", 0.1)
+    arrays = loop.read_checkpoint(tmp_path)
+    run = loop.Run(tmp_path, cfg, fresh=True)
+    assert run.net.num_channels == 16 and run.net.ssim_kind == "ms-ssim"
     assert len(arrays) - 3 == len(run.net.variables) + len(run.net.optimizer.variables)
 
 
@@ -397,14 +396,14 @@ def test_a_resumed_log_keeps_its_own_columns(tmp_path):
     """A run begun by an older version (no val_ms_ssim column) goes on under its own header."""
     path = tmp_path / "log.csv"
     path.write_text("step,loss\n1,0.5\n")
-    log = train_rules.RunLog(path, ("step", "loss", "val_ms_ssim"))
+    log = rules.RunLog(path, ("step", "loss", "val_ms_ssim"))
     log.write({"step": 2, "loss": 0.25, "val_ms_ssim": 0.9})
     assert path.read_text().splitlines() == ["step,loss", "1,0.5", "2,0.25"]
 
 
 def test_validation_adds_ms_ssim_where_the_images_hold_five_scales():
-    from l3ic.entropy_model import validate
     from l3ic.model import load_model
+    from l3ic.training.entropy_model import validate
 
     net = load_model(8)
     rng = np.random.default_rng(5)
@@ -417,7 +416,7 @@ def test_validation_adds_ms_ssim_where_the_images_hold_five_scales():
 def test_random_scales_are_log_uniform_per_step_and_the_step_uses_them():
     from l3ic.codebook import quantize
     from l3ic.model import load_model
-    from l3ic.train_rules import step_scale
+    from l3ic.training.rules import step_scale
 
     scales = [step_scale(0, step, 2.0) for step in range(2000)]
     assert scales == [step_scale(0, step, 2.0) for step in range(2000)]  # (seed, step) alone
@@ -444,14 +443,14 @@ def test_a_run_told_the_scale_trains_its_films_and_is_not_exported(data_dir, tmp
     run = tmp_path / "run"
     argv = [*ARGS, "--steps", "4", "--scale-range", "2", "--told-scale"]
     argv += ["--data", str(data_dir), "--out", str(run)]
-    assert cli_train.train_main(argv) == 0
-    cfg = json.loads((run / train.CONFIG_NAME).read_text())
+    assert cli.train_main(argv) == 0
+    cfg = json.loads((run / loop.CONFIG_NAME).read_text())
     assert cfg["told_scale"] is True
-    restored = train.Run(run, cfg, fresh=True)
+    restored = loop.Run(run, cfg, fresh=True)
     restored.restore()
     films = [v.numpy() for v in restored.net.decoder.weights if v.path.endswith(SUFFIX)]
     assert len(films) == 9 and all(np.any(f) for f in films)
     argv = ["export", str(run), "--preset", "16c", "--models-dir", str(tmp_path / "m")]
-    assert cli_train.train_main(argv) == 1
+    assert cli.train_main(argv) == 1
     assert "--told-scale" in _error_line(capsys)
     assert not (tmp_path / "m" / "16c.npz").exists()

@@ -32,7 +32,7 @@ from .errors import DecompressionBombError, L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.18.0"
+__version__ = "0.19.0"
 
 _LAZY = {
     "compress": "api",
@@ -44,10 +44,10 @@ _LAZY = {
     "Codec": "codec",
     "LatentCoder": "latent_coder",
     "get_coder": "latent_coder",
-    "LatentFiles": "latent_files",
-    "LatentShards": "latent_shards",
-    "wds_decoder": "latent_shards",
-    "size_batches": "latent_shards",
+    "LatentFiles": "datasets.latent_files",
+    "LatentShards": "datasets.latent_shards",
+    "wds_decoder": "datasets.latent_shards",
+    "size_batches": "datasets.latent_shards",
 }
 
 __all__ = ["L3ICError", "DecompressionBombError", "__version__", *_LAZY]

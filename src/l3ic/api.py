@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from . import container
+from .atomic_files import write_atomic
 from .errors import L3ICError
-from .image import read_image, write_atomic
+from .image import read_image
 from .latent_coder import channels_arg, get_coder
 from .presets import resolve_preset
 from .rate_control import (
@@ -175,8 +176,7 @@ def read_latent(
         ((h, w, len(channels)) int8 latent with values -15..16, metadata dict: preset, width,
         height, grayscale, latent_shape, fingerprint, channels).
     """
-    c = container.parse_header(data)
-    return get_coder(c.preset).read(data, channels, max_pixels=max_pixels)
+    return get_coder(container.preset_name(data)).read(data, channels, max_pixels=max_pixels)
 
 
 def _is_l3ic(path: Path) -> bool:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import ENGINES
 from .errors import L3ICError, one_line
 from .keras_import import import_keras_quietly
+from .metrics import bpp
 from .presets import DEFAULT_PRESET, PRESETS, load_sidecar
 from .runtime import RUNTIMES
-from .shard_convert import ENGINES
 
 __all__ = ["main"]
 
@@ -287,8 +288,8 @@ _bpp = _number(lambda v: 0 < v < 1e6, "bits per pixel above 0")
 
 
 def _size(text: str) -> int:
-    """argparse type: a byte count such as 256MB (``shard_convert.parse_size``)."""
-    from .shard_convert import parse_size
+    """argparse type: a byte count such as 256MB (``l3ic.datasets.shard_convert.parse_size``)."""
+    from .datasets.shard_convert import parse_size
 
     try:
         return parse_size(text)
@@ -304,17 +305,17 @@ def _output_for(path: Path, args, suffix: str) -> Path:
 
 
 def _compress_one(path: Path, args) -> str:
+    from . import container
     from .api import compress
-    from .image import read_image, write_atomic
+    from .atomic_files import write_atomic
 
     _check_input(path, "an image")
     out = _output_for(path, args, ".l3ic")
     if out.exists() and not args.force:
         raise L3ICError(f"{out} exists (use --force to overwrite)")
     t0 = time.perf_counter()
-    image = read_image(path)
     data = compress(
-        image,
+        path,
         preset=args.preset,
         drop_alpha=args.drop_alpha,
         quality=args.quality,
@@ -323,9 +324,9 @@ def _compress_one(path: Path, args) -> str:
         runtime=args.runtime,
     )
     write_atomic(out, data, force=args.force)
-    h, w = image.shape[:2]
+    c = container.parse_header(data)
     return (
-        f"{path} -> {out}: {len(data):,} bytes, {8 * len(data) / (h * w):.3f} bpp, "
+        f"{path} -> {out}: {len(data):,} bytes, {bpp(len(data), c.height, c.width):.3f} bpp, "
         f"{time.perf_counter() - t0:.2f} s"
     )
 
@@ -334,7 +335,7 @@ def _decompress_one(path: Path, args) -> str:
     import imageio.v3 as iio
 
     from .api import decompress
-    from .image import write_atomic
+    from .atomic_files import write_atomic
 
     _check_input(path)
     out = _output_for(path, args, "." + args.format.lstrip("."))
@@ -419,7 +420,7 @@ def _check_compress_output(output: str) -> bool:
 def _run_many(args, one) -> int:
     from tqdm import tqdm
 
-    from .convert import show_progress
+    from .datasets.convert import show_progress
 
     paths = [Path(p) for p in args.inputs]
     if args.output and len(paths) > 1:
@@ -446,8 +447,8 @@ def _run_many(args, one) -> int:
 
 
 def _convert(args) -> int:
-    from .convert import convert
-    from .shard_convert import DEFAULT_SHARD_SIZE, convert_shards
+    from .datasets.convert import convert
+    from .datasets.shard_convert import DEFAULT_SHARD_SIZE, convert_shards
 
     try:
         if args.layout == "shards" or _sharded(args):
@@ -535,7 +536,7 @@ def _read_info(path: Path) -> dict:
         "latent_shape": list(c.latent_shape),
         "scale": c.scale,
         "bytes": len(data),
-        "bpp": 8 * len(data) / (c.width * c.height),
+        "bpp": bpp(len(data), c.height, c.width),
         "header_bytes": c.header_bytes,
         "channel_bytes": streams,
         "channel_modes": modes,
@@ -566,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             why = f"training needs Keras and TensorFlow ({e})"
             print(f'l3ic: error: {why}: pip install "l3ic[train]"', file=sys.stderr)
             return 1
-        from .cli_train import train_main
+        from .training.cli import train_main
 
         return train_main(argv[1:])
     parser = _parser(figures=bool({"-h", "--help"} & set(argv)))

@@ -15,12 +15,12 @@ own (3x3 at 1/8 scale, seven 3x3 at 1/4, one 3x3 at 1/2), so ``DECODER_MARGIN`` 
 """
 
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from .codebook import STRIDE, dequantize, latent_size, quantize, snap_scale
+from .deprecation import renamed_keyword, renamed_property, warn_deprecated
 from .errors import L3ICError
 from .image import read_image, to_rgb8
 from .latent_coder import LatentCoder, channels_arg
@@ -30,7 +30,7 @@ from .presets import (
     load_context_tables,
     load_sidecar,
     model_arrays,
-    preset_channels,
+    preset_num_channels,
     read_arrays,
     resolve_preset,
 )
@@ -77,7 +77,7 @@ class Codec:
         net: the network on its runtime (``net.runtime``; ``net.model`` is the ``L3ICModel``
             of a Keras one).
         runtime: the runtime that runs, "onnx", "openvino" or "keras".
-        channels: latent channels C.
+        num_channels: latent channels C.
         fingerprint: 8 bytes identifying the weights.
         priors: (C, 32) int64 per-channel prior tables.
         channel_order: (C,) channel indices, most important first.
@@ -93,7 +93,7 @@ class Codec:
     ):
         preset = resolve_preset(preset, model)
         runtime = resolve_runtime(runtime)
-        channels = preset_channels(preset)
+        num_channels = preset_num_channels(preset)
         path = _weights_path(preset)
         sidecar = load_sidecar(preset)
         arrays = read_arrays(path)
@@ -104,19 +104,19 @@ class Codec:
                 f"sidecar describes ({sidecar['fingerprint']}): export them again"
             )
         if runtime in _GRAPH_RUNTIMES:
-            net = _GRAPH_RUNTIMES[runtime](arrays, channels, key=f"{preset}-{fp.hex()}")
+            net = _GRAPH_RUNTIMES[runtime](arrays, num_channels, key=f"{preset}-{fp.hex()}")
         else:
-            net = KerasNet(_keras_model(channels))
+            net = KerasNet(_keras_model(num_channels))
             assign_arrays(net.model, arrays, path)
         tables = load_context_tables(preset, fp)
-        self._setup(LatentCoder.from_sidecar(preset, sidecar, fp, channels, tables), net, tile)
+        self._setup(LatentCoder.from_sidecar(preset, sidecar, fp, num_channels, tables), net, tile)
 
     @classmethod
-    def untrained(cls, channels: int = 16, seed: int = 0, tile: int = DEFAULT_TILE) -> "Codec":
+    def untrained(cls, num_channels: int = 16, seed: int = 0, tile: int = DEFAULT_TILE) -> "Codec":
         """A Keras codec with seeded random weights and a generic prior, for tests and
         experiments."""
-        model = _keras_model(channels, seed)
-        return cls.from_model(model, f"untrained-{channels}c", {}, tile)
+        model = _keras_model(num_channels, seed)
+        return cls.from_model(model, f"untrained-{num_channels}c", {}, tile)
 
     @classmethod
     def from_model(
@@ -143,37 +143,32 @@ class Codec:
         fp = fingerprint(arrays)
         runtime = resolve_runtime(runtime)
         if runtime in _GRAPH_RUNTIMES:
-            runner = _GRAPH_RUNTIMES[runtime](arrays, net.channels, key=None)
+            runner = _GRAPH_RUNTIMES[runtime](arrays, net.num_channels, key=None)
         else:
             runner = KerasNet(net)
         self = cls.__new__(cls)
-        coder = LatentCoder.from_sidecar(name, sidecar, fp, net.channels, context_tables)
+        coder = LatentCoder.from_sidecar(name, sidecar, fp, net.num_channels, context_tables)
         self._setup(coder, runner, tile)
         return self
 
     def _setup(self, coder: LatentCoder, net, tile: int) -> None:
         if tile < 1:
             raise L3ICError(f"tile must be at least 1 latent cell, got {tile}")
-        if coder.channels != net.channels:
-            raise L3ICError(f"preset {coder.preset!r}: priors for {coder.channels} channels")
+        if coder.num_channels != net.num_channels:
+            raise L3ICError(f"preset {coder.preset!r}: priors for {coder.num_channels} channels")
         self.coder, self.net, self.tile = coder, net, tile
 
     preset = property(lambda self: self.coder.preset, doc="The preset name stored in files.")
     runtime = property(lambda self: self.net.runtime, doc='"onnx", "openvino" or "keras".')
-    channels = property(lambda self: self.coder.channels, doc="Latent channels C.")
+    num_channels = property(lambda self: self.coder.num_channels, doc="Latent channels C.")
+    channels = renamed_property("Codec", "channels", "num_channels")
     fingerprint = property(lambda self: self.coder.fingerprint, doc="8 bytes: the weights.")
     priors = property(lambda self: self.coder.priors, doc="(C, 32) int64 prior tables.")
     channel_order = property(
         lambda self: self.coder.channel_order, doc="(C,) most important first."
     )
 
-    @property
-    def name(self) -> str:
-        """Deprecated: the preset name (``preset``)."""
-        warnings.warn(
-            "Codec.name is deprecated: use Codec.preset", DeprecationWarning, stacklevel=2
-        )
-        return self.preset
+    name = renamed_property("Codec", "name", "preset")
 
     # ----- network: images <-> latents -------------------------------------------------------
 
@@ -252,7 +247,7 @@ class Codec:
         h, w = latent_size(height, width)
         s = STRIDE
         x = np.pad(x, ((0, 0), (0, s * h - height), (0, s * w - width), (0, 0)), mode="edge")
-        z = np.empty((b, h, w, self.channels), dtype=np.float32)
+        z = np.empty((b, h, w, self.num_channels), dtype=np.float32)
         for i0, i1, a0, a1 in _spans(h, self.tile, ENCODER_MARGIN):
             for j0, j1, c0, c1 in _spans(w, self.tile, ENCODER_MARGIN):
                 t = self.net.encode(np.ascontiguousarray(x[:, s * a0 : s * a1, s * c0 : s * c1]))
@@ -299,7 +294,7 @@ class Codec:
             raise TypeError("pack_latent() needs the image shape (H, W)")
         return self.coder.pack(latent, shape, grayscale, scale)
 
-    def unpack_latent(self, data, channels: Sequence[int] | None = None, *, max_pixels=None):
+    def read_latent(self, data, channels: Sequence[int] | None = None, *, max_pixels=None):
         """The latent of .l3ic bytes, only ``channels`` if given (``LatentCoder.read``).
 
         Returns:
@@ -307,7 +302,7 @@ class Codec:
         """
         return self.coder.read(data, channels, max_pixels=max_pixels)
 
-    def partial_latent(self, data, channels: Sequence[int], *, max_pixels=None):
+    def read_partial_latent(self, data, channels: Sequence[int], *, max_pixels=None):
         """The (h, w, C) latent with only ``channels`` decoded, the others at their likeliest
         value (``LatentCoder.read_partial``).
 
@@ -315,6 +310,16 @@ class Codec:
             ((h, w, C) int8 latent, metadata dict).
         """
         return self.coder.read_partial(data, channels, max_pixels=max_pixels)
+
+    def unpack_latent(self, data, channels: Sequence[int] | None = None, *, max_pixels=None):
+        """Deprecated (until l3ic 0.20): ``read_latent``."""
+        warn_deprecated("Codec.unpack_latent", "Codec.read_latent")
+        return self.read_latent(data, channels, max_pixels=max_pixels)
+
+    def partial_latent(self, data, channels: Sequence[int], *, max_pixels=None):
+        """Deprecated (until l3ic 0.20): ``read_partial_latent``."""
+        warn_deprecated("Codec.partial_latent", "Codec.read_partial_latent")
+        return self.read_partial_latent(data, channels, max_pixels=max_pixels)
 
     # ----- whole images <-> bytes ------------------------------------------------------------
 
@@ -437,7 +442,7 @@ class Codec:
         return y
 
 
-def _keras_model(channels: int, seed: int | None = None):
+def _keras_model(num_channels: int, seed: int | None = None):
     """A new ``L3ICModel`` (Keras imported quietly here), with seeded weights if ``seed``."""
     from .keras_import import import_keras_quietly
 
@@ -454,19 +459,14 @@ def _keras_model(channels: int, seed: int | None = None):
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    return L3ICModel(channels)
+    return L3ICModel(num_channels)
 
 
 def _renamed(deprecated: dict, old: str, new: str, value):
     """The value of keyword ``new``, or of its deprecated name ``old`` (with a warning)."""
     if set(deprecated) - {old}:
         raise TypeError(f"unexpected keyword arguments {sorted(set(deprecated) - {old})}")
-    if old not in deprecated:
-        return value
-    warnings.warn(f"{old}= is deprecated: use {new}=", DeprecationWarning, stacklevel=3)
-    if value is not None:
-        raise TypeError(f"give {new}= or {old}=, not both")
-    return deprecated[old]
+    return renamed_keyword(old, new, deprecated.get(old), value, stacklevel=5)
 
 
 def _rgb_input(image, drop_alpha: bool) -> tuple[np.ndarray, bool]:

@@ -78,7 +78,7 @@ class Container:
     """Everything a .l3ic file holds.
 
     Attributes:
-        preset: model name, e.g. ``"32c"`` (ASCII, 1..32 characters).
+        preset: the preset, e.g. ``"32c"`` (ASCII, 1..32 characters).
         fingerprint: 8 bytes identifying the weights the file was encoded with.
         width, height: size of the original image in pixels.
         grayscale: decode to a (H, W) image instead of (H, W, 3).
@@ -92,7 +92,7 @@ class Container:
         header_bytes: bytes of the header, everything but the streams and the final CRC-32
             (filled by ``parse`` and ``parse_header``).
         version: the format version read, or to write (one of ``WRITE_VERSIONS``).
-        stream_order: the channel of each stored stream, in file order (version 3; ``pack``
+        channel_order: the channel of each stored stream, in file order (version 3; ``pack``
             needs it, ``parse`` fills it when it is given); None: channel order.
         tables_id: version 4: the 4 bytes that name the context tables the file was coded
             with (``context_model.tables_id``); empty before.
@@ -111,7 +111,7 @@ class Container:
     stream_lengths: list[int] = field(default_factory=list)
     header_bytes: int = 0
     version: int = VERSION
-    stream_order: list[int] | None = None
+    channel_order: list[int] | None = None
     tables_id: bytes = b""
     scale: float = 1.0
 
@@ -191,21 +191,21 @@ def check_pixel_limit(c: Container, max_pixels: int | None = None) -> None:
         )
 
 
-def _order(stream_order, channels: int) -> list[int]:
-    """``stream_order`` checked to be a permutation of the channels (None: channel order)."""
-    if stream_order is None:
-        return list(range(channels))
-    order = [int(k) for k in stream_order]
-    if sorted(order) != list(range(channels)):
-        raise L3ICError(f"stream order must be a permutation of 0..{channels - 1}")
+def _order(channel_order, num_channels: int) -> list[int]:
+    """``channel_order`` checked to be a permutation of the channels (None: channel order)."""
+    if channel_order is None:
+        return list(range(num_channels))
+    order = [int(k) for k in channel_order]
+    if sorted(order) != list(range(num_channels)):
+        raise L3ICError(f"stream order must be a permutation of 0..{num_channels - 1}")
     return order
 
 
 def pack(c: Container) -> bytes:
-    """Serialises a container as version ``c.version``, its streams in ``c.stream_order``.
+    """Serialises a container as version ``c.version``, its streams in ``c.channel_order``.
     Returns the whole file."""
     _check_sizes(c.width, c.height, c.latent_shape)
-    order = _order(c.stream_order, c.latent_shape[2])
+    order = _order(c.channel_order, c.latent_shape[2])
     name = c.preset.encode("ascii")
     if not 1 <= len(name) <= 32 or len(c.fingerprint) != FINGERPRINT_BYTES:
         raise L3ICError(f"bad preset name {c.preset!r} or fingerprint")
@@ -241,12 +241,12 @@ def _need(data: bytes, pos: int, n: int) -> None:
         raise L3ICError("truncated .l3ic file")
 
 
-def parse(data: bytes, stream_order=None) -> Container:
+def parse(data: bytes, channel_order=None) -> Container:
     """Parses and checks a .l3ic file (both checksums, sizes, stream lengths).
 
     Args:
         data: the whole file.
-        stream_order: for version 3 files, the preset's ``channel_order``; without it (or
+        channel_order: for version 3 files, the preset's ``channel_order``; without it (or
             with one of another channel count) the file is checked whole but its streams are
             not attached (``offsets`` empty), which is all that metadata needs. Ignored for
             versions 1 and 2.
@@ -255,7 +255,7 @@ def parse(data: bytes, stream_order=None) -> Container:
         L3ICError: not an .l3ic file, unknown version, damaged, truncated or absurd sizes.
     """
     data = bytes(data)
-    c = parse_header(data, stream_order)
+    c = parse_header(data, channel_order)
     if c.file_bytes != len(data):
         raise L3ICError(
             "truncated .l3ic file"
@@ -284,7 +284,7 @@ def preset_name(data: bytes) -> str:
         raise L3ICError("corrupt .l3ic header (preset name)") from None
 
 
-def parse_header(data: bytes, stream_order=None) -> Container:
+def parse_header(data: bytes, channel_order=None) -> Container:
     """Parses and checks the header of a .l3ic file, up to and including its CRC-32.
 
     What a reader of only some channels needs: where each channel's stream lies
@@ -295,7 +295,7 @@ def parse_header(data: bytes, stream_order=None) -> Container:
 
     Args:
         data: the file's first bytes, at least its header (anything after it is ignored).
-        stream_order: as for ``parse``.
+        channel_order: as for ``parse``.
 
     Raises:
         L3ICError: as ``parse``, for the header.
@@ -357,8 +357,10 @@ def parse_header(data: bytes, stream_order=None) -> Container:
     offsets, order = [], None
     # A stream order of another channel count is another preset's: the streams are left
     # unattached, and the reader's preset check says whose file this is.
-    if version < ORDERED_VERSION or (stream_order is not None and len(stream_order) == len(codes)):
-        order = _order(stream_order if version >= ORDERED_VERSION else None, len(codes))
+    if version < ORDERED_VERSION or (
+        channel_order is not None and len(channel_order) == len(codes)
+    ):
+        order = _order(channel_order if version >= ORDERED_VERSION else None, len(codes))
         starts = itertools.accumulate((lengths[k] for k in order[:-1]), initial=header_bytes)
         offsets = [0] * len(codes)
         for k, start in zip(order, starts, strict=True):

@@ -1,6 +1,6 @@
 """What this machine's CPU is, and whether it has the units that make bf16 arithmetic fast.
 
-Two choices depend on it: ``l3ic train --mixed-precision auto`` (``train_recipe``) and the
+Two choices depend on it: ``l3ic train --mixed-precision auto`` (``training.recipe``) and the
 ``auto`` runtime (``runtime``), which both use bf16 only where the CPU does bf16 matrix work in
 hardware (AMX or AVX512-BF16). Elsewhere bf16 is emulated or ignored: measured on an AMD EPYC
 with AVX2 only, bf16 training ran 10x slower than float32 (docs/training.md), and OpenVINO

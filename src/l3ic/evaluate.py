@@ -1,6 +1,6 @@
 """Rate and quality of a preset on a folder of images, through real .l3ic files.
 
-``python -m l3ic.evaluate --preset 32c DIR [--json OUT]`` (front end in ``l3ic.cli_train``).
+``python -m l3ic.evaluate --preset 32c DIR [--json OUT]`` (front end in ``l3ic.training.cli``).
 
 Each image is compressed with ``l3ic.compress``, written as an .l3ic file to a temporary folder,
 read back and decompressed with ``l3ic.decompress``, then scored by ``l3ic.metrics.score``, the
@@ -101,6 +101,6 @@ def scale_curve(codec, images, scales=CURVE_SCALES) -> list[dict]:
 if __name__ == "__main__":  # python -m l3ic.evaluate: the front end sits above this module
     import sys
 
-    from .cli_train import evaluate_main
+    from .training.cli import evaluate_main
 
     sys.exit(evaluate_main(sys.argv[1:]))

@@ -1,14 +1,10 @@
-"""Image input and output: array conversion rules, reading from paths, atomic file writes."""
+"""Image input and output: array conversion rules, reading images from paths, image suffixes."""
 
-import contextlib
 import io
 import os
 import stat
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -21,8 +17,6 @@ __all__ = [
     "list_images",
     "to_rgb8",
     "read_image",
-    "write_atomic",
-    "open_atomic",
 ]
 
 # File suffixes taken as images wherever l3ic looks through a folder (convert, evaluate, training).
@@ -247,41 +241,3 @@ def _read_imageio(path: Path, reason: str) -> np.ndarray:
     except Exception:  # imageio's messages suggest installing plugins: Pillow's reason is better
         pass
     raise L3ICError(f"cannot read {path} as an image: {reason}") from None
-
-
-def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename, never half-written.
-
-    Raises:
-        L3ICError: ``path`` exists and ``force`` is false, or its folder does not exist.
-    """
-    with open_atomic(path, force) as f:
-        f.write(data)
-
-
-@contextlib.contextmanager
-def open_atomic(path: str | os.PathLike, force: bool = False) -> Iterator[BinaryIO]:
-    """A binary file to write that appears at ``path`` whole when the block ends, or not at all.
-
-    It is a temporary file beside ``path`` (``.NAME.XXXX.tmp``), renamed over ``path`` when
-    the block ends normally and removed when it raises.
-
-    Raises:
-        L3ICError: ``path`` exists and ``force`` is false, or its folder does not exist.
-    """
-    path = Path(path)
-    if path.exists() and not force:
-        raise L3ICError(f"{path} exists (use --force / force=True to overwrite)")
-    if not path.parent.is_dir():
-        raise L3ICError(f"folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

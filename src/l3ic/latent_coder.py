@@ -17,15 +17,15 @@ w = ceil(W / 8) for an image of H x W pixels; shapes of images are (H, W), as nu
 
 import copy
 import functools
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from . import channel_modes, container, context_model, entropy, record_decoder
 from .codebook import QMAX, QMIN, SCALE_UNIT, from_symbols, snap_scale, to_symbols
+from .deprecation import renamed_property, warn_deprecated
 from .errors import L3ICError
-from .presets import load_context_tables, load_sidecar, preset_channels
+from .presets import load_context_tables, load_sidecar, preset_num_channels
 
 __all__ = ["LatentCoder", "get_coder", "channels_arg"]
 
@@ -43,7 +43,7 @@ class LatentCoder:
             preset's context tables (None: it has none, and codes no channel in context mode).
 
     Attributes:
-        preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), channels (C),
+        preset, fingerprint, priors ((C, 32) int64), channel_order ((C,) int64), num_channels (C),
         context_tables ((C, CONTEXTS, 32) uint16 or None), tables_id (4 bytes naming them, or
         four zero bytes).
         write_version: the format version ``pack`` writes (``container.WRITE_VERSIONS``; the
@@ -64,11 +64,11 @@ class LatentCoder:
         self.preset, self.fingerprint = preset, bytes(fingerprint)
         self.priors = np.asarray(priors, dtype=np.int64)
         self.channel_order = np.asarray(channel_order, dtype=np.int64)
-        self.channels = len(self.priors)
+        self.num_channels = len(self.priors)
         self.earlier = earlier or {}
         self.write_version = container.VERSION
-        self._prior_models = [None] * self.channels  # built on first use
-        c = self.channels
+        self._prior_models = [None] * self.num_channels  # built on first use
+        c = self.num_channels
         if self.priors.shape != (c, entropy.ALPHABET) or sorted(self.channel_order) != list(
             range(c)
         ):
@@ -98,9 +98,11 @@ class LatentCoder:
                 self.tables_id,
             )
 
+    channels = renamed_property("LatentCoder", "channels", "num_channels")
+
     @classmethod
     def from_sidecar(
-        cls, preset: str, sidecar: dict, fingerprint: bytes, channels: int, context_tables=None
+        cls, preset: str, sidecar: dict, fingerprint: bytes, num_channels: int, context_tables=None
     ):
         """The coder of a sidecar dict (a generic prior and the natural order where it has none).
 
@@ -108,14 +110,14 @@ class LatentCoder:
             preset: the name the files will carry.
             sidecar: the preset's JSON sidecar (``priors``, ``channel_order``, ``earlier``).
             fingerprint: the weights' 8-byte fingerprint.
-            channels: latent channels C.
+            num_channels: latent channels C.
             context_tables: the preset's context tables, or None.
         """
         return cls(
             preset,
             fingerprint,
-            sidecar.get("priors", entropy.default_prior(channels)),
-            sidecar.get("channel_order", range(channels)),
+            sidecar.get("priors", entropy.default_prior(num_channels)),
+            sidecar.get("channel_order", range(num_channels)),
             {e["fingerprint"]: e for e in sidecar.get("earlier", [])},
             context_tables,
         )
@@ -165,21 +167,21 @@ class LatentCoder:
             channel_modes.encode_channel(
                 symbols[..., k], self.priors[k], None if tables is None else tables[k]
             )
-            for k in range(self.channels)
+            for k in range(self.num_channels)
         ]
         height, width = shape
         c = container.Container(
             self.preset, self.fingerprint, width, height, grayscale, q.shape, codes
         )
-        c.stream_order = self.channel_order.tolist()
+        c.channel_order = self.channel_order.tolist()
         c.version, c.tables_id, c.scale = version, self.tables_id, scale
         return container.pack(c)
 
     def check_latent(self, latent) -> np.ndarray:
         """``latent`` as (h, w, C) int8 after checking shape, dtype and values; else L3ICError."""
         q = np.asarray(latent)
-        if q.ndim != 3 or q.shape[2] != self.channels or 0 in q.shape:
-            raise L3ICError(f"latent must have shape (h, w, {self.channels}), got {q.shape}")
+        if q.ndim != 3 or q.shape[2] != self.num_channels or 0 in q.shape:
+            raise L3ICError(f"latent must have shape (h, w, {self.num_channels}), got {q.shape}")
         if not np.issubdtype(q.dtype, np.integer) or q.min() < QMIN or q.max() > QMAX:
             raise L3ICError(f"latent values must be integers in {QMIN}..{QMAX}")
         return q.astype(np.int8, copy=False)
@@ -211,12 +213,15 @@ class LatentCoder:
                 f"file was written by preset {c.preset!r} (weights {c.fingerprint.hex()}), "
                 f"not by this preset {self.preset!r} (weights {self.fingerprint.hex()})"
             )
-        if c.latent_shape[2] != self.channels:
+        if c.latent_shape[2] != self.num_channels:
             raise L3ICError(
                 f"file has {c.latent_shape[2]} latent channels, "
-                f"preset {self.preset!r} has {self.channels}"
+                f"preset {self.preset!r} has {self.num_channels}"
             )
-        if c.version >= container.ORDERED_VERSION and c.stream_order != self.channel_order.tolist():
+        if (
+            c.version >= container.ORDERED_VERSION
+            and c.channel_order != self.channel_order.tolist()
+        ):
             raise L3ICError(
                 "a version 3 file parsed without its preset's stream order: pass its bytes"
             )
@@ -258,12 +263,12 @@ class LatentCoder:
             ((h, w, len(channels)) int8 latent, metadata: ``Container.metadata()`` and
             ``channels``, the indices decoded).
         """
+        picked = self._pick(channels)
         if isinstance(data, bytes):
-            fast = self.read_compiled(data, channels, max_pixels=max_pixels)
+            fast = self._read_compiled(data, picked, max_pixels, whole=True)
             if fast is not None:
                 return fast[0], fast[1]
         c = self.parse(data, max_pixels)
-        picked = self._pick(channels)
         return self._decode_streams(c, picked), {**c.metadata(), "channels": picked}
 
     def read_compiled(
@@ -286,10 +291,19 @@ class LatentCoder:
             streams' starts and of their end; or None: then ``read`` (or ``parse``) decodes
             the record or says what is wrong with it.
         """
+        try:
+            picked = self._pick(channels)
+        except L3ICError:
+            return None
+        return self._read_compiled(data, picked, max_pixels, whole)
+
+    def _read_compiled(
+        self, data: bytes, picked: list[int], max_pixels: int | None, whole: bool
+    ) -> tuple[np.ndarray, dict, list[int]] | None:
+        """``read_compiled`` of channels already checked (``_pick``)."""
         if self.compiled is None:
             return None
         try:
-            picked = self._pick(channels)
             limit = container.pixel_limit(max_pixels)
         except L3ICError:
             return None
@@ -326,9 +340,11 @@ class LatentCoder:
         if (
             isinstance(k, bool)
             or not isinstance(k, int | np.integer)
-            or not 0 <= k <= self.channels
+            or not 0 <= k <= self.num_channels
         ):
-            raise L3ICError(f"top_channels must be a whole number in 0..{self.channels}, got {k!r}")
+            raise L3ICError(
+                f"top_channels must be a whole number in 0..{self.num_channels}, got {k!r}"
+            )
         return self.channel_order[:k].tolist()
 
     def reader_channels(
@@ -345,13 +361,13 @@ class LatentCoder:
         """
         if top_channels is not None:
             if top_channels == 0:
-                raise L3ICError(f"top_channels must lie in 1..{self.channels}, got 0")
+                raise L3ICError(f"top_channels must lie in 1..{self.num_channels}, got 0")
             channels = self.top_channels(top_channels)
         elif channels is None:
-            channels = range(self.channels)
+            channels = range(self.num_channels)
         picked = [int(k) for k in channels]
-        if not picked or not all(0 <= k < self.channels for k in picked):
-            raise L3ICError(f"channels must be a non-empty list of 0..{self.channels - 1}")
+        if not picked or not all(0 <= k < self.num_channels for k in picked):
+            raise L3ICError(f"channels must be a non-empty list of 0..{self.num_channels - 1}")
         return picked
 
     def _decode_streams(self, c: container.Container, picked: list[int]) -> np.ndarray:
@@ -377,7 +393,7 @@ class LatentCoder:
         return from_symbols(symbols.T.reshape(h, w, len(picked)))
 
     def _pick(self, channels: Sequence[int] | None) -> list[int]:
-        nc = self.channels
+        nc = self.num_channels
         if channels is None:
             return list(range(nc))
         if isinstance(channels, int | np.integer):
@@ -415,7 +431,7 @@ def get_coder(preset: str) -> LatentCoder:
     Raises:
         L3ICError: unknown preset, or its sidecar missing or without a fingerprint.
     """
-    channels = preset_channels(preset)
+    channels = preset_num_channels(preset)
     sidecar = load_sidecar(preset)
     if "fingerprint" not in sidecar:
         raise L3ICError(f"the sidecar of preset {preset!r} has no weights fingerprint")
@@ -434,11 +450,10 @@ def channels_arg(channels, top_channels: int | None) -> tuple[Sequence[int] | No
         (channels, top_channels), at most one of them not None.
     """
     if isinstance(channels, int | np.integer) and not isinstance(channels, bool):
-        warnings.warn(
-            "channels=k for the k most important channels is deprecated: use top_channels=k "
-            "(channels= takes a list of channel indices)",
-            DeprecationWarning,
-            stacklevel=3,
+        warn_deprecated(
+            "channels=k for the k most important channels",
+            "top_channels=k (channels= takes a list of channel indices)",
+            stacklevel=4,
         )
         channels, top_channels = None, int(channels)
     if channels is not None and top_channels is not None:

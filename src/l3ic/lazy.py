@@ -7,13 +7,13 @@ and decodes all channels, or a progressive preview from the ``top_channels=k`` m
 """
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import container
+from .deprecation import warn_deprecated
 from .errors import L3ICError
 from .latent_coder import channels_arg, get_coder
 
@@ -87,22 +87,17 @@ class L3ICFile:
         Returns:
             (H, W, 3) uint8 image ((H, W) for grayscale files).
         """
-        from .api import get_codec
+        from .api import decompress
 
-        channels, top_channels = channels_arg(channels, top_channels)
-        codec = get_codec(self.preset, runtime)
-        return codec.decompress(
-            self._data, channels, top_channels=top_channels, max_pixels=max_pixels
+        channels, top_channels = channels_arg(channels, top_channels)  # warns at the caller
+        return decompress(
+            self._data, channels, top_channels=top_channels, max_pixels=max_pixels, runtime=runtime
         )
 
     @property
     def size(self) -> tuple[int, int]:
         """Deprecated: (W, H); use ``shape`` (H, W) or ``width`` and ``height``."""
-        warnings.warn(
-            "L3ICFile.size, (W, H), is deprecated: use shape, (H, W), or width and height",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_deprecated("L3ICFile.size, (W, H),", "shape, (H, W), or width and height")
         return self.width, self.height
 
     def __repr__(self) -> str:

@@ -47,13 +47,13 @@ __all__ = [
 RATES = {"channel": channel_entropy, "pooled": pooled_entropy}
 
 
-def default_lmbda(channels: int) -> float:
-    """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / channels.
+def default_lmbda(num_channels: int) -> float:
+    """The published rate weight carried over to bits per pixel: 2.03e-4 * 64 / C.
 
     (docs/architecture.md, "Rate term and loss": 250 on a summed L2 loss over 50 x 128 x 128 x 3
     values and bits per latent value, restated for mean MSE and bits per pixel.)
     """
-    return 2.03e-4 * 64 / channels
+    return 2.03e-4 * 64 / num_channels
 
 
 def mean_ssim(x, y, window: int = 7):
@@ -149,8 +149,8 @@ def _lrelu(x):
     return ops.leaky_relu(x, LEAKY_SLOPE)
 
 
-def build_encoder(channels: int) -> keras.Model:
-    """Encoder: (B, H, W, 3) float in [0, 1] -> z (B, H/8, W/8, channels) float."""
+def build_encoder(num_channels: int) -> keras.Model:
+    """Encoder: (B, H, W, 3) float in [0, 1] -> z (B, H/8, W/8, C) float."""
     x = keras.Input((None, None, 3), name="x")
     a = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed")(x)
     a = _conv(64, 5, "e1", stride=2, activation=_lrelu)(a)
@@ -160,20 +160,20 @@ def build_encoder(channels: int) -> keras.Model:
     a = ResidualBlock(128, name="r3")(a)
     # The latent is computed in float32 even under bf16 mixed precision: bf16 would put steps of
     # up to 0.125 into values that the quantiser rounds and the rate kernel (width 1/25) reads.
-    a = _conv(channels, 5, "e3", stride=2, dtype="float32")(a)
+    a = _conv(num_channels, 5, "e3", stride=2, dtype="float32")(a)
     z = LatentScale(name="scale", dtype="float32")(a)
     return keras.Model(x, z, name="encoder")
 
 
-def build_decoder(channels: int, told_scale: bool = False) -> keras.Model:
-    """Decoder: q (B, h, w, channels) float -> y (B, 8h, 8w, 3) float in [0, 1].
+def build_decoder(num_channels: int, told_scale: bool = False) -> keras.Model:
+    """Decoder: q (B, h, w, C) float -> y (B, 8h, 8w, 3) float in [0, 1].
 
     With ``told_scale`` the decoder also takes t = log2 s (B, 1) float32, the quantisation
     scale its input q / s was coded at, and every convolution is followed by a ``ScaleFiLM``
     (named after it: ``d1_film``, ``r4/conv1_film``, ...), the identity at s = 1; inputs
     ``[q, t]``.
     """
-    q = keras.Input((None, None, channels), name="q")
+    q = keras.Input((None, None, num_channels), name="q")
     t = keras.Input((1,), name="log_scale", dtype="float32") if told_scale else None
 
     def told(a, name):
@@ -226,7 +226,7 @@ class L3ICModel(keras.Model):
     """Encoder + quantiser + decoder, trained with ``loss = MSE + lmbda * estimated bpp``.
 
     Args:
-        channels: latent channels C (16, 32 or 64 for the presets).
+        num_channels: latent channels C (16, 32 or 64 for the presets).
         backward: the quantiser's gradient, ``"soft-t"`` (published), ``"ste"`` or ``"noise"``.
         rate: ``"channel"`` (mean of per-channel soft entropies, what the coder pays) or
             ``"pooled"`` (one histogram over all channels, the published estimate).
@@ -237,7 +237,7 @@ class L3ICModel(keras.Model):
             ``"ms-ssim"`` (``mean_ms_ssim``).
         lmbda: initial weight of the estimated bits per pixel against the MSE of images in
             [0, 1]. It lives in the non-trainable float32 variable ``rate_weight``, so training
-            can steer it toward a target rate (``l3ic.train --target-bpp``) without retracing.
+            can steer it toward a target rate (``l3ic train --target-bpp``) without retracing.
         seed: seed of the quantiser's noise (``backward="noise"``).
         told_scale: the decoder is also told log2 of ``train_scale`` (``build_decoder``); an
             experiment (docs/quality.md): no runtime decodes with it yet.
@@ -248,7 +248,7 @@ class L3ICModel(keras.Model):
 
     def __init__(
         self,
-        channels: int = 32,
+        num_channels: int = 32,
         backward: str = "ste",
         rate: str = "channel",
         rate_gamma: float = GAMMA,
@@ -264,7 +264,7 @@ class L3ICModel(keras.Model):
             raise ValueError(f"rate must be one of {sorted(RATES)}, got {rate!r}")
         if ssim_kind not in SSIM_KINDS:
             raise ValueError(f"ssim_kind must be one of {sorted(SSIM_KINDS)}, got {ssim_kind!r}")
-        self.channels = channels
+        self.num_channels = num_channels
         self.backward = backward
         self.rate = rate
         self.rate_gamma = rate_gamma
@@ -288,10 +288,10 @@ class L3ICModel(keras.Model):
             dtype="float32",
             name="train_scale",
         )
-        self.encoder = build_encoder(channels)
+        self.encoder = build_encoder(num_channels)
         self.quantizer = Quantizer(backward, seed=seed, name="quantizer", dtype="float32")
         self.told_scale = told_scale
-        self.decoder = build_decoder(channels, told_scale)
+        self.decoder = build_decoder(num_channels, told_scale)
         self.mse_tracker = keras.metrics.Mean(name="mse")
         self.bpp_tracker = keras.metrics.Mean(name="bpp_est")
 
@@ -320,7 +320,7 @@ class L3ICModel(keras.Model):
     def estimated_bpp(self, z):
         """Differentiable bits per pixel of a batch of latents z (B, h, w, C): scalar float32."""
         bits = RATES[self.rate](z, self.rate_gamma)
-        return bits * (self.channels / 64.0)
+        return bits * (self.num_channels / 64.0)
 
     def distortion(self, x, y):
         """(training distortion, MSE) of images x and decoded y (B, H, W, 3): float32 scalars.
@@ -355,7 +355,7 @@ class L3ICModel(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "channels": self.channels,
+            "num_channels": self.num_channels,
             "backward": self.backward,
             "rate": self.rate,
             "rate_gamma": self.rate_gamma,
@@ -368,7 +368,7 @@ class L3ICModel(keras.Model):
 
 
 def load_model(
-    channels: int,
+    num_channels: int,
     weights: str | Path | dict | None = None,
     *,
     trunk: str | Path | None = None,
@@ -380,12 +380,12 @@ def load_model(
     every tool (training, export, ship, the GPU run, the benchmarks) makes a model.
 
     Args:
-        channels: latent channels C.
+        num_channels: latent channels C.
         weights: a weights ``.npz`` (float16, as shipped, or float32) or a dict
             {"encoder/e1/kernel": array}; None keeps the fresh initial weights.
         trunk: instead, load only the layers of this ``.npz`` that fit (another preset's trunk:
             all but e3 and d1's kernel); the names of the others are in ``model.fresh``.
-        lmbda: the rate weight (default ``default_lmbda(channels)``).
+        lmbda: the rate weight (default ``default_lmbda(num_channels)``).
         patch: the side of the zero image the model is built on.
         **kwargs: the other arguments of ``L3ICModel`` (backward, rate, ssim_weight,
             ssim_kind, seed, told_scale).
@@ -393,8 +393,8 @@ def load_model(
     Raises:
         L3ICError: the weights cannot be read or do not fit.
     """
-    lmbda = default_lmbda(channels) if lmbda is None else lmbda
-    net = L3ICModel(channels, lmbda=lmbda, **kwargs)
+    lmbda = default_lmbda(num_channels) if lmbda is None else lmbda
+    net = L3ICModel(num_channels, lmbda=lmbda, **kwargs)
     net(np.zeros((1, patch, patch, 3), dtype=np.float32))
     net.fresh = []
     if weights is not None:

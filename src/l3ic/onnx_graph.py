@@ -87,8 +87,8 @@ def _arrays32(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
 
 
-def build_encoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelProto:
-    """The encoder graph: x (B, H, W, 3) uint8 -> z (B, H/8, W/8, channels) float32."""
+def build_encoder(arrays: dict[str, np.ndarray], num_channels: int) -> onnx.ModelProto:
+    """The encoder graph: x (B, H, W, 3) uint8 -> z (B, H/8, W/8, C) float32."""
     g = _Graph(_arrays32(arrays), "encoder")
     a = g.op("Transpose", ["x"], "x.nchw", perm=[0, 3, 1, 2])
     a = g.op("Cast", [a], "x.float", to=TensorProto.FLOAT)
@@ -106,12 +106,12 @@ def build_encoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelPro
     return g.model(
         "l3ic_encoder",
         [helper.make_tensor_value_info("x", TensorProto.UINT8, ["B", "H", "W", 3])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", "h", "w", channels])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["B", "h", "w", num_channels])],
     )
 
 
-def build_decoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelProto:
-    """The decoder graph: y (B, h, w, channels) float32 -> x (B, 8h, 8w, 3) uint8."""
+def build_decoder(arrays: dict[str, np.ndarray], num_channels: int) -> onnx.ModelProto:
+    """The decoder graph: y (B, h, w, C) float32 -> x (B, 8h, 8w, 3) uint8."""
     g = _Graph(_arrays32(arrays), "decoder")
     a = g.op("Transpose", ["y"], "y.nchw", perm=[0, 3, 1, 2])
     a = g.op("DepthToSpace", [g.conv(a, "d1")], "p1", blocksize=2, mode="DCR")
@@ -130,6 +130,6 @@ def build_decoder(arrays: dict[str, np.ndarray], channels: int) -> onnx.ModelPro
     g.op("Transpose", [a], "x", perm=[0, 2, 3, 1])
     return g.model(
         "l3ic_decoder",
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "h", "w", channels])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "h", "w", num_channels])],
         [helper.make_tensor_value_info("x", TensorProto.UINT8, ["B", "H", "W", 3])],
     )

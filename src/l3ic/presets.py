@@ -6,16 +6,15 @@ importance order; see docs/training.md).
 """
 
 import hashlib
-import io
 import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import write_npz_atomic
+from .deprecation import renamed_keyword
 from .errors import L3ICError
-from .image import write_atomic
 
 __all__ = [
     "PRESETS",
@@ -27,7 +26,7 @@ __all__ = [
     "checkout_models",
     "DEFAULT_PRESET",
     "resolve_preset",
-    "preset_channels",
+    "preset_num_channels",
     "weights_path",
     "load_sidecar",
     "context_tables_path",
@@ -36,7 +35,6 @@ __all__ = [
     "fingerprint",
     "model_arrays",
     "save_weights",
-    "save_npz_atomic",
     "load_weights",
     "read_arrays",
     "assign_arrays",
@@ -89,50 +87,46 @@ def resolve_preset(preset: str | None, model: str | None) -> str:
     Raises:
         TypeError: both were given.
     """
-    if model is None:
-        return DEFAULT_PRESET if preset is None else preset
-    warnings.warn("model= is deprecated: use preset=", DeprecationWarning, stacklevel=3)
-    if preset is not None:
-        raise TypeError("give preset= or model=, not both")
-    return model
+    preset = renamed_keyword("model", "preset", model, preset, stacklevel=5)
+    return DEFAULT_PRESET if preset is None else preset
 
 
-def preset_channels(name: str) -> int:
-    """Latent channels of a preset; raises L3ICError for an unknown name."""
-    if name not in PRESETS:
-        raise L3ICError(f"unknown model {name!r}: choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+def preset_num_channels(preset: str) -> int:
+    """Latent channels of a preset (16, 32 or 64); raises L3ICError for an unknown preset."""
+    if preset not in PRESETS:
+        raise L3ICError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    return PRESETS[preset]
 
 
-def weights_path(name: str) -> Path:
+def weights_path(preset: str) -> Path:
     """Path of a preset's weights; raises L3ICError if the file is missing."""
-    preset_channels(name)
-    path = models_dir() / f"{name}.npz"
+    preset_num_channels(preset)
+    path = models_dir() / f"{preset}.npz"
     if not path.is_file():
         raise L3ICError(
-            f"weights for model {name!r} are missing: {path} not found "
+            f"weights for preset {preset!r} are missing: {path} not found "
             "(train them with `l3ic train`, see docs/training.md)"
         )
     return path
 
 
-def load_sidecar(name: str) -> dict:
+def load_sidecar(preset: str) -> dict:
     """The JSON sidecar of a preset (priors, channel order, recipe, figures)."""
-    path = weights_path(name).with_suffix(".json")
+    path = weights_path(preset).with_suffix(".json")
     if not path.is_file():
-        raise L3ICError(f"sidecar for model {name!r} is missing: {path} not found")
+        raise L3ICError(f"sidecar for preset {preset!r} is missing: {path} not found")
     return json.loads(path.read_text())
 
 
-def context_tables_path(name: str) -> Path:
+def context_tables_path(preset: str) -> Path:
     """Where a preset's context tables live: ``models/NAME.contexts.npz`` (may not exist)."""
-    return weights_path(name).with_suffix(".contexts.npz")
+    return weights_path(preset).with_suffix(".contexts.npz")
 
 
-def load_context_tables(name: str, fingerprint: bytes) -> np.ndarray | None:
+def load_context_tables(preset: str, fingerprint: bytes) -> np.ndarray | None:
     """A preset's context tables (``l3ic.context_model``), or None where it has none
-    (``read_context_tables`` of ``context_tables_path(name)``)."""
-    return read_context_tables(context_tables_path(name), fingerprint)
+    (``read_context_tables`` of ``context_tables_path(preset)``)."""
+    return read_context_tables(context_tables_path(preset), fingerprint)
 
 
 def read_context_tables(path: Path, fingerprint: bytes) -> np.ndarray | None:
@@ -174,17 +168,11 @@ def fingerprint(arrays: dict[str, np.ndarray]) -> bytes:
     return h.digest()[:8]
 
 
-def save_npz_atomic(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes ``arrays`` as an .npz file through a temporary file and a rename, replacing any."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    write_atomic(path, buffer.getvalue(), force=True)
-
-
 def save_weights(model, path: str | Path) -> bytes:
-    """Stores the weights of an L3ICModel as float16 .npz; returns their fingerprint."""
+    """Stores the weights of an L3ICModel as float16 .npz (atomically); returns their
+    fingerprint."""
     arrays = {k: v.astype(np.float16) for k, v in model_arrays(model).items()}
-    np.savez(path, **arrays)
+    write_npz_atomic(path, arrays)
     return fingerprint(arrays)
 
 

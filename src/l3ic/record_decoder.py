@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .container import Container
 from .entropy import ALPHABET
 
 __all__ = ["COMPILED", "LIBRARY", "PURE_ENV", "RecordDecoder", "quantized_cdfs", "lookups"]
@@ -113,7 +114,7 @@ class RecordDecoder:
         preset: the preset name the records must carry.
         fingerprint: the 8-byte fingerprint of its weights.
         priors: (C, 32) integer prior tables.
-        stream_order: (C,) the channel of each stored stream (the preset's ``channel_order``).
+        channel_order: (C,) the channel of each stored stream (the preset's ``channel_order``).
         context_tables: (C, CONTEXTS, 32) the preset's context tables and tables_id their 4-byte
             name, or None: then version 4 records with context-coded channels are left to
             Python.
@@ -124,14 +125,14 @@ class RecordDecoder:
         preset: str,
         fingerprint: bytes,
         priors,
-        stream_order,
+        channel_order,
         context_tables=None,
         tables_id: bytes | None = None,
     ):
         self.preset, self.fingerprint = preset.encode("ascii"), bytes(fingerprint)
         self._cdfs = np.ascontiguousarray(quantized_cdfs(priors))
-        self._order = np.ascontiguousarray(stream_order, dtype=np.int32)
-        self.channels = len(self._order)
+        self._order = np.ascontiguousarray(channel_order, dtype=np.int32)
+        self.num_channels = len(self._order)
         self._contexts = (None, None, None, None)  # tables id, blocks, where, fewest bits
         if context_tables is not None:
             self._contexts = (bytes(tables_id), *_context_blocks(np.asarray(context_tables)))
@@ -165,11 +166,11 @@ class RecordDecoder:
                 self._picked.clear()
             channels = self._picked.setdefault(key, np.asarray(key, dtype=np.int32))
         info = np.empty(_INFO, dtype=np.int64)
-        positions = np.empty(self.channels + 1, dtype=np.int64)
+        positions = np.empty(self.num_channels + 1, dtype=np.int64)
         out = np.empty(self._size, dtype=np.int8)
         args = [
             data, len(data), whole, self.preset, len(self.preset), self.fingerprint,
-            self.channels, self._order.ctypes.data, self._cdfs.ctypes.data, max_pixels,
+            self.num_channels, self._order.ctypes.data, self._cdfs.ctypes.data, max_pixels,
             channels.ctypes.data, len(key), out.ctypes.data, out.size,
             info.ctypes.data, positions.ctypes.data, self._contexts[0],
             *(None if a is None else a.ctypes.data for a in self._contexts[1:]),
@@ -189,13 +190,12 @@ class RecordDecoder:
         if whole and zlib.crc32(view[:end]) != int.from_bytes(view[end:], "little"):
             return None
         h, w = int(info[_I_H]), int(info[_I_W])
-        meta = {
-            "preset": self.preset.decode(),
-            "width": int(info[_I_WIDTH]),
-            "height": int(info[_I_HEIGHT]),
-            "grayscale": bool(info[_I_GRAY]),
-            "latent_shape": (h, w, self.channels),
-            "fingerprint": self.fingerprint.hex(),
-            "scale": 1.0,  # the compiled reader takes versions 3 and 4, whose scale is 1
-        }
+        meta = Container(  # the compiled reader takes versions 3 and 4, whose scale is 1
+            self.preset.decode(),
+            self.fingerprint,
+            int(info[_I_WIDTH]),
+            int(info[_I_HEIGHT]),
+            bool(info[_I_GRAY]),
+            (h, w, self.num_channels),
+        ).metadata()
         return out.reshape(h, w, len(key)), meta, positions.tolist()

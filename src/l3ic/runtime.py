@@ -40,11 +40,11 @@ import functools
 import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_files import write_cache
 from .cpu import FAST_BF16_FLAGS, cpu_has_fast_bf16, cpu_model
 from .errors import L3ICError
 
@@ -149,13 +149,13 @@ class _Graphs:
 
     Args:
         arrays: the weights, {"encoder/e1/kernel": array, ...} (``presets.read_arrays``).
-        channels: latent channels C.
+        num_channels: latent channels C.
         key: the stem of the cached files' names (preset and weights fingerprint), or None to
             build in memory and cache nothing.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], channels: int, key: str | None):
-        self.arrays, self.channels, self.key = arrays, channels, key
+    def __init__(self, arrays: dict[str, np.ndarray], num_channels: int, key: str | None):
+        self.arrays, self.num_channels, self.key = arrays, num_channels, key
 
     def path(self, part: str, suffix: str = ".onnx") -> Path | None:
         """Where the cached file of ``part`` ("encoder" or "decoder") lives (None: no cache)."""
@@ -168,10 +168,10 @@ class _Graphs:
         from . import onnx_graph
 
         build = onnx_graph.build_encoder if part == "encoder" else onnx_graph.build_decoder
-        graph = build(self.arrays, self.channels).SerializeToString()
+        graph = build(self.arrays, self.num_channels).SerializeToString()
         path = self.path(part)
         if path is not None:
-            _write_cached(path, graph)
+            write_cache(path, graph)
         return graph
 
     def load(self, part: str) -> bytes:
@@ -190,22 +190,22 @@ class OnnxNet:
 
     Args:
         arrays: the weights, {"encoder/e1/kernel": array, ...} (``presets.read_arrays``).
-        channels: latent channels C.
+        num_channels: latent channels C.
         key: the stem of the cached graphs' file names (preset and weights fingerprint), or
             None to build the graphs in memory and cache nothing.
 
     Attributes:
         runtime: "onnx".
-        channels: latent channels C.
+        num_channels: latent channels C.
         providers: the ONNX Runtime providers the sessions use.
     """
 
     runtime = "onnx"
 
-    def __init__(self, arrays: dict[str, np.ndarray], channels: int, key: str | None):
-        self.channels = channels
+    def __init__(self, arrays: dict[str, np.ndarray], num_channels: int, key: str | None):
+        self.num_channels = num_channels
         self.providers = _providers()
-        self._graphs = _Graphs(arrays, channels, key)
+        self._graphs = _Graphs(arrays, num_channels, key)
         self._sessions = {}
 
     def _session(self, part: str):
@@ -244,7 +244,7 @@ class OpenVinoNet:
 
     Args:
         arrays: the weights, {"encoder/e1/kernel": array, ...} (``presets.read_arrays``).
-        channels: latent channels C.
+        num_channels: latent channels C.
         key: the stem of the cached files' names (preset and weights fingerprint), or None to
             build and compile in memory and cache nothing.
         precision: "bf16" or "f32", OpenVINO's ``INFERENCE_PRECISION_HINT``; default
@@ -254,7 +254,7 @@ class OpenVinoNet:
 
     Attributes:
         runtime: "openvino".
-        channels: latent channels C.
+        num_channels: latent channels C.
         precision: "bf16" or "f32": what is asked of OpenVINO until a model is compiled, then
             what OpenVINO reports it runs.
     """
@@ -264,17 +264,17 @@ class OpenVinoNet:
     def __init__(
         self,
         arrays: dict[str, np.ndarray],
-        channels: int,
+        num_channels: int,
         key: str | None,
         precision: str | None = None,
     ):
         precision = precision or os.environ.get("L3IC_OPENVINO_PRECISION") or None
         if precision not in (None, "bf16", "f32"):
             raise L3ICError(f"the OpenVINO precision must be bf16 or f32, not {precision!r}")
-        self.channels = channels
+        self.num_channels = num_channels
         self._asked = precision or ("bf16" if cpu_has_fast_bf16() else "f32")
         self.precision = self._asked
-        self._graphs = _Graphs(arrays, channels, key)
+        self._graphs = _Graphs(arrays, num_channels, key)
         self._models, self._pid = {}, os.getpid()
 
     def _config(self) -> dict:
@@ -319,7 +319,7 @@ class OpenVinoNet:
             if blob is not None:
                 stream = io.BytesIO()
                 model.export_model(stream)
-                _write_cached(blob, stream.getvalue())
+                write_cache(blob, stream.getvalue())
         self.precision = model.get_property("INFERENCE_PRECISION_HINT").to_string()
         return self._models.setdefault(part, model)
 
@@ -378,22 +378,6 @@ def keep_last_convolution_f32(model) -> str:
     return last.get_friendly_name()
 
 
-def _write_cached(path: Path, data: bytes) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and a rename; skips an unwritable
-    cache (the caller uses ``data`` from memory)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-
-
 class KerasNet:
     """An ``L3ICModel``'s encoder and decoder on its Keras backend (the reference runtime).
 
@@ -409,7 +393,7 @@ class KerasNet:
 
     def __init__(self, model):
         self.model = model
-        self.channels = model.channels
+        self.num_channels = model.num_channels
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """x (B, H, W, 3) uint8, H and W multiples of 8 -> z (B, H/8, W/8, C) float32."""

@@ -1,0 +1,167 @@
+"""The entropy model of a trained network: prior tables, channel order, and real-rate validation.
+
+The network's rate term is a differentiable estimate; what a file costs is decided by the
+per-channel prior tables and context tables the entropy coder uses (``l3ic.channel_modes``)
+and, for progressive decoding, by the order in which channels are stored. All are learned here,
+after (or during) training, from the latents of training images, and frozen into the preset's
+sidecar (the context tables into ``PRESET.contexts.npz``) by ``export``. ``validate``
+codes images for real with such tables, so training logs and ``ship`` compare presets by
+the bytes of actual files.
+
+Notation: images are (H, W, 3) uint8; latents are (ceil(H / 8), ceil(W / 8), C) int8 with values
+-15..16; prior tables are (C, 32) int64, one row per channel, each summing to 4096.
+"""
+
+import numpy as np
+from keras import ops
+
+from .. import context_model, entropy, metrics
+from ..codebook import ALPHABET, from_symbols, to_symbols
+from ..codec import Codec
+from ..model import L3ICModel
+
+__all__ = ["CHUNK", "learn_priors", "priors_of", "learn_entropy_model", "validate", "channel_order"]
+
+CHUNK = 64  # images per network call
+
+
+def _encode_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
+    """int8 latents of uint8 images, ``CHUNK`` images per network call."""
+    return [
+        q
+        for i in range(0, len(images), CHUNK)
+        for q in codec.encode_latent_batch(images[i : i + CHUNK])
+    ]
+
+
+def _decode_all(
+    codec: Codec, latents: list[np.ndarray], sizes: list[tuple[int, int]]
+) -> list[np.ndarray]:
+    """uint8 images of int8 latents (cropped to ``sizes``, (H, W) each), ``CHUNK`` per call."""
+    return [
+        y
+        for i in range(0, len(latents), CHUNK)
+        for y in codec.decode_latent_batch(latents[i : i + CHUNK], sizes[i : i + CHUNK])
+    ]
+
+
+def learn_priors(net: L3ICModel, images: list[np.ndarray]) -> np.ndarray:
+    """Per-channel prior tables from the latents of ``images`` (``priors_of``).
+
+    Args:
+        net: the model (its encoder runs here).
+        images: (H, W, 3) uint8 images, any sizes.
+
+    Returns:
+        (C, 32) int64 tables, each summing to 4096.
+    """
+    return priors_of(_encode_all(Codec.from_model(net, "priors", {}), images), net.num_channels)
+
+
+def priors_of(latents: list[np.ndarray], channels: int) -> np.ndarray:
+    """Per-channel prior tables of (h, w, C) int8 latents.
+
+    The histogram of codebook indices (``codebook.to_symbols``: q + 15) of each channel, plus 1
+    in every bin so that no symbol is impossible, quantised by ``entropy.quantize_counts``.
+
+    Returns:
+        (C, 32) int64 tables, each summing to 4096.
+    """
+    hist = np.ones((channels, ALPHABET), dtype=np.int64)
+    for q in latents:
+        symbols = to_symbols(q.reshape(-1, channels))
+        for k in range(channels):
+            hist[k] += np.bincount(symbols[:, k], minlength=ALPHABET)
+    return np.stack([entropy.quantize_counts(h) for h in hist])
+
+
+def learn_entropy_model(codec: Codec, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A preset's priors and context tables from the latents of training ``images``.
+
+    Args:
+        codec: the preset's codec (its encoder runs here).
+        images: (H, W, 3) uint8 images, any sizes.
+
+    Returns:
+        ((C, 32) int64 priors, each summing to 4096; (C, CONTEXTS, 32) uint16 context tables
+        (``context_model.learn_tables``)).
+    """
+    latents = _encode_all(codec, images)
+    priors = priors_of(latents, codec.num_channels)
+    return priors, context_model.learn_tables(latents, priors)
+
+
+def validate(
+    net: L3ICModel,
+    images: list[np.ndarray],
+    prior_images: list[np.ndarray],
+    priors: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Codes ``images`` for real and measures them.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        prior_images: (H, W, 3) uint8 images whose latents give the priors (when ``priors`` is
+            None).
+        priors: (C, 32) prior tables to use instead.
+
+    Returns:
+        Means over ``images`` of ``psnr``, ``ssim`` (``l3ic.metrics``), ``bpp`` (bytes of the
+        coded latent stream x 8 / pixels) and ``bpp_est`` (the model's differentiable estimate),
+        and ``ms_ssim`` when every image has both sides of at least
+        ``metrics.MS_SSIM_MIN_SIDE`` pixels.
+    """
+    if priors is None:
+        priors = learn_priors(net, prior_images)
+    codec = Codec.from_model(net, "val", {"priors": priors.tolist()})
+    latents = _encode_all(codec, images)
+    decoded = _decode_all(codec, latents, [x.shape[:2] for x in images])
+    multiscale = all(min(x.shape[:2]) >= metrics.MS_SSIM_MIN_SIDE for x in images)
+    names = ("psnr", "ssim", "bpp", "bpp_est") + (("ms_ssim",) if multiscale else ())
+    rows = []
+    for x, q, y in zip(images, latents, decoded, strict=True):
+        z = net.encoder(x[None].astype(np.float32) / 255.0, training=False)
+        row = (
+            metrics.psnr(x, y),
+            metrics.ssim(x, y),
+            metrics.bpp(len(codec.coder.pack_checked(q, x.shape[:2], False)), *x.shape[:2]),
+            float(ops.convert_to_numpy(net.estimated_bpp(z))),
+        )
+        rows.append(row + ((metrics.ms_ssim(x, y),) if multiscale else ()))
+    return dict(zip(names, np.mean(rows, axis=0).tolist(), strict=True))
+
+
+def channel_order(
+    net: L3ICModel, images: list[np.ndarray], priors: np.ndarray
+) -> tuple[list[int], list[float]]:
+    """Ranks channels by the PSNR lost when each is set to its most likely value.
+
+    Args:
+        net: the model.
+        images: (H, W, 3) uint8 validation images.
+        priors: (C, 32) prior tables (the mode of a channel's table is its most likely value).
+
+    Returns:
+        (channel indices, biggest loss first; mean PSNR loss in dB of every channel, by index).
+    """
+    codec = Codec.from_model(net, "order", {"priors": priors.tolist()})
+    latents = _encode_all(codec, images)
+    sizes = [x.shape[:2] for x in images]
+
+    def mean_psnr(qs: list[np.ndarray]) -> float:
+        decoded = _decode_all(codec, qs, sizes)
+        return float(np.mean([metrics.psnr(x, y) for x, y in zip(images, decoded, strict=True)]))
+
+    base = mean_psnr(latents)
+    losses = []
+    for k in range(net.num_channels):
+        mode = from_symbols(np.argmax(priors[k]))
+        flat = []
+        for q in latents:
+            q = q.copy()
+            q[..., k] = mode
+            flat.append(q)
+        losses.append(base - mean_psnr(flat))
+    order = sorted(range(net.num_channels), key=lambda k: -losses[k])
+    return order, losses
