@@ -101,3 +101,9 @@ def test_codec_unpack_and_partial_latent_are_read_latent():
     with pytest.warns(DeprecationWarning, match="Codec.partial_latent is deprecated"):
         old = codec.partial_latent(data, [1])[0]
     assert np.array_equal(old, codec.read_partial_latent(data, [1])[0])
+
+
+def test_l3ic_train_export_name_is_preset(capsys, tmp_path):
+    assert training_cli.train_main(["export", str(tmp_path), "--name", "16c"]) == 1
+    err = capsys.readouterr().err
+    assert "--name is deprecated: use --preset" in err and "is not a training run" in err

@@ -122,7 +122,7 @@ class Codec:
     def from_model(
         cls,
         net,
-        name: str,
+        preset: str,
         sidecar: dict,
         tile: int = DEFAULT_TILE,
         runtime: str = "keras",
@@ -132,7 +132,7 @@ class Codec:
 
         Args:
             net: the ``model.L3ICModel``.
-            name: the preset name its files will carry.
+            preset: the preset its files will carry (any name: the weights are ``net``'s).
             sidecar: a sidecar dict (priors, channel order; {} for generic ones).
             runtime: "keras" runs ``net`` itself; "onnx" or "openvino" (or "auto") runs the
                 ONNX graphs built from its current weights (in memory, not cached).
@@ -147,7 +147,7 @@ class Codec:
         else:
             runner = KerasNet(net)
         self = cls.__new__(cls)
-        coder = LatentCoder.from_sidecar(name, sidecar, fp, net.num_channels, context_tables)
+        coder = LatentCoder.from_sidecar(preset, sidecar, fp, net.num_channels, context_tables)
         self._setup(coder, runner, tile)
         return self
 

@@ -272,7 +272,8 @@ def convert(
     Args:
         src: folder of images, e.g. ImageFolder layout ``src/<class>/<image>``.
         dst: output folder (created if needed); may already hold a previous run's outputs.
-        preset: preset to compress with (default "32c"; ``model=`` is its deprecated name).
+        preset: preset to compress with (default ``presets.DEFAULT_PRESET``; ``model=`` is its
+            deprecated name).
         workers: processes to convert with (1: in this process).
         drop_alpha: discard alpha channels instead of failing on RGBA images.
         progress: show a progress bar on stderr (None: when stderr is a terminal).

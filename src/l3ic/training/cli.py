@@ -10,6 +10,7 @@ Each parses its arguments and calls the tool's module: ``loop`` (training loop),
 """
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -28,10 +29,8 @@ __all__ = [
     "recipe_of",
     "evaluate_main",
     "build_train_parser",
-    "build_export_parser",
-    "build_ship_parser",
-    "build_contexts_parser",
-    "build_curve_parser",
+    "PRESET_COMMANDS",
+    "preset_parser",
     "build_gpu_run_parser",
     "build_evaluate_parser",
     "SUBCOMMANDS",
@@ -131,57 +130,42 @@ def build_train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_export_parser() -> argparse.ArgumentParser:
-    """The parser of ``l3ic train export``."""
-    return _preset_parser(
-        "export",
+PRESET_COMMANDS = {  # the subcommands of one preset: (description, folder argument, models help)
+    "export": (
         "Write models/PRESET.npz (float16) and models/PRESET.json from a run's checkpoint, or "
         "from preset PRESET of a gpu-run folder.",
         ("run_dir", "the run folder (--out of the training)"),
         "where to write (default: ./models)",
-    )
-
-
-def build_ship_parser() -> argparse.ArgumentParser:
-    """The parser of ``l3ic train ship``."""
-    return _preset_parser(
-        "ship",
+    ),
+    "ship": (
         "Replace a shipped preset by an exported candidate if it is better on the validation "
         "split (higher SSIM at equal or lower bpp, real files).",
         ("candidate_dir", "folder with PRESET.npz + PRESET.json"),
-    )
-
-
-def build_contexts_parser() -> argparse.ArgumentParser:
-    """The parser of ``l3ic train contexts``."""
-    return _preset_parser(
-        "contexts",
+        None,
+    ),
+    "contexts": (
         "Learn the context tables (format version 4's context mode) of a shipped preset's "
         "weights from every training image, and write them beside the weights "
         "(PRESET.contexts.npz); export does this for new weights.",
-    )
-
-
-def build_curve_parser() -> argparse.ArgumentParser:
-    """The parser of ``l3ic train curve``."""
-    return _preset_parser(
-        "curve",
+        None,
+        None,
+    ),
+    "curve": (
         "Measure a shipped preset's scale curve (mean bpp, PSNR, SSIM and MS-SSIM of the "
         "validation split at scales 0.354 to 2) and write it into its sidecar (scale_curve), which "
         "`l3ic compress --quality/--bpp` without a preset chooses by (docs/quality.md); export "
         "does this for new weights.",
-    )
+        None,
+        None,
+    ),
+}
 
 
-def _preset_parser(
-    command: str,
-    description: str,
-    folder: tuple[str, str] | None = None,
-    models_help: str = "the shipped models (default: ./models)",
-) -> argparse.ArgumentParser:
-    """The parser of a subcommand that works on one preset: ``l3ic train COMMAND [FOLDER]
-    --preset P [--models-dir DIR] [--data DIR]`` (``--name``: the old spelling of ``--preset``,
-    which warns)."""
+def preset_parser(command: str) -> argparse.ArgumentParser:
+    """The parser of ``l3ic train COMMAND [FOLDER] --preset P [--models-dir DIR] [--data DIR]``,
+    a subcommand of one preset (``PRESET_COMMANDS``; ``--name``, the old spelling of
+    ``--preset``, warns)."""
+    description, folder, models_help = PRESET_COMMANDS[command]
     p = argparse.ArgumentParser(
         prog=f"l3ic train {command}",
         description=description,
@@ -193,7 +177,9 @@ def _preset_parser(
         p.add_argument(folder[0], type=Path, help=folder[1])
     p.add_argument("--preset", choices=list(PRESETS), help="e.g. 32c (required)")
     p.add_argument("--name", dest="deprecated_name", help=argparse.SUPPRESS)
-    p.add_argument("--models-dir", type=Path, help=models_help)
+    p.add_argument(
+        "--models-dir", type=Path, help=models_help or "the shipped models (default: ./models)"
+    )
     p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
     return p
 
@@ -338,10 +324,10 @@ def _gpu_run(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS = {
-    "export": (build_export_parser, _export),
-    "ship": (build_ship_parser, _ship),
-    "contexts": (build_contexts_parser, _contexts),
-    "curve": (build_curve_parser, _curve),
+    "export": (functools.partial(preset_parser, "export"), _export),
+    "ship": (functools.partial(preset_parser, "ship"), _ship),
+    "contexts": (functools.partial(preset_parser, "contexts"), _contexts),
+    "curve": (functools.partial(preset_parser, "curve"), _curve),
     "gpu-run": (build_gpu_run_parser, _gpu_run),
 }
 
@@ -360,7 +346,7 @@ def train_main(argv: list[str]) -> int:
         build, command = build_train_parser, _train
     parser = build()
     args = parser.parse_args(argv)
-    if hasattr(args, "deprecated_name"):  # the subcommands of one preset (_preset_parser)
+    if hasattr(args, "deprecated_name"):  # the subcommands of one preset (preset_parser)
         _preset_of(parser, args)
     try:
         return command(args)
