@@ -65,8 +65,9 @@ class Codec:
     the reference and training path).
 
     Args:
-        preset: "16c", "32c" (default) or "64c"; its weights and sidecar come from the
-            models folder (``presets.models_dir``); ``model=`` is its deprecated name.
+        preset: "16c", "32c" or "64c" (default ``presets.DEFAULT_PRESET``); its weights and
+            sidecar come from the models folder (``presets.models_dir``); ``model=`` is its
+            deprecated name.
         tile: tile core size in latent cells (8 px each) for large images.
         runtime: "auto", "onnx", "openvino" or "keras" (default ``$L3IC_RUNTIME``, else
             "auto": OpenVINO in bf16 on CPUs with AMX or AVX512-BF16, else ONNX Runtime).

@@ -234,7 +234,7 @@ def convert_shards(
     Args:
         src: folder of images, e.g. ImageFolder layout ``src/<class>/<image>``.
         dst: output folder (created if needed); may hold an earlier run of the same conversion.
-        preset: preset to compress with (default "32c").
+        preset: preset to compress with (default ``presets.DEFAULT_PRESET``).
         workers: worker processes (local engine or a Dask LocalCluster; ignored with
             ``address``).
         engine: "local" or "dask".

@@ -252,7 +252,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("folder", type=Path, help="folder of images")
-    p.add_argument("--preset", choices=list(PRESETS), default="32c", help="the preset")
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="the preset")
     p.add_argument(
         "--models-dir",
         type=Path,
