@@ -7,14 +7,15 @@ ShardBatches`` and ``python -m l3ic.train ...`` go on working.
 import importlib
 import runpy
 import sys
-import warnings
+
+from .deprecation import warn_deprecated
 
 __all__ = ["moved"]
 
 
 def _importer_level() -> int:
-    """The ``stacklevel`` of the first calling frame outside l3ic and the import machinery
-    (``warnings.warn`` passes over the import machinery's frames itself)."""
+    """The ``stacklevel``, counted from ``moved``, of the first calling frame outside l3ic and the
+    import machinery (``warnings.warn`` passes over the import machinery's frames itself)."""
     level, frame = 2, sys._getframe(2)
     while frame is not None and (
         frame.f_code.co_filename.startswith("<frozen importlib")
@@ -29,7 +30,6 @@ def _importer_level() -> int:
 def moved(name: str, old: str, new: str, main: str | None = None) -> None:
     """Makes the module being imported as ``name`` (the old path ``old``) the module ``new``,
     with a warning; run with ``python -m`` (``name`` is ``"__main__"``), runs ``main``."""
-    message = f"{old} is deprecated and goes in l3ic 0.20: use {new}"
     if name == "__main__":
         if main is not None:
             print(
@@ -38,5 +38,5 @@ def moved(name: str, old: str, new: str, main: str | None = None) -> None:
             )
             runpy.run_module(main, run_name="__main__", alter_sys=True)
         return
-    warnings.warn(message, DeprecationWarning, stacklevel=_importer_level())
+    warn_deprecated(old, new, stacklevel=_importer_level() + 1)  # + 1: warn_deprecated's frame
     sys.modules[name] = importlib.import_module(new)
