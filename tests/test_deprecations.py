@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from support import untrained_codec
 
+import l3ic
 from l3ic import get_coder
+from l3ic.lazy import L3ICFile
 from l3ic.training import cli as training_cli
 from l3ic.training.recipe import Recipe
 
@@ -107,3 +109,16 @@ def test_l3ic_train_export_name_is_preset(capsys, tmp_path):
     assert training_cli.train_main(["export", str(tmp_path), "--name", "16c"]) == 1
     err = capsys.readouterr().err
     assert "--name is deprecated: use --preset" in err and "is not a training run" in err
+
+
+def test_a_warning_points_at_the_line_outside_l3ic():
+    """However deep in l3ic an old spelling is noticed (here L3ICFile.image -> decompress ->
+    channels_arg), or through the import machinery, the warning names the caller's line."""
+    data = l3ic.compress(np.full((16, 24, 3), 128, np.uint8), preset="16c")
+    with pytest.warns(DeprecationWarning, match="channels=k") as caught:
+        L3ICFile(data).image(3)
+    assert [w.filename for w in caught] == [__file__]
+    sys.modules.pop("l3ic.shards", None)
+    with pytest.warns(DeprecationWarning, match="l3ic.shards is deprecated") as caught:
+        importlib.import_module("l3ic.shards")
+    assert [w.filename for w in caught] == [__file__]

@@ -13,20 +13,6 @@ from .deprecation import warn_deprecated
 __all__ = ["moved"]
 
 
-def _importer_level() -> int:
-    """The ``stacklevel``, counted from ``moved``, of the first calling frame outside l3ic and the
-    import machinery (``warnings.warn`` passes over the import machinery's frames itself)."""
-    level, frame = 2, sys._getframe(2)
-    while frame is not None and (
-        frame.f_code.co_filename.startswith("<frozen importlib")
-        or str(frame.f_globals.get("__name__", "")).startswith("l3ic")
-    ):
-        if not frame.f_code.co_filename.startswith("<frozen importlib"):
-            level += 1
-        frame = frame.f_back
-    return level
-
-
 def moved(name: str, old: str, new: str, main: str | None = None) -> None:
     """Makes the module being imported as ``name`` (the old path ``old``) the module ``new``,
     with a warning; run with ``python -m`` (``name`` is ``"__main__"``), runs ``main``."""
@@ -38,5 +24,5 @@ def moved(name: str, old: str, new: str, main: str | None = None) -> None:
             )
             runpy.run_module(main, run_name="__main__", alter_sys=True)
         return
-    warn_deprecated(old, new, stacklevel=_importer_level() + 1)  # + 1: warn_deprecated's frame
+    warn_deprecated(old, new)
     sys.modules[name] = importlib.import_module(new)

@@ -467,7 +467,7 @@ def _renamed(deprecated: dict, old: str, new: str, value):
     """The value of keyword ``new``, or of its deprecated name ``old`` (with a warning)."""
     if set(deprecated) - {old}:
         raise TypeError(f"unexpected keyword arguments {sorted(set(deprecated) - {old})}")
-    return renamed_keyword(old, new, deprecated.get(old), value, stacklevel=5)
+    return renamed_keyword(old, new, deprecated.get(old), value)
 
 
 def _rgb_input(image, drop_alpha: bool) -> tuple[np.ndarray, bool]:

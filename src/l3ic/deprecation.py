@@ -2,10 +2,12 @@
 
 ``warn_deprecated("Codec.channels", "Codec.num_channels")`` warns ``DeprecationWarning``:
 "Codec.channels is deprecated and goes in l3ic 0.20: use Codec.num_channels", pointed at the
-user's line (``stacklevel``), so Python shows it where the user's own code runs. docs/layout.md
+first line outside l3ic that led to it (however deep inside l3ic the old spelling is noticed,
+and through an import), so Python shows it where the user's own code runs. docs/layout.md
 ("Names") lists every old spelling that warns.
 """
 
+import sys
 import warnings
 
 __all__ = ["REMOVED_IN", "warn_deprecated", "renamed_keyword", "renamed_property"]
@@ -13,17 +15,36 @@ __all__ = ["REMOVED_IN", "warn_deprecated", "renamed_keyword", "renamed_property
 REMOVED_IN = "0.20"
 
 
-def warn_deprecated(old: str, new: str, stacklevel: int = 3) -> None:
-    """Warns that ``old`` is deprecated in favour of ``new``; ``stacklevel`` as for
-    ``warnings.warn``, counted from the caller of this function (3: its caller's caller)."""
-    warnings.warn(
-        f"{old} is deprecated and goes in l3ic {REMOVED_IN}: use {new}",
-        DeprecationWarning,
-        stacklevel=stacklevel,
+def _passed_over(frame) -> bool:
+    """Whether a frame is l3ic's or the import machinery's (``importlib.import_module`` too)."""
+    name = str(frame.f_globals.get("__name__", ""))
+    return name.split(".")[0] in ("l3ic", "importlib") or frame.f_code.co_filename.startswith(
+        "<frozen"
     )
 
 
-def renamed_keyword(old: str, new: str, old_value, new_value, stacklevel: int = 4):
+def _user_level() -> int:
+    """The ``stacklevel`` for ``warn_deprecated``'s ``warnings.warn``: that of the first frame
+    outside l3ic and the import machinery. ``warnings.warn`` passes over the frozen import
+    frames by itself, so they are not counted."""
+    level, frame = 2, sys._getframe(2)  # 0: this function, 1: warn_deprecated, 2: its caller
+    while frame is not None and _passed_over(frame):
+        if not frame.f_code.co_filename.startswith("<frozen"):
+            level += 1
+        frame = frame.f_back
+    return level
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """Warns that ``old`` is deprecated in favour of ``new``, at the user's line."""
+    warnings.warn(
+        f"{old} is deprecated and goes in l3ic {REMOVED_IN}: use {new}",
+        DeprecationWarning,
+        stacklevel=_user_level(),
+    )
+
+
+def renamed_keyword(old: str, new: str, old_value, new_value):
     """The value of keyword ``new``, or of its old name ``old`` (warning) when that was given.
 
     Raises:
@@ -31,7 +52,7 @@ def renamed_keyword(old: str, new: str, old_value, new_value, stacklevel: int = 
     """
     if old_value is None:
         return new_value
-    warn_deprecated(f"{old}=", f"{new}=", stacklevel)
+    warn_deprecated(f"{old}=", f"{new}=")
     if new_value is not None:
         raise TypeError(f"give {new}= or {old}=, not both")
     return old_value

@@ -431,13 +431,13 @@ def get_coder(preset: str) -> LatentCoder:
     Raises:
         L3ICError: unknown preset, or its sidecar missing or without a fingerprint.
     """
-    channels = preset_num_channels(preset)
+    num_channels = preset_num_channels(preset)
     sidecar = load_sidecar(preset)
     if "fingerprint" not in sidecar:
         raise L3ICError(f"the sidecar of preset {preset!r} has no weights fingerprint")
     fp = bytes.fromhex(sidecar["fingerprint"])
     tables = load_context_tables(preset, fp)
-    return LatentCoder.from_sidecar(preset, sidecar, fp, channels, tables)
+    return LatentCoder.from_sidecar(preset, sidecar, fp, num_channels, tables)
 
 
 def channels_arg(channels, top_channels: int | None) -> tuple[Sequence[int] | None, int | None]:
@@ -453,7 +453,6 @@ def channels_arg(channels, top_channels: int | None) -> tuple[Sequence[int] | No
         warn_deprecated(
             "channels=k for the k most important channels",
             "top_channels=k (channels= takes a list of channel indices)",
-            stacklevel=4,
         )
         channels, top_channels = None, int(channels)
     if channels is not None and top_channels is not None:

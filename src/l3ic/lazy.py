@@ -15,7 +15,7 @@ import numpy as np
 from . import container
 from .deprecation import warn_deprecated
 from .errors import L3ICError
-from .latent_coder import channels_arg, get_coder
+from .latent_coder import get_coder
 
 __all__ = ["L3ICFile", "open"]
 
@@ -89,7 +89,6 @@ class L3ICFile:
         """
         from .api import decompress
 
-        channels, top_channels = channels_arg(channels, top_channels)  # warns at the caller
         return decompress(
             self._data, channels, top_channels=top_channels, max_pixels=max_pixels, runtime=runtime
         )

@@ -87,7 +87,7 @@ def resolve_preset(preset: str | None, model: str | None) -> str:
     Raises:
         TypeError: both were given.
     """
-    preset = renamed_keyword("model", "preset", model, preset, stacklevel=5)
+    preset = renamed_keyword("model", "preset", model, preset)
     return DEFAULT_PRESET if preset is None else preset
 
 
