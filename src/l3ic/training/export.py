@@ -46,7 +46,7 @@ from . import gpu_run
 from .data import default_data_dir, list_images, load_images, split_files
 from .entropy_model import channel_order, learn_entropy_model, validate
 from .loop import CONFIG_NAME, Run
-from .recipe import Recipe
+from .recipe import Recipe, num_channels_in
 
 __all__ = [
     "TERMS",
@@ -181,8 +181,8 @@ def export_run(
 
 
 def _num_channels(sidecar: dict, preset: str) -> int:
-    """The latent channels of a sidecar's weights (``"channels"`` in sidecars before 0.19)."""
-    return sidecar.get("num_channels") or sidecar.get("channels") or PRESETS[preset]
+    """The latent channels of a sidecar's weights (``num_channels_in``), else the preset's."""
+    return num_channels_in(sidecar) or PRESETS[preset]
 
 
 def _shipped_in(path: Path) -> tuple[str | None, str | None]:

@@ -58,7 +58,7 @@ from ..presets import (
 )
 from .data import data_identity, list_images, load_images, split_files
 from .loop import build_model
-from .recipe import GPU_RUN_OPTIONS, Recipe
+from .recipe import GPU_RUN_OPTIONS, Recipe, num_channels_in
 from .rules import (
     EST_PER_REAL,
     DivergenceGuard,
@@ -608,7 +608,7 @@ def load_for_export(run_dir: Path, preset: str, data: Path) -> tuple[dict, L3ICM
         raise L3ICError(f"{data} is not the training set of {run_dir}: pass --data")
     keras.config.set_dtype_policy("float32")
     lmbda = entry.get("lmbda_final", entry["recipe"]["lmbda"])
-    num_channels = entry.get("num_channels", entry.get("channels"))  # "channels" before 0.19
+    num_channels = num_channels_in(entry)
     net = load_model(num_channels, run_dir / f"{preset}.npz", lmbda=lmbda)
     gpu = info["device"].startswith("gpu") and not info["dry_run"]
     cfg = {

@@ -29,6 +29,7 @@ __all__ = [
     "TRAIN_OPTIONS",
     "GPU_RUN_OPTIONS",
     "add_arguments",
+    "num_channels_in",
     "machine",
     "choose_mixed_precision",
 ]
@@ -145,8 +146,16 @@ class Recipe:
     def from_dict(cls, d: dict) -> "Recipe":
         """The recipe of a ``config.json`` or sidecar; fields it lacks (older runs) default, and
         the count of channels that l3ic 0.18 and before called ``channels`` is read too."""
-        d = {"num_channels": d["channels"], **d} if "channels" in d else d
-        return cls(**{k: d[k] for k in RECIPE if k in d})
+        fields = {k: d[k] for k in RECIPE if k in d}
+        if num_channels_in(d) is not None:
+            fields["num_channels"] = num_channels_in(d)
+        return cls(**fields)
+
+
+def num_channels_in(record: dict) -> int | None:
+    """The count of latent channels a run config, sidecar or gpu-run entry records
+    (``"num_channels"``; ``"channels"`` in those l3ic 0.18 and before wrote), or None."""
+    return record.get("num_channels", record.get("channels"))
 
 
 RECIPE = tuple(f.name for f in dataclasses.fields(Recipe))
