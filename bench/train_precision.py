@@ -1,20 +1,25 @@
-"""Training speed of one preset in float32 against ``mixed_bfloat16`` on this machine.
+"""Training speed of one preset in float32 against ``mixed_bfloat16`` on this machine, per
+Keras backend.
 
 Runs l3ic's own training step (``l3ic.training.loop.build_model`` + ``train_on_batch``) on random
-patches in fresh subprocesses, alternating the two precisions (``--rounds`` times each), and
-reports patches/s per precision and their ratio. This is the measurement that decides whether
-``l3ic train --mixed-precision auto`` turns bf16 on for a CPU (docs/training.md, "bf16"): bf16
-pays on CPUs with AMX or AVX512-BF16 and costs on CPUs without them.
+patches in fresh subprocesses (``KERAS_BACKEND`` set for each), alternating the two precisions
+(``--rounds`` times each), and reports patches/s per backend and precision and the ratios: bf16
+against float32 of the same backend, and each row against TensorFlow's (the training default)
+at the same precision. This is the measurement that decides whether ``l3ic train
+--mixed-precision auto`` turns bf16 on for a CPU (docs/training.md, "bf16"): bf16 pays on CPUs
+with AMX or AVX512-BF16 and costs on CPUs without them.
 
 Examples:
   python -m bench.train_precision
   python -m bench.train_precision --preset 32c --batch 8 16 --steps 30 --rounds 3
+  python -m bench.train_precision --backends tensorflow jax torch --json /tmp/backends.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +42,7 @@ def time_steps(preset: str, batch: int, patch: int, steps: int, bf16: bool) -> f
     from l3ic.training.recipe import Recipe
 
     recipe = Recipe(
-        channels=PRESETS[preset], batch=batch, patch=patch, steps=10**6, mixed_precision=bf16
+        num_channels=PRESETS[preset], batch=batch, patch=patch, steps=10**6, mixed_precision=bf16
     )
     net = build_model(recipe.resolved())
     rng = np.random.default_rng(0)
@@ -52,7 +57,9 @@ def time_steps(preset: str, batch: int, patch: int, steps: int, bf16: bool) -> f
 
 def _child(args: argparse.Namespace) -> None:
     rate = time_steps(args.preset, args.batch[0], args.patch, args.steps, args.precision == "bf16")
-    print(json.dumps({"patches_per_s": rate}))
+    import keras
+
+    print(json.dumps({"patches_per_s": rate, "backend": keras.backend.backend()}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=2, help="alternating runs per precision")
+    p.add_argument(
+        "--backends", nargs="+", default=["tensorflow"], choices=("tensorflow", "jax", "torch"),
+        help="Keras backends to time, each in its own processes (default tensorflow)",
+    )  # fmt: skip
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
     p.add_argument("--json", type=Path, default=RESULTS)
     p.add_argument("--precision", choices=("fp32", "bf16"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -72,31 +84,44 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for batch in args.batch:
-        rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
-        for _ in range(args.rounds):
-            for precision in rates:
-                out = subprocess.run(
-                    [sys.executable, "-m", "bench.train_precision", "--precision", precision,
-                     "--preset", args.preset, "--batch", str(batch), "--patch", str(args.patch),
-                     "--steps", str(args.steps)],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                rates[precision].append(
-                    json.loads(out.stdout.strip().splitlines()[-1])["patches_per_s"]
-                )
-                print(
-                    f"batch {batch} {precision}: {rates[precision][-1]:.1f} patches/s", flush=True
-                )
-        fp32, bf16 = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
-        rows.append(
-            {
-                "batch": batch,
-                "fp32_patches_per_s": [round(r, 2) for r in rates["fp32"]],
-                "bf16_patches_per_s": [round(r, 2) for r in rates["bf16"]],
-                "bf16_over_fp32": round(bf16 / fp32, 3),
-            }
-        )
-        print(f"batch {batch}: bf16 / fp32 = {bf16 / fp32:.3f}", flush=True)
+        for backend in args.backends:
+            rates: dict[str, list[float]] = {precision: [] for precision in args.precisions}
+            for _ in range(args.rounds):
+                for precision in rates:
+                    out = subprocess.run(
+                        [sys.executable, "-m", "bench.train_precision", "--precision", precision,
+                         "--preset", args.preset, "--batch", str(batch),
+                         "--patch", str(args.patch), "--steps", str(args.steps)],
+                        capture_output=True, text=True, check=True,
+                        env={**os.environ, "KERAS_BACKEND": backend},
+                    )  # fmt: skip
+                    child = json.loads(out.stdout.strip().splitlines()[-1])
+                    if child["backend"] != backend:
+                        raise SystemExit(f"asked for {backend}, ran {child['backend']}")
+                    rates[precision].append(child["patches_per_s"])
+                    print(
+                        f"batch {batch} {backend} {precision}: "
+                        f"{rates[precision][-1]:.1f} patches/s",
+                        flush=True,
+                    )
+            row: dict = {"batch": batch, "backend": backend}
+            for precision, values in rates.items():
+                row[f"{precision}_patches_per_s"] = [round(r, 2) for r in values]
+            if len(rates) == 2:
+                ratio = statistics.median(rates["bf16"]) / statistics.median(rates["fp32"])
+                row["bf16_over_fp32"] = round(ratio, 3)
+                print(f"batch {batch} {backend}: bf16 / fp32 = {ratio:.3f}", flush=True)
+            rows.append(row)
+    tensorflow = {row["batch"]: row for row in rows if row["backend"] == "tensorflow"}
+    for row in rows:
+        ref = tensorflow.get(row["batch"])
+        if ref is None or row is ref:
+            continue
+        for precision in args.precisions:
+            key = f"{precision}_patches_per_s"
+            ratio = statistics.median(row[key]) / statistics.median(ref[key])
+            row[f"{precision}_over_tensorflow"] = round(ratio, 3)
+            print(f"batch {row['batch']} {row['backend']} {precision} / tensorflow: {ratio:.3f}")
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "cpu": cpu_model(),

@@ -454,3 +454,11 @@ def test_a_run_told_the_scale_trains_its_films_and_is_not_exported(data_dir, tmp
     assert cli.train_main(argv) == 1
     assert "--told-scale" in _error_line(capsys)
     assert not (tmp_path / "m" / "16c.npz").exists()
+
+
+def test_bench_train_precision_times_the_training_step():
+    # bench.train_precision builds l3ic's own training step from a Recipe: it broke once when
+    # Recipe's fields were renamed, unnoticed because no test ran it.
+    from bench.train_precision import time_steps
+
+    assert time_steps("16c", batch=1, patch=32, steps=1, bf16=False) > 0
