@@ -550,10 +550,10 @@ class L3IC(BenchCodec):
 
             return f"ONNX Runtime {onnxruntime.__version__}"
         if runtime == "openvino":
-            import openvino
+            from l3ic.runtime import import_openvino
 
             precision = self.codec_at(self.sweep()[0]).net.precision
-            return f"OpenVINO {openvino.get_version().split('-')[0]}, {precision}"
+            return f"OpenVINO {import_openvino().get_version().split('-')[0]}, {precision}"
         import keras
 
         return f"Keras {keras.__version__}, backend {keras.backend.backend()}"

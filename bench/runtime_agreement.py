@@ -153,9 +153,9 @@ def bf16_codec(preset: str) -> tuple[Codec, str]:
         codec.net = OpenVinoNet(
             read_arrays(weights_path(preset)), codec.num_channels, key=None, precision="bf16"
         )
-        import openvino
+        from l3ic.runtime import import_openvino
 
-        return codec, f"OpenVINO {openvino.get_version().split('-')[0]} bf16"
+        return codec, f"OpenVINO {import_openvino().get_version().split('-')[0]} bf16"
     codec = Codec(preset, runtime="onnx")
     codec.net = EmulatedBf16Net(preset, codec.num_channels)
     return codec, "emulated (bf16-rounded graph on ONNX Runtime)"

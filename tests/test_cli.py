@@ -264,3 +264,25 @@ def test_compress_help_gives_the_presets_in_bits_and_ssim(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name in ("16c", "32c", "64c"):
         assert f"{name} " in text and "bpp at SSIM" in text
+
+
+def _zlib_level_class(png_bytes: bytes) -> int:
+    """FLEVEL of a PNG's zlib stream: 0 for zlib levels 0-1, 1 for 2-5, 2 for 6, 3 for 7-9."""
+    idat = png_bytes.index(b"IDAT")
+    return png_bytes[idat + 5] >> 6  # the zlib header's FLG byte follows CMF
+
+
+def test_decompress_writes_fast_png_unless_a_level_is_asked(presets, tmp_path, capsys):
+    src = tmp_path / "photo.png"
+    iio.imwrite(src, smooth_image(96, 128))
+    assert main(["compress", "-m", "16c", str(src), "-o", str(tmp_path / "p.l3ic")]) == 0
+    fast, small = tmp_path / "fast.png", tmp_path / "small.png"
+    assert main(["decompress", str(tmp_path / "p.l3ic"), "-o", str(fast)]) == 0
+    argv = ["decompress", str(tmp_path / "p.l3ic"), "-o", str(small), "--png-level", "9"]
+    assert main(argv) == 0
+    assert _zlib_level_class(fast.read_bytes()) == 0  # level 1, the default
+    assert _zlib_level_class(small.read_bytes()) == 3
+    np.testing.assert_array_equal(iio.imread(fast), iio.imread(small))
+    with pytest.raises(SystemExit) as e:
+        main(["decompress", str(tmp_path / "p.l3ic"), "--png-level", "10"])
+    assert e.value.code == 2 and "--png-level" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from l3ic.cli import main
 from l3ic.codec import Codec
 from l3ic.cpu import cpu_has_fast_bf16
 from l3ic.presets import PRESETS, read_arrays, weights_path
-from l3ic.runtime import GRAPH_VERSION, resolve_runtime
+from l3ic.runtime import GRAPH_VERSION, import_openvino, resolve_runtime
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"
@@ -37,6 +37,13 @@ def _compare_latents(a: np.ndarray, b: np.ndarray) -> None:
     assert np.count_nonzero(diff) <= max(1, MAX_FLIP_FRACTION * diff.size)
 
 
+def _openvino():
+    """``openvino`` as l3ic imports it (without its telemetry-sending conversion tool), or skip."""
+    if not HAS_OPENVINO:
+        pytest.skip("openvino is not installed")
+    return import_openvino()
+
+
 @pytest.fixture(scope="module")
 def sample():
     return iio.imread(SAMPLE)
@@ -45,7 +52,7 @@ def sample():
 @pytest.fixture
 def openvino_f32(monkeypatch):
     """OpenVINO in float32, whatever the CPU (on AMX or AVX512-BF16 CPUs its default is bf16)."""
-    pytest.importorskip("openvino")
+    _openvino()
     monkeypatch.setenv("L3IC_OPENVINO_PRECISION", "f32")
 
 
@@ -90,7 +97,7 @@ def test_shipped_presets_agree_on_openvino_in_float32(preset, sample, openvino_f
 # those; the quality over Kodak is measured by bench.runtime_agreement (docs/runtimes.md).
 @pytest.mark.skipif(not cpu_has_fast_bf16(), reason="this CPU has no AMX or AVX512-BF16")
 def test_openvino_bf16_stays_close_where_the_cpu_has_it(sample):
-    pytest.importorskip("openvino")
+    _openvino()
     bf16, onnx = Codec("32c", runtime="openvino"), Codec("32c", runtime="onnx")
     q, ref = bf16.encode_latent(sample), onnx.encode_latent(sample)
     assert bf16.net.precision == "bf16"
@@ -101,7 +108,7 @@ def test_openvino_bf16_stays_close_where_the_cpu_has_it(sample):
 
 
 def test_openvino_bf16_keeps_the_last_convolution_in_float32(presets):
-    openvino = pytest.importorskip("openvino")
+    openvino = _openvino()
     codec = Codec("16c", runtime="onnx")
     graphs = runtime._Graphs(read_arrays(weights_path("16c")), codec.num_channels, key=None)
     for part, layer in (("encoder", "e3"), ("decoder", "d3")):
@@ -115,7 +122,7 @@ def test_openvino_bf16_keeps_the_last_convolution_in_float32(presets):
 @pytest.mark.parametrize("name", ["onnx", "openvino"])
 def test_runtimes_agree_on_tiles_odd_sizes_and_batches(codec16, name, monkeypatch):
     if name == "openvino":
-        pytest.importorskip("openvino")
+        _openvino()
         monkeypatch.setenv("L3IC_OPENVINO_PRECISION", "f32")
     other = Codec.from_model(codec16.net.model, "t", {}, tile=3, runtime=name)
     assert other.runtime == name
@@ -295,7 +302,7 @@ sys.stdout.write(data.hex()[:64] + " " + str(l3ic.decompress(data).shape))
 @pytest.mark.parametrize("name", ["onnx", "openvino"])
 def test_processes_racing_to_build_a_graph_all_succeed(presets, tmp_path, name):
     if name == "openvino":
-        pytest.importorskip("openvino")
+        _openvino()
     cache = tmp_path / "cache"
     env = {**os.environ, "L3IC_MODELS_DIR": str(presets), "L3IC_CACHE_DIR": str(cache)}
     env["L3IC_RUNTIME"] = name
@@ -318,8 +325,9 @@ def test_processes_racing_to_build_a_graph_all_succeed(presets, tmp_path, name):
         onnx.checker.check_model(onnx.load(cache / graph))
     if blobs:  # whole compiled models (imported in a fresh process, as users' workers do)
         check = (
-            "import openvino, sys\n"
-            "for p in sys.argv[1:]: openvino.Core().import_model(open(p, 'rb').read(), 'CPU')"
+            "import sys\nfrom l3ic.runtime import import_openvino\n"
+            "core = import_openvino().Core()\n"
+            "for p in sys.argv[1:]: core.import_model(open(p, 'rb').read(), 'CPU')"
         )
         subprocess.run([sys.executable, "-c", check, *(str(cache / b) for b in blobs)],
                        check=True, capture_output=True, timeout=120)  # fmt: skip
@@ -345,11 +353,42 @@ print(handled)
 def test_signals_are_handled_after_openvino_codecs_are_freed(presets, tmp_path):
     """OpenVINO's CPU plugin swaps the thread's signal stack; freed out of order, it left a freed
     one installed, and the next signal crashed the process (a torch DataLoader's SIGCHLD did)."""
-    pytest.importorskip("openvino")
+    _openvino()
     env = {**os.environ, "L3IC_MODELS_DIR": str(presets), "L3IC_CACHE_DIR": str(tmp_path)}
     run = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_OPENVINO], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert (run.returncode, run.stdout.strip()) == (0, "[True]"), run.stderr[-2000:]
+
+
+# Runs in a fresh interpreter with its own HOME: a compression on OpenVINO, then the tool that
+# l3ic leaves out imported by the user.
+OPENVINO_QUIET = """
+import sys
+from pathlib import Path
+import numpy as np
+import l3ic
+l3ic.Codec("16c", runtime="openvino").compress(np.full((24, 32, 3), 90, np.uint8))
+written = sorted(p.name for p in Path.home().glob("intel/*"))
+loaded = "openvino.tools.ovc" in sys.modules
+from openvino.tools.ovc import convert_model
+print(written, loaded, callable(convert_model))
+"""
+
+
+def test_openvino_runs_without_its_telemetry(presets, tmp_path):
+    """``import openvino`` imports its conversion tool, which sends a usage event to OpenVINO's
+    telemetry and writes ~/intel/openvino_ga_cid and ~/intel/stats; l3ic does not load that tool
+    (nothing under ~/intel), and the user can still import it."""
+    _openvino()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "L3IC_MODELS_DIR": str(presets)}
+    env.update(L3IC_CACHE_DIR=str(tmp_path / "cache"), L3IC_OPENVINO_PRECISION="f32")
+    for name in ("CI", "TF_BUILD", "JENKINS_URL"):  # where OpenVINO's telemetry stays off anyway
+        env.pop(name, None)
+    run = subprocess.run([sys.executable, "-c", OPENVINO_QUIET], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert (run.returncode, run.stdout.split()) == (0, ["[]", "False", "True"]), run.stderr[-2000:]
 
 
 # Runs in a fresh interpreter: the default runtime compresses and decodes without Keras.

@@ -40,6 +40,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ __all__ = [
     "graph_cache_dir",
     "OnnxNet",
     "OpenVinoNet",
+    "import_openvino",
     "keep_last_convolution_f32",
     "KerasNet",
 ]
@@ -286,9 +288,8 @@ class OpenVinoNet:
     def _blob_path(self, part: str) -> Path | None:
         """The compiled model's cache file: OpenVINO's version, the asked precision, the threads
         and the CPU's bf16 units in its name, since a blob is only valid for those."""
-        import openvino
-
-        facts = f"{openvino.get_version()} {self._asked} {_threads()} {cpu_has_fast_bf16()}"
+        version = import_openvino().get_version()
+        facts = f"{version} {self._asked} {_threads()} {cpu_has_fast_bf16()}"
         facts += " last convolution f32"  # what keep_last_convolution_f32 asks
         tag = hashlib.sha256(facts.encode()).hexdigest()[:12]
         return self._graphs.path(part, f".openvino-{tag}.blob")
@@ -337,6 +338,32 @@ class OpenVinoNet:
         return self._run("decoder", "y", y)
 
 
+_OVC = "openvino.tools.ovc"
+
+
+def import_openvino():
+    """The ``openvino`` module, imported without its model-conversion tool ``openvino.tools.ovc``
+    where l3ic is the first to import it.
+
+    ``import openvino`` imports that tool (``openvino.convert_model``), and the tool, on import,
+    sends a usage event to OpenVINO's telemetry unless the user has opted out
+    (openvinotoolkit/openvino#23832, 2024-04; opt-out since #20290, 2023-10), writing a client
+    id and a counter under ``~/intel``. l3ic only runs its own graphs and never converts a
+    model, so it does not load the tool: no event, and 40-80 ms less import time. Afterwards
+    ``openvino.tools.ovc`` imports as usual (``from openvino.tools.ovc import convert_model``);
+    where ``openvino`` was imported before l3ic, it is returned as it is.
+    """
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    sys.modules[_OVC] = None  # the import system's "not importable": openvino skips the tool
+    try:
+        import openvino
+    finally:
+        if sys.modules.get(_OVC, 0) is None:
+            del sys.modules[_OVC]
+    return openvino
+
+
 _CORE: dict[int, object] = {}  # {pid: openvino.Core}
 
 
@@ -350,8 +377,7 @@ def _openvino_core():
     Python's SIGCHLD handler once a torch ``DataLoader``'s workers exit). One Core, never freed,
     keeps that order. A forked child makes its own (the parent's thread pools do not come along).
     """
-    import openvino
-
+    openvino = import_openvino()
     pid = os.getpid()
     if pid not in _CORE:
         _CORE.clear()
