@@ -41,6 +41,7 @@ import hashlib
 import importlib.util
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,7 @@ class OpenVinoNet:
 
 
 _OVC = "openvino.tools.ovc"
+_OPENVINO_IMPORT = threading.Lock()
 
 
 def import_openvino():
@@ -353,14 +355,16 @@ def import_openvino():
     ``openvino.tools.ovc`` imports as usual (``from openvino.tools.ovc import convert_model``);
     where ``openvino`` was imported before l3ic, it is returned as it is.
     """
-    if "openvino" in sys.modules:
-        return sys.modules["openvino"]
-    sys.modules[_OVC] = None  # the import system's "not importable": openvino skips the tool
-    try:
-        import openvino
-    finally:
-        if sys.modules.get(_OVC, 0) is None:
-            del sys.modules[_OVC]
+    with _OPENVINO_IMPORT:  # one thread marks, imports and unmarks; the others wait
+        if "openvino" not in sys.modules:
+            sys.modules[_OVC] = None  # the import system's "not importable": openvino skips it
+            try:
+                import openvino
+            finally:
+                if sys.modules.get(_OVC, 0) is None:
+                    del sys.modules[_OVC]
+    import openvino  # waits, as any import does, for one that another thread is running
+
     return openvino
 
 
