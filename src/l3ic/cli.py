@@ -439,13 +439,16 @@ def _run_many(args, one) -> int:
     if args.outdir and not Path(args.outdir).is_dir():
         Path(args.outdir).mkdir(parents=True, exist_ok=True)
     failed = 0
-    # a bar for 3 files and more on a terminal; tqdm is imported only then (it costs a one-file
-    # command about 20 ms), and tqdm.write keeps the lines clear of the bar
+    # a bar for 3 files and more where show_progress draws one; it and tqdm are imported only
+    # then (they cost a one-file command about 50 ms), and tqdm.write keeps lines clear of the bar
     write, bar = print, paths
-    if len(paths) >= 3 and sys.stderr.isatty():
-        from tqdm import tqdm
+    if len(paths) >= 3:
+        from .datasets.convert import show_progress
 
-        write, bar = tqdm.write, tqdm(paths, unit="file", file=sys.stderr, leave=False)
+        if show_progress(None):
+            from tqdm import tqdm
+
+            write, bar = tqdm.write, tqdm(paths, unit="file", file=sys.stderr, leave=False)
     for path in bar:
         with warnings.catch_warnings(record=True) as caught:
             try:
