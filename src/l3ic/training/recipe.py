@@ -147,8 +147,9 @@ class Recipe:
         """The recipe of a ``config.json`` or sidecar; fields it lacks (older runs) default, and
         the count of channels that l3ic 0.18 and before called ``channels`` is read too."""
         fields = {k: d[k] for k in RECIPE if k in d}
-        if num_channels_in(d) is not None:
-            fields["num_channels"] = num_channels_in(d)
+        num_channels = num_channels_in(d)
+        if num_channels is not None:
+            fields["num_channels"] = num_channels
         return cls(**fields)
 
 
