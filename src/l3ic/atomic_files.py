@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import L3ICError
 
-__all__ = ["open_atomic", "write_atomic", "write_json_atomic", "write_npz_atomic", "write_cache"]
+__all__ = ["open_atomic", "write_atomic", "write_json_atomic", "write_npz_atomic"]
 
 
 @contextlib.contextmanager
@@ -68,14 +68,3 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_atomic(path, buffer.getvalue(), force=True)
-
-
-def write_cache(path: Path, data: bytes) -> bool:
-    """Writes ``data`` to a cache file at ``path`` (making its folders), replacing any; a cache
-    that cannot be written is skipped. Returns whether the file was written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data, force=True)
-    except (OSError, L3ICError):
-        return False
-    return True

@@ -1,4 +1,4 @@
-"""The ``l3ic`` command: compress, decompress, info, convert (and train, see docs/training.md).
+"""The ``l3ic`` command: compress, decompress, info, convert, cache (and train: docs/training.md).
 
 Exit codes, for every command (``train`` too): 0 success, 1 bad input (one line on stderr per
 failed file), 2 bad usage, 141 when the reader of the output went away (``l3ic info --json f
@@ -47,6 +47,7 @@ EXAMPLES = """examples:
   l3ic info photo.l3ic small.l3ic --json
   l3ic convert photos/ latents/ --workers 2    # a folder tree -> .l3ic files + index.json
   l3ic convert photos/ shards/ --layout shards --engine dask  # -> tar shards, on Dask
+  l3ic cache --prune                           # remove cached graphs no preset uses any more
   l3ic train --help                            # train a preset (docs/training.md)
 """
 
@@ -197,6 +198,24 @@ def _parser(figures: bool = True) -> argparse.ArgumentParser:
     v.add_argument(
         "--address", metavar="URL", help="a running Dask scheduler, e.g. tcp://10.0.0.1:8786"
     )
+
+    k = add(
+        "cache",
+        "show or empty the cache of built graphs",
+        "The runtimes build each preset's network graphs at first use and keep them in\n"
+        "~/.cache/l3ic ($L3IC_CACHE_DIR), 10-12 MB per preset and runtime. Graphs of older\n"
+        "weights or l3ic versions go by themselves once unused for 30 days; --prune removes\n"
+        "them now. Only files named as l3ic names them are removed (docs/runtimes.md).\n\n"
+        "examples:\n  l3ic cache            # where, how much, and what is in use\n"
+        "  l3ic cache --prune    # remove what the installed presets do not use\n"
+        "  l3ic cache --clear    # remove everything (rebuilt when next needed)",
+    )
+    what = k.add_mutually_exclusive_group()
+    what.add_argument(
+        "--prune", action="store_true", help="remove the graphs the installed presets do not use"
+    )
+    what.add_argument("--clear", action="store_true", help="remove every graph l3ic cached")
+    k.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser("train", help="train a model (l3ic train --help)", add_help=False)
     return p
@@ -535,6 +554,55 @@ def _info(args) -> int:
     return 1 if failed else 0
 
 
+def _cache(args) -> int:
+    """``l3ic cache``: the cache's folder and files (which the installed presets use), after
+    removing what ``--prune`` or ``--clear`` asks."""
+    from . import graph_cache
+
+    folder = graph_cache.graph_cache_dir()
+    keep = graph_cache.in_use_keys()
+    removed = freed = 0
+    if args.prune or args.clear:
+        removed, freed = graph_cache.prune(folder, keep=None if args.clear else keep)
+    files = graph_cache.cached_files(folder)
+    used = [f for f in files if f.in_use(keep)]
+    if args.json:
+        report = {
+            "folder": str(folder),
+            "bytes": sum(f.size for f in files),
+            "in_use_bytes": sum(f.size for f in used),
+            "removed_files": removed,
+            "removed_bytes": freed,
+            "files": [
+                {
+                    "name": f.path.name,
+                    "bytes": f.size,
+                    "runtime": f.runtime,
+                    "in_use": f in used,
+                    "last_used": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(f.last_used)),
+                }
+                for f in files
+            ],
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    if args.prune or args.clear:
+        print(f"removed {removed} files ({_megabytes(freed)})")
+    total, in_use = sum(f.size for f in files), sum(f.size for f in used)
+    print(f"{folder}: {_megabytes(total)} in {len(files)} files")
+    print(f"  in use by the installed presets: {_megabytes(in_use)} in {len(used)} files")
+    if len(files) > len(used):
+        print(
+            f"  not used by them: {_megabytes(total - in_use)} in {len(files) - len(used)} "
+            "files (l3ic cache --prune removes them)"
+        )
+    return 0
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
 def _read_info(path: Path) -> dict:
     """What the .l3ic file ``path`` holds (its header, parsed and checked), as a dict."""
     from . import container
@@ -596,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             return _info(args)
+        if args.command == "cache":
+            return _cache(args)
         if args.command == "convert":
             return _convert(args)
         if args.command == "decompress":

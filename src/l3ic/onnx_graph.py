@@ -19,7 +19,7 @@ Why build rather than export: the graph is ten convolutions and a handful of ele
 written here in ~100 lines with only ``onnx`` (no Keras, no TensorFlow, no tf2onnx, which the
 base install does not have), from the float16 .npz the repository already ships, so no second
 copy of the weights is stored. ``runtime`` builds each graph once per weights fingerprint (and
-``runtime.GRAPH_VERSION``) and caches it on disk.
+``graph_cache.GRAPH_VERSION``) and caches it on disk.
 
 Weights come as {"encoder/e1/kernel": (kh, kw, in, out) array, "encoder/e1/bias": (out,), ...}
 (``presets.read_arrays``); kernels are stored as float32 in the graph.
@@ -31,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 __all__ = ["build_encoder", "build_decoder", "OPSET"]
 
-# Whoever changes what these graphs compute bumps runtime.GRAPH_VERSION, the cache key.
+# Whoever changes what these graphs compute bumps graph_cache.GRAPH_VERSION, the cache key.
 OPSET = 17
 LEAKY_SLOPE = 0.2  # layers.LEAKY_SLOPE (that module imports Keras)
 

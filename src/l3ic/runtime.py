@@ -10,11 +10,11 @@ quantises the same way whichever runs:
 
 ``OnnxNet`` runs the graphs of ``onnx_graph`` on ONNX Runtime: the CPU provider, or the CUDA
 provider first where ``onnxruntime-gpu`` offers it. The graphs are built from the preset's float16
-weights at first use and cached on disk (``graph_cache_dir()``), one file per graph named by the
-weights' fingerprint and ``GRAPH_VERSION``; a cached graph is written to a temporary
-file and renamed, so processes racing to build the same graph each leave a whole file, and a
-cache that cannot be written is skipped (the graph is built in memory every time). Only building
-imports ``onnx``; a cached graph needs ``onnxruntime`` alone.
+weights at first use and cached on disk (``graph_cache``), one file per graph named by the
+weights' fingerprint and ``GRAPH_VERSION``; a cached graph is written to a temporary file and
+renamed, so processes racing to build the same graph each leave a whole file, and a cache that
+cannot be written is skipped (the graph is built in memory every time). Only building imports
+``onnx``; a cached graph needs ``onnxruntime`` alone.
 
 ``OpenVinoNet`` runs the same ONNX graphs with OpenVINO (``pip install "l3ic[openvino]"``), in
 bf16 where the CPU has AMX or AVX512-BF16 (``cpu.cpu_has_fast_bf16``) and in float32 elsewhere.
@@ -46,9 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_files import write_cache
+from . import graph_cache
 from .cpu import FAST_BF16_FLAGS, cpu_has_fast_bf16, cpu_model
 from .errors import L3ICError
+from .graph_cache import GRAPH_VERSION, graph_cache_dir
 
 __all__ = [
     "RUNTIMES",
@@ -66,9 +67,6 @@ __all__ = [
 
 RUNTIMES = ("auto", "onnx", "openvino", "keras")
 DEFAULT_RUNTIME = "auto"
-# Part of the cache key of built graphs: bump it whenever onnx_graph's graphs change, so that no
-# graph cached by an older l3ic is reused. (Here, not in onnx_graph: importing onnx takes 0.15 s.)
-GRAPH_VERSION = 2  # 2: the encoder gives z (float32), the decoder takes q / s (float32)
 
 
 def resolve_runtime(runtime: str | None = None) -> str:
@@ -105,15 +103,6 @@ def choose_auto() -> tuple[str, str]:
     if _has_onnxruntime_gpu() and "CUDAExecutionProvider" in _providers():
         return "onnx", "ONNX Runtime has its CUDA provider"
     return "openvino", f"{cpu_model()} has {', '.join(flags)}: OpenVINO in bf16"
-
-
-def graph_cache_dir() -> Path:
-    """Where built ONNX graphs are kept: ``$L3IC_CACHE_DIR``, else ``$XDG_CACHE_HOME/l3ic``, else
-    ``~/.cache/l3ic``."""
-    if os.environ.get("L3IC_CACHE_DIR"):
-        return Path(os.environ["L3IC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "l3ic"
 
 
 def _providers() -> list[str]:
@@ -164,7 +153,7 @@ class _Graphs:
         """Where the cached file of ``part`` ("encoder" or "decoder") lives (None: no cache)."""
         if self.key is None:
             return None
-        return graph_cache_dir() / f"{self.key}-g{GRAPH_VERSION}.{part}{suffix}"
+        return graph_cache.graph_path(self.key, part, suffix)
 
     def build(self, part: str) -> bytes:
         """The serialised graph of ``part``, built now and cached (where there is a key)."""
@@ -174,7 +163,7 @@ class _Graphs:
         graph = build(self.arrays, self.num_channels).SerializeToString()
         path = self.path(part)
         if path is not None:
-            write_cache(path, graph)
+            graph_cache.write(path, graph)
         return graph
 
     def load(self, part: str) -> bytes:
@@ -182,9 +171,12 @@ class _Graphs:
         path = self.path(part)
         if path is not None and path.is_file():
             try:
-                return path.read_bytes()
+                graph = path.read_bytes()
             except OSError:
                 pass
+            else:
+                graph_cache.mark_used(path)
+                return graph
         return self.build(part)
 
 
@@ -228,6 +220,7 @@ class OnnxNet:
             except Exception:  # noqa: BLE001 - a damaged cached file (ORT's own types): rebuild
                 pass
             else:
+                graph_cache.mark_used(path)
                 return self._sessions.setdefault(part, session)
         graph = self._graphs.build(part)
         session = ort.InferenceSession(graph, options, providers=self.providers)
@@ -313,6 +306,8 @@ class OpenVinoNet:
                 model = core.import_model(io.BytesIO(blob.read_bytes()), "CPU", config)
             except Exception:  # noqa: BLE001 - a damaged or foreign blob (OpenVINO's types)
                 model = None
+            else:
+                graph_cache.mark_used(blob)
         if model is None:
             graph = core.read_model(self._graphs.load(part))
             if self._asked == "bf16":
@@ -321,7 +316,7 @@ class OpenVinoNet:
             if blob is not None:
                 stream = io.BytesIO()
                 model.export_model(stream)
-                write_cache(blob, stream.getvalue())
+                graph_cache.write(blob, stream.getvalue())
         self.precision = model.get_property("INFERENCE_PRECISION_HINT").to_string()
         return self._models.setdefault(part, model)
 
