@@ -119,45 +119,47 @@ def test_dry_run_weights_load_and_decode(dry_run, name):
 def test_gpu_run_exports_and_ship_decides_on_validation(
     dry_run, data_dir, tmp_path, capsys, monkeypatch
 ):
+    name = TRAINED[0]  # a preset the dry run trained
     candidates = tmp_path / "candidates"
-    argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(candidates)]
+    argv = ["export", str(dry_run), "--preset", name, "--models-dir", str(candidates)]
     assert cli.train_main([*argv, "--data", str(data_dir)]) == 0
-    sidecar = json.loads((candidates / "16c.json").read_text())
-    assert sidecar["recipe"]["target_bpp"] == TARGET_BPP["16c"]
-    assert sidecar["init"]["fingerprint"] == load_sidecar_fingerprint("16c")
+    sidecar = json.loads((candidates / f"{name}.json").read_text())
+    assert sidecar["recipe"]["target_bpp"] == TARGET_BPP[name]
+    assert sidecar["init"]["fingerprint"] == load_sidecar_fingerprint(name)
     assert sidecar["patches_total"] == sidecar["patches"] + sidecar["init"]["patches_total"]
     assert "research use" in sidecar["terms"]
-    # The tiny validation image codes at more bits than 16c's real target: lift the target.
-    monkeypatch.setitem(TARGET_BPP, "16c", 100.0)
+    # The tiny validation image codes at more bits than the preset's real target: lift the target.
+    monkeypatch.setitem(TARGET_BPP, name, 100.0)
     # Into an empty models folder the candidate ships; a second time it is not better than itself.
     shipped = tmp_path / "models"
-    argv = ["ship", str(candidates), "--preset", "16c", "--models-dir", str(shipped)]
+    argv = ["ship", str(candidates), "--preset", name, "--models-dir", str(shipped)]
     assert cli.train_main([*argv, "--data", str(data_dir)]) == 0
-    assert (shipped / "16c.npz").read_bytes() == (candidates / "16c.npz").read_bytes()
+    assert (shipped / f"{name}.npz").read_bytes() == (candidates / f"{name}.npz").read_bytes()
     capsys.readouterr()
-    assert export.ship(candidates, "16c", shipped, data_dir) is False
+    assert export.ship(candidates, name, shipped, data_dir) is False
     assert "not shipped" in capsys.readouterr().out
     # Over worse weights (same encoder and priors, so the same bpp; a perturbed decoder) it ships,
     # and the replaced weights go to the history the decoder quotes for their old files.
-    with np.load(candidates / "16c.npz") as f:
+    with np.load(candidates / f"{name}.npz") as f:
         worse = {k: f[k] for k in f.files}
     rng = np.random.default_rng(0)
     for k in worse:
         if k.startswith("decoder/"):
             worse[k] = (worse[k] + rng.normal(0, 0.05, worse[k].shape)).astype(np.float16)
-    np.savez(shipped / "16c.npz", **worse)
+    np.savez(shipped / f"{name}.npz", **worse)
     worse_fp = fingerprint(worse).hex()
-    assert export.ship(candidates, "16c", shipped, data_dir) is True
-    history = json.loads((shipped / "16c.json").read_text())["earlier"]
+    assert export.ship(candidates, name, shipped, data_dir) is True
+    history = json.loads((shipped / f"{name}.json").read_text())["earlier"]
     assert [e["fingerprint"] for e in history] == [worse_fp]
 
 
 def test_export_refuses_another_training_set(dry_run, tmp_path, capsys):
+    name = TRAINED[0]
     other = tmp_path / "other"
     other.mkdir()
     for i in range(3):
         iio.imwrite(other / f"x{i}.png", smooth_image(64, 64, seed=100 + i))
-    argv = ["export", str(dry_run), "--preset", "16c", "--models-dir", str(tmp_path)]
+    argv = ["export", str(dry_run), "--preset", name, "--models-dir", str(tmp_path)]
     assert cli.train_main([*argv, "--data", str(other)]) == 1
     assert "is not the training set" in capsys.readouterr().err
 

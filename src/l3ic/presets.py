@@ -54,7 +54,10 @@ SHIP_MIN_SSIM_GAIN = 0.002
 # Presets that met their published point (README, "Preset versions"): their weights (by
 # fingerprint) are frozen, so every file they wrote stays decodable; ``ship`` refuses to replace
 # them, and better weights ship under a new preset name.
-FROZEN = {"32c": "b5bd7c88cc5d6bb3"}  # l3ic 0.16.0, 2026-12-07: SSIM 0.923 at 0.76 bpp
+FROZEN = {
+    "16c": "1cbe03623fac9e24",  # l3ic 0.19.2, 2026-12-07: SSIM 0.8825 at 0.486 bpp
+    "32c": "b5bd7c88cc5d6bb3",  # l3ic 0.16.0, 2026-12-07: SSIM 0.923 at 0.76 bpp
+}
 DEFAULT_PRESET = "32c"
 _PACKAGE = Path(__file__).resolve().parent
 
