@@ -18,8 +18,9 @@ from l3ic import L3ICError, api, runtime
 from l3ic.cli import main
 from l3ic.codec import Codec
 from l3ic.cpu import cpu_has_fast_bf16
+from l3ic.graph_cache import GRAPH_VERSION
 from l3ic.presets import PRESETS, read_arrays, weights_path
-from l3ic.runtime import GRAPH_VERSION, import_openvino, resolve_runtime
+from l3ic.runtime import import_openvino, resolve_runtime
 
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 SAMPLE = Path(l3ic.__file__).parent / "samples" / "astronaut.png"

@@ -578,7 +578,7 @@ def _cache(args) -> int:
                     "name": f.path.name,
                     "bytes": f.size,
                     "runtime": f.runtime,
-                    "in_use": f in used,
+                    "in_use": f.in_use(keep),
                     "last_used": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(f.last_used)),
                 }
                 for f in files

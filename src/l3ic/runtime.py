@@ -11,10 +11,10 @@ quantises the same way whichever runs:
 ``OnnxNet`` runs the graphs of ``onnx_graph`` on ONNX Runtime: the CPU provider, or the CUDA
 provider first where ``onnxruntime-gpu`` offers it. The graphs are built from the preset's float16
 weights at first use and cached on disk (``graph_cache``), one file per graph named by the
-weights' fingerprint and ``GRAPH_VERSION``; a cached graph is written to a temporary file and
-renamed, so processes racing to build the same graph each leave a whole file, and a cache that
-cannot be written is skipped (the graph is built in memory every time). Only building imports
-``onnx``; a cached graph needs ``onnxruntime`` alone.
+weights' fingerprint and ``graph_cache.GRAPH_VERSION``; a cached graph is written to a temporary
+file and renamed, so processes racing to build the same graph each leave a whole file, and a
+cache that cannot be written is skipped (the graph is built in memory every time). Only building
+imports ``onnx``; a cached graph needs ``onnxruntime`` alone.
 
 ``OpenVinoNet`` runs the same ONNX graphs with OpenVINO (``pip install "l3ic[openvino]"``), in
 bf16 where the CPU has AMX or AVX512-BF16 (``cpu.cpu_has_fast_bf16``) and in float32 elsewhere.
@@ -49,15 +49,12 @@ import numpy as np
 from . import graph_cache
 from .cpu import FAST_BF16_FLAGS, cpu_has_fast_bf16, cpu_model
 from .errors import L3ICError
-from .graph_cache import GRAPH_VERSION, graph_cache_dir
 
 __all__ = [
     "RUNTIMES",
     "DEFAULT_RUNTIME",
     "resolve_runtime",
     "choose_auto",
-    "GRAPH_VERSION",
-    "graph_cache_dir",
     "OnnxNet",
     "OpenVinoNet",
     "import_openvino",
