@@ -171,6 +171,27 @@ def test_quality_without_a_preset_spans_all_presets_and_picks_the_winner():
         assert got == pytest.approx(quality_rate(CURVES, q, "b"), rel=2e-3)
 
 
+def test_where_ssim_and_ms_ssim_part_both_decide_the_preset():
+    # "hi" at its low scales: a hair more SSIM than "lo" at its high scales, far less MS-SSIM
+    lo = [
+        {**_point(1.0, 1.0, 0.89), "ms-ssim": 0.977},
+        {**_point(1.41, 1.2, 0.9), "ms-ssim": 0.981},
+    ]
+    hi = [
+        {**_point(0.5, 1.1, 0.896), "ms-ssim": 0.970},
+        {**_point(1.0, 1.8, 0.94), "ms-ssim": 0.986},
+    ]
+    assert choose_for_bpp(1.15, {"lo": lo, "hi": hi}) == "lo"
+    assert choose_for_bpp(1.6, {"lo": lo, "hi": hi}) == "hi"  # lo's points end at 1.2
+    without = {
+        name: [{k: v for k, v in p.items() if k != "ms-ssim"} for p in pts]
+        for name, pts in {"lo": lo, "hi": hi}.items()
+    }
+    assert choose_for_bpp(1.15, without) == "hi"  # by SSIM alone
+    mixed = [lo[0], {**lo[1], "ms-ssim": None}]  # a point without MS-SSIM: SSIM alone
+    assert choose_for_bpp(1.15, {"lo": mixed, "hi": hi}) == "hi"
+
+
 def test_the_shipped_presets_carry_scale_curves_of_their_weights():
     curves = shipped_curves()
     assert sorted(curves) == sorted(PRESETS)
