@@ -184,7 +184,8 @@ def _winner(curves: Mapping[str, Sequence[Mapping]], log_bpp: float) -> str:
 
     Both metrics count because they part where presets overlap: a preset at its lowest scales
     keeps its SSIM better than its MS-SSIM, so choosing by SSIM alone took 64c at s = 0.54 over
-    32c at s = 1.35 on the validation split for +0.0001 SSIM and -0.009 MS-SSIM."""
+    32c at s = 1.36 on the validation split for no SSIM (0.0004 either way) and -0.0085 MS-SSIM
+    (docs/quality.md)."""
     spans = {name: np.log([pts[0]["bpp"], pts[-1]["bpp"]]) for name, pts in curves.items()}
     covering = [name for name, (lo, hi) in spans.items() if lo <= log_bpp <= hi]
     if covering:
