@@ -190,6 +190,28 @@ def test_ssim_kind_ms_ssim_puts_ms_ssim_in_the_loss():
         L3ICModel(8, ssim_kind="psnr")
 
 
+def test_weights_with_a_scaled_latent_code_at_1_what_the_weights_code_at_that_scale():
+    """``scale_latent`` (export --fit-rate): the encoder's latent is s z and the decoder reads q
+    as the original reads q / s, so files at scale 1 are the original's files at scale s."""
+    from l3ic.codebook import dequantize
+    from l3ic.model import load_model, scale_latent
+    from l3ic.presets import model_arrays
+
+    rng = np.random.default_rng(1)
+    net = load_model(8, patch=32, seed=0)
+    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+    z = np.asarray(net.encoder(x))
+    for s in (0.7, 1.6):
+        scaled = load_model(8, scale_latent(model_arrays(net), s), patch=32)
+        np.testing.assert_allclose(np.asarray(scaled.encoder(x)), s * z, rtol=1e-5, atol=1e-6)
+        q = rng.integers(-6, 7, (2, 4, 4, 8)).astype(np.int8)
+        np.testing.assert_allclose(
+            np.asarray(scaled.decode(q.astype(np.float32))),
+            np.asarray(net.decode(dequantize(q, s))),
+            atol=1e-5,
+        )
+
+
 def test_a_decoder_told_the_scale_is_plain_at_1_and_folds_into_plain_weights_at_any_scale():
     """--told-scale: FiLMs start at the identity (a plain weights file loads, and decodes as the
     plain decoder); trained ones change the image at s != 1 only, and ``fold_scale`` turns them

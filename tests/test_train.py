@@ -145,11 +145,11 @@ def test_loss_goes_down_and_log_is_complete(full_run):
 def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     """Stop at step 30 of 60 and resume: weights, optimizer state, the steered rate weight and
     the steering's calibration are bit for bit equal (with the default SSIM term on, and random
-    quantisation scales)."""
+    quantisation scales, and the moving average of the weights)."""
     # Validated every 10 steps, so the run stopped at step 30 recalibrates its steering where the
     # uninterrupted run does.
     base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
-    base += ["--scale-range", "1.25"]
+    base += ["--scale-range", "1.25", "--ema", "0.9"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert cli.train_main([*base, "--out", str(full)]) == 0
     argv = [*base, "--out", str(part), "--ckpt-every", "10", "--stop-at", "30"]
@@ -163,6 +163,33 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
         np.testing.assert_array_equal(g[key], f[key], err_msg=key)
     shards = sorted(p.name for p in part.glob("ckpt-*.npz"))
     assert shards and all(name.startswith("ckpt-00000060-") for name in shards)  # old ones gone
+
+
+def test_with_ema_the_average_is_validated_and_exported_while_the_latest_weights_train(
+    data_dir, tmp_path, capsys
+):
+    from l3ic.presets import model_arrays, read_arrays
+
+    out = tmp_path / "run"
+    argv = [*ARGS, "--steps", "20", "--ema", "0.9", "--data", str(data_dir), "--out", str(out)]
+    assert cli.train_main(argv) == 0
+    run = loop.Run(out, json.loads((out / loop.CONFIG_NAME).read_text()), fresh=True)
+    run.restore()
+    latest = model_arrays(run.net)
+    with loop.averaged_weights(run.net):
+        average = model_arrays(run.net)
+    assert any(not np.array_equal(average[k], latest[k]) for k in latest)
+    for k, a in model_arrays(run.net).items():  # the latest weights are back after the block
+        np.testing.assert_array_equal(a, latest[k], err_msg=k)
+    argv = ["export", str(out), "--name", "t8", "--models-dir", str(tmp_path / "m")]
+    assert cli.train_main(argv) == 0
+    exported = read_arrays(tmp_path / "m" / "t8.npz")
+    for k, a in exported.items():
+        np.testing.assert_array_equal(a, average[k].astype(np.float16), err_msg=k)
+    assert json.loads((tmp_path / "m" / "t8.json").read_text())["recipe"]["ema"] == 0.9
+    capsys.readouterr()
+    assert cli.train_main([*ARGS, "--ema", "1", "--out", str(tmp_path / "bad")]) == 1
+    assert "--ema must be a momentum in [0, 1)" in capsys.readouterr().err
 
 
 def test_the_steering_computes_in_float32_whatever_its_inputs():
@@ -286,6 +313,51 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
     assert cli.train_main(argv) == 0
     with np.load(tmp_path / "16c.contexts.npz") as f:
         assert f["tables"].shape == tables.shape and str(f["fingerprint"]) == fingerprint
+
+
+def test_fit_scale_finds_the_scale_of_a_validation_rate(full_run, data_dir):
+    """The scale ``fit_scale`` returns codes the validation split at most at the target, and
+    weights with it folded in (``scale_latent``) code there at scale 1, as ``validate`` measures."""
+    from l3ic.model import load_model, scale_latent
+    from l3ic.presets import model_arrays
+    from l3ic.training.entropy_model import fit_scale, validate
+
+    train_files, val_files = data.split_files(data.list_images(data_dir))
+    train, val = data.load_images(train_files), data.load_images(val_files)
+    run = loop.Run(full_run, json.loads((full_run / loop.CONFIG_NAME).read_text()), fresh=True)
+    run.restore()
+    net = run.net
+    codec = Codec.from_model(net, "t8", {})
+    as_trained = validate(net, val, train)["bpp"]
+    for ratio in (0.7, 1.4):
+        scale, bpp, bpp_at_1 = fit_scale(codec, train, val, ratio * as_trained)
+        assert bpp_at_1 == pytest.approx(as_trained)
+        assert bpp <= ratio * as_trained and (scale < 1) == (ratio < 1)
+        scaled = load_model(8, scale_latent(model_arrays(net), scale), patch=32)
+        assert validate(scaled, val, train)["bpp"] == pytest.approx(bpp, rel=0.02)
+    with pytest.raises(l3ic.L3ICError, match="no scale"):
+        fit_scale(codec, train, val, 100.0)
+
+
+def test_export_fits_the_rate_when_asked(full_run, tmp_path, data_dir, capsys):
+    target = 0.8 * float(_log(full_run)[-1]["val_bpp"])
+    argv = ["export", str(full_run), "--preset", "64c", "--models-dir", str(tmp_path)]
+    argv += ["--data", str(data_dir), "--fit-rate", f"{target:.4f}"]
+    assert cli.train_main(argv) == 0
+    sidecar = json.loads((tmp_path / "64c.json").read_text())
+    fit = sidecar["rate_fit"]
+    assert fit["target_bpp"] == pytest.approx(target, abs=1e-4) and fit["scale"] < 1
+    assert fit["bpp_fitted"] <= target < fit["bpp_as_trained"]
+    assert sidecar["validation"]["bpp"] == pytest.approx(fit["bpp_fitted"], rel=0.02)
+    # Without a value: the preset's own target, which only 16c, 32c and 64c have.
+    for value, error in (
+        (["-1"], "positive number"),
+        (["abc"], "positive number"),
+        ([], "no rate target"),
+    ):
+        argv = ["export", str(full_run), "--name", "t8", "--models-dir", str(tmp_path)]
+        assert cli.train_main([*argv, "--fit-rate", *value]) == 1
+        assert error in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["contexts", "curve"])

@@ -186,16 +186,21 @@ class Codec:
         scale = snap_scale(scale)
         return quantize(self.encode_z(image), scale)
 
-    def encode_latent_batch(self, images: Sequence, scale: float = 1.0) -> list[np.ndarray]:
-        """Encodes many images; equal sizes run as one batch. Returns a list of int8 latents,
-        quantised at ``scale``."""
-        scale = snap_scale(scale)
+    def encode_z_batch(self, images: Sequence) -> list[np.ndarray]:
+        """``encode_z`` of many images; equal sizes run as one batch. Returns a list of
+        (ceil(H/8), ceil(W/8), C) float32 arrays."""
         rgb = [to_rgb8(im)[0] for im in images]
         out: list[np.ndarray | None] = [None] * len(rgb)
         for idx in _group_by_shape(rgb):
             for i, z in zip(idx, self._encode(np.stack([rgb[i] for i in idx])), strict=True):
-                out[i] = quantize(z, scale)
+                out[i] = z
         return out
+
+    def encode_latent_batch(self, images: Sequence, scale: float = 1.0) -> list[np.ndarray]:
+        """Encodes many images; equal sizes run as one batch. Returns a list of int8 latents,
+        quantised at ``scale``."""
+        scale = snap_scale(scale)
+        return [quantize(z, scale) for z in self.encode_z_batch(images)]
 
     def decode_latent(
         self, latent, shape: tuple[int, int] | None = None, scale: float = 1.0, **deprecated

@@ -35,6 +35,7 @@ __all__ = [
     "build_encoder",
     "build_decoder",
     "fold_scale",
+    "scale_latent",
     "L3ICModel",
     "load_model",
     "RATES",
@@ -218,6 +219,30 @@ def fold_scale(arrays: dict[str, np.ndarray], scale: float) -> dict[str, np.ndar
             m, b = film_terms(np.asarray(film, np.float32), t)
             out[f"{conv}/kernel"] = out[f"{conv}/kernel"] * m
             out[f"{conv}/bias"] = out[f"{conv}/bias"] * m + b
+    return out
+
+
+def scale_latent(arrays: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """Weights whose latent is ``scale`` times that of ``arrays``: what they code at scale 1 is
+    what ``arrays`` code at quantisation scale s (``codebook.quantize``/``dequantize``).
+
+    The encoder's ``LatentScale`` is multiplied by s and the decoder's first convolution ``d1``
+    (which reads q / s, linearly, with zero padding) has its kernel divided by s; everything else
+    is unchanged. Export uses it to put a preset at its rate target (``export_run``'s
+    ``fit_rate``).
+
+    Args:
+        arrays: plain weights, {"encoder/scale/scale": (), "decoder/d1/kernel": (3, 3, C, 512),
+            ...} float.
+        scale: s > 0.
+
+    Returns:
+        The same names, float32.
+    """
+    s = np.float32(scale)
+    out = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+    out["encoder/scale/scale"] = out["encoder/scale/scale"] * s
+    out["decoder/d1/kernel"] = out["decoder/d1/kernel"] / s
     return out
 
 

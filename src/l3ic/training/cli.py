@@ -19,7 +19,14 @@ from pathlib import Path
 from .. import evaluate
 from ..atomic_files import write_json_atomic
 from ..errors import L3ICError, one_line
-from ..presets import DEFAULT_PRESET, FROZEN, PRESETS
+from ..presets import (
+    DEFAULT_PRESET,
+    FROZEN,
+    PRESETS,
+    SHIP_MIN_SSIM_GAIN,
+    SHIP_RATE_TOLERANCE,
+    TARGET_BPP,
+)
 from . import export, gpu_run, loop
 from .data import DATA_ENV, default_data_dir
 from .recipe import GPU_RUN_OPTIONS, TRAIN_OPTIONS, Recipe, add_arguments
@@ -50,6 +57,8 @@ examples:
 
   # export a finished (or partly trained) run later, then ship it if better on validation
   l3ic train export runs/32c --preset 32c --models-dir runs/candidates
+  # ... or put its rate at the preset's target first (1.04 bpp on the validation split)
+  l3ic train export runs/32c --preset 32c --models-dir runs/candidates --fit-rate
   l3ic train ship runs/candidates --preset 32c
 
   # on a GPU machine, or a CPU with AMX or AVX512-BF16, bf16 is switched on automatically
@@ -130,6 +139,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     return p
 
 
+TARGET_TEXT = ", ".join(f"{p} {b:g}" for p, b in TARGET_BPP.items())
 PRESET_COMMANDS = {  # the subcommands of one preset: (description, folder argument, models help)
     "export": (
         "Write models/PRESET.npz (float16) and models/PRESET.json from a run's checkpoint, or "
@@ -139,7 +149,9 @@ PRESET_COMMANDS = {  # the subcommands of one preset: (description, folder argum
     ),
     "ship": (
         "Replace a shipped preset by an exported candidate if it is better on the validation "
-        "split (higher SSIM at equal or lower bpp, real files).",
+        f"split, coded for real: for a preset with a rate target ({TARGET_TEXT} bpp), at most "
+        f"{SHIP_RATE_TOLERANCE:g} x that and at least {SHIP_MIN_SSIM_GAIN:g} more SSIM; for "
+        "another name, higher SSIM at equal or lower bpp.",
         ("candidate_dir", "folder with PRESET.npz + PRESET.json"),
         None,
     ),
@@ -181,6 +193,16 @@ def preset_parser(command: str) -> argparse.ArgumentParser:
         "--models-dir", type=Path, help=models_help or "the shipped models (default: ./models)"
     )
     p.add_argument("--data", type=Path, help="training images (default: ../shared/data/train-gpu)")
+    if command == "export":
+        p.add_argument(
+            "--fit-rate",
+            nargs="?",
+            const="target",
+            metavar="BPP",
+            help="move the weights along their rate curve until the validation split codes at "
+            "BPP (without a value: the preset's target, e.g. 1.93 for 64c); the scale found is "
+            "folded into the weights and recorded in the sidecar (rate_fit)",
+        )
     return p
 
 
@@ -297,8 +319,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_rate(value: str | None, preset: str) -> float | None:
+    """The bpp of ``export --fit-rate``: None, the preset's target ("target"), or a number."""
+    if value is None:
+        return None
+    if value == "target":
+        if preset not in TARGET_BPP:
+            raise L3ICError(f"preset {preset!r} has no rate target: give --fit-rate a bpp")
+        return TARGET_BPP[preset]
+    try:
+        bpp = float(value)
+    except ValueError:
+        bpp = math.nan
+    if not bpp > 0 or math.isinf(bpp):
+        raise L3ICError(f"--fit-rate must be a positive number of bits per pixel, not {value!r}")
+    return bpp
+
+
 def _export(args: argparse.Namespace) -> int:
-    export.export_run(args.run_dir, args.preset, args.models_dir, args.data)
+    fit_rate = _fit_rate(args.fit_rate, args.preset)
+    export.export_run(args.run_dir, args.preset, args.models_dir, args.data, fit_rate)
     return 0
 
 

@@ -16,11 +16,29 @@ import numpy as np
 from keras import ops
 
 from .. import context_model, entropy, metrics
-from ..codebook import ALPHABET, from_symbols, to_symbols
+from ..codebook import (
+    ALPHABET,
+    MAX_SCALE,
+    MIN_SCALE,
+    SCALE_UNIT,
+    from_symbols,
+    quantize,
+    to_symbols,
+)
 from ..codec import Codec
+from ..errors import L3ICError
+from ..latent_coder import LatentCoder
 from ..model import L3ICModel
 
-__all__ = ["CHUNK", "learn_priors", "priors_of", "learn_entropy_model", "validate", "channel_order"]
+__all__ = [
+    "CHUNK",
+    "learn_priors",
+    "priors_of",
+    "learn_entropy_model",
+    "validate",
+    "fit_scale",
+    "channel_order",
+]
 
 CHUNK = 64  # images per network call
 
@@ -130,6 +148,68 @@ def validate(
         )
         rows.append(row + ((metrics.ms_ssim(x, y),) if multiscale else ()))
     return dict(zip(names, np.mean(rows, axis=0).tolist(), strict=True))
+
+
+def fit_scale(
+    codec: Codec, train_images: list[np.ndarray], val_images: list[np.ndarray], target_bpp: float
+) -> tuple[float, float, float]:
+    """The quantisation scale at which ``val_images`` code at ``target_bpp``, as ``validate``
+    measures files: priors from the latents of ``train_images`` quantised at that scale, no
+    context tables.
+
+    Each image is encoded once; for each scale tried only the rounding, the priors and the
+    coding are redone. The scale is the largest multiple of 1/1024 (``codebook.snap_scale``'s
+    grid, within 0.125..8) whose mean bpp is at most the target, found by bisection (the rate
+    rises with the scale).
+
+    Args:
+        codec: the weights' codec (its encoder runs here; its priors are not used).
+        train_images, val_images: (H, W, 3) uint8 images.
+        target_bpp: the mean bpp wanted on ``val_images``.
+
+    Returns:
+        (scale, mean bpp at it, mean bpp at scale 1).
+
+    Raises:
+        L3ICError: the target lies outside the rates of scales 0.125..8.
+    """
+    train_z = [
+        z
+        for i in range(0, len(train_images), CHUNK)
+        for z in codec.encode_z_batch(train_images[i : i + CHUNK])
+    ]
+    val_z = [
+        z
+        for i in range(0, len(val_images), CHUNK)
+        for z in codec.encode_z_batch(val_images[i : i + CHUNK])
+    ]
+    channels = codec.num_channels
+
+    def bpp(k: int) -> float:
+        s = k / SCALE_UNIT
+        priors = priors_of([quantize(z, s) for z in train_z], channels)
+        coder = LatentCoder.from_sidecar("val", {"priors": priors.tolist()}, bytes(8), channels)
+        sizes = [
+            len(coder.pack_checked(quantize(z, s), x.shape[:2], False))
+            for z, x in zip(val_z, val_images, strict=True)
+        ]
+        return float(
+            np.mean([metrics.bpp(n, *x.shape[:2]) for n, x in zip(sizes, val_images, strict=True)])
+        )
+
+    lo, hi = int(MIN_SCALE * SCALE_UNIT), int(MAX_SCALE * SCALE_UNIT)
+    at = {k: bpp(k) for k in (lo, SCALE_UNIT, hi)}
+    if not at[lo] <= target_bpp < at[hi]:
+        raise L3ICError(
+            f"no scale in {MIN_SCALE}..{MAX_SCALE} codes the validation split at {target_bpp} bpp "
+            f"({at[lo]:.4f} to {at[hi]:.4f})"
+        )
+    lo, hi = (lo, SCALE_UNIT) if at[SCALE_UNIT] > target_bpp else (SCALE_UNIT, hi)
+    while hi - lo > 1:  # bpp(lo) <= target < bpp(hi)
+        mid = (lo + hi) // 2
+        at[mid] = bpp(mid)
+        lo, hi = (mid, hi) if at[mid] <= target_bpp else (lo, mid)
+    return lo / SCALE_UNIT, at[lo], at[SCALE_UNIT]
 
 
 def channel_order(

@@ -28,23 +28,25 @@ from ..atomic_files import write_atomic, write_json_atomic
 from ..codec import Codec
 from ..errors import L3ICError
 from ..evaluate import scale_curve
-from ..model import L3ICModel, load_model
+from ..model import L3ICModel, load_model, scale_latent
 from ..presets import (
     FROZEN,
     PRESETS,
     SHIP_MIN_SSIM_GAIN,
     SHIP_RATE_TOLERANCE,
     TARGET_BPP,
+    assign_arrays,
     checkout_models,
     fingerprint,
     lineage,
+    model_arrays,
     read_arrays,
     read_context_tables,
     save_weights,
 )
 from . import gpu_run
 from .data import default_data_dir, list_images, load_images, split_files
-from .entropy_model import channel_order, learn_entropy_model, validate
+from .entropy_model import channel_order, fit_scale, learn_entropy_model, validate
 from .loop import CONFIG_NAME, Run
 from .recipe import Recipe, num_channels_in
 
@@ -79,6 +81,7 @@ def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3IC
     cfg = json.loads(config_path.read_text())
     run = Run(run_dir, {**cfg, "mixed_precision": False}, fresh=True)
     run.restore()
+    run.net.optimizer.finalize_variable_values(run.net.trainable_variables)  # the --ema average
     if data is not None:
         cfg["data"] = str(data)
     cfg["recipe"] = Recipe.from_dict(cfg).to_dict()
@@ -89,7 +92,11 @@ def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3IC
 
 
 def export_run(
-    run_dir: Path, preset: str, out_dir: Path | None = None, data: Path | None = None
+    run_dir: Path,
+    preset: str,
+    out_dir: Path | None = None,
+    data: Path | None = None,
+    fit_rate: float | None = None,
 ) -> Path:
     """Writes ``out_dir/PRESET.npz`` (float16 weights) and ``PRESET.json`` from a run.
 
@@ -99,11 +106,17 @@ def export_run(
     the per-channel priors (all training images), the channel order (validation images), the
     fingerprint, validation figures and the PSNR change caused by float16 storage.
 
+    With ``fit_rate`` the weights are first moved along their own rate curve to that validation
+    bpp: ``entropy_model.fit_scale`` finds the quantisation scale s at which the validation split
+    codes at the target, and ``model.scale_latent`` folds s into the weights, so that the preset
+    codes at scale 1 what the run's weights code at s (the sidecar's ``rate_fit``).
+
     Args:
         run_dir: the run folder.
         preset: the preset's name, e.g. "32c" (also the name of the files written).
         out_dir: where to write (default: ``models/`` of the checkout this runs in).
         data: the training images, if not where the run found them.
+        fit_rate: a validation bpp to fit the weights to (None: export them as trained).
 
     Returns:
         The path of the .npz file.
@@ -121,10 +134,29 @@ def export_run(
     train_files, val_files = split_files(files)
     t0 = time.perf_counter()
     train_images = load_images(train_files)
-    priors, tables = learn_entropy_model(Codec.from_model(net, preset, {}), train_images)
     val_images = load_images(val_files)
     if not val_images:
         raise L3ICError("no validation images: the channel order cannot be measured")
+    num_channels = Recipe.from_dict(cfg).num_channels
+    rate_fit = None
+    if fit_rate is not None:
+        scale, bpp, bpp_as_trained = fit_scale(
+            Codec.from_model(net, preset, {}), train_images, val_images, fit_rate
+        )
+        assign_arrays(net, scale_latent(model_arrays(net), scale), "rate-fitted")
+        rate_fit = {
+            "target_bpp": fit_rate,
+            "scale": scale,
+            "bpp_as_trained": round(bpp_as_trained, 4),
+            "bpp_fitted": round(bpp, 4),
+        }
+        print(
+            f"rate fitted in {time.perf_counter() - t0:.0f} s: scale {scale:g} codes the "
+            f"validation split at {bpp:.4f} bpp (as trained {bpp_as_trained:.4f}, target "
+            f"{fit_rate})",
+            flush=True,
+        )
+    priors, tables = learn_entropy_model(Codec.from_model(net, preset, {}), train_images)
     print(
         f"priors and context tables from {len(train_files)} images in "
         f"{time.perf_counter() - t0:.0f} s",
@@ -137,7 +169,6 @@ def export_run(
     npz = out_dir / f"{preset}.npz"
     fp = save_weights(net, npz)
     save_context_tables(npz.with_suffix(".contexts.npz"), tables, fp)
-    num_channels = Recipe.from_dict(cfg).num_channels
     half = load_model(num_channels, npz)
     val16 = validate(half, val_images, [], priors)
     order_sidecar = {"priors": priors.tolist(), "channel_order": order}
@@ -152,6 +183,7 @@ def export_run(
         "mixed_precision_choice": cfg.get("mixed_precision_choice"),
         "recipe": cfg["recipe"],
         "lmbda_final": float(ops.convert_to_numpy(net.rate_weight)),
+        "rate_fit": rate_fit,
         "backend": cfg["backend"],
         "training_data": cfg["training_data"],
         "validation_data": {**cfg["validation_data"], "rule": "sha1(file name) % 20 == 0"},
