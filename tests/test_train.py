@@ -145,11 +145,11 @@ def test_loss_goes_down_and_log_is_complete(full_run):
 def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     """Stop at step 30 of 60 and resume: weights, optimizer state, the steered rate weight and
     the steering's calibration are bit for bit equal (with the default SSIM term on, and random
-    quantisation scales, and the moving average of the weights)."""
+    quantisation scales)."""
     # Validated every 10 steps, so the run stopped at step 30 recalibrates its steering where the
     # uninterrupted run does.
     base = [*ARGS, "--data", str(data_dir), "--val-every", "10", "--target-bpp", "1.0"]
-    base += ["--scale-range", "1.25", "--ema", "0.9"]
+    base += ["--scale-range", "1.25"]
     full, part = tmp_path / "full", tmp_path / "part"
     assert cli.train_main([*base, "--out", str(full)]) == 0
     argv = [*base, "--out", str(part), "--ckpt-every", "10", "--stop-at", "30"]
@@ -163,33 +163,6 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
         np.testing.assert_array_equal(g[key], f[key], err_msg=key)
     shards = sorted(p.name for p in part.glob("ckpt-*.npz"))
     assert shards and all(name.startswith("ckpt-00000060-") for name in shards)  # old ones gone
-
-
-def test_with_ema_the_average_is_validated_and_exported_while_the_latest_weights_train(
-    data_dir, tmp_path, capsys
-):
-    from l3ic.presets import model_arrays, read_arrays
-
-    out = tmp_path / "run"
-    argv = [*ARGS, "--steps", "20", "--ema", "0.9", "--data", str(data_dir), "--out", str(out)]
-    assert cli.train_main(argv) == 0
-    run = loop.Run(out, json.loads((out / loop.CONFIG_NAME).read_text()), fresh=True)
-    run.restore()
-    latest = model_arrays(run.net)
-    with loop.averaged_weights(run.net):
-        average = model_arrays(run.net)
-    assert any(not np.array_equal(average[k], latest[k]) for k in latest)
-    for k, a in model_arrays(run.net).items():  # the latest weights are back after the block
-        np.testing.assert_array_equal(a, latest[k], err_msg=k)
-    argv = ["export", str(out), "--name", "t8", "--models-dir", str(tmp_path / "m")]
-    assert cli.train_main(argv) == 0
-    exported = read_arrays(tmp_path / "m" / "t8.npz")
-    for k, a in exported.items():
-        np.testing.assert_array_equal(a, average[k].astype(np.float16), err_msg=k)
-    assert json.loads((tmp_path / "m" / "t8.json").read_text())["recipe"]["ema"] == 0.9
-    capsys.readouterr()
-    assert cli.train_main([*ARGS, "--ema", "1", "--out", str(tmp_path / "bad")]) == 1
-    assert "--ema must be a momentum in [0, 1)" in capsys.readouterr().err
 
 
 def test_the_steering_computes_in_float32_whatever_its_inputs():

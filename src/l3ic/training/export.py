@@ -81,7 +81,6 @@ def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3IC
     cfg = json.loads(config_path.read_text())
     run = Run(run_dir, {**cfg, "mixed_precision": False}, fresh=True)
     run.restore()
-    run.net.optimizer.finalize_variable_values(run.net.trainable_variables)  # the --ema average
     if data is not None:
         cfg["data"] = str(data)
     cfg["recipe"] = Recipe.from_dict(cfg).to_dict()
