@@ -26,7 +26,8 @@ from l3ic.presets import FROZEN, PRESETS, TARGET_BPP, fingerprint, models_dir
 from l3ic.training import cli, data, export, gpu_run
 
 MIB = 1 << 20
-TRAINED = sorted(name for name in PRESETS if name not in FROZEN)  # gpu-run's default presets
+NOT_FROZEN = sorted(name for name in PRESETS if name not in FROZEN)  # gpu-run's default presets
+TRAINED = NOT_FROZEN or ["64c"]  # with every preset frozen, the dry run names one
 EXPECTED = {f"{name}.npz" for name in TRAINED} | {gpu_run.LOG_NAME, gpu_run.RUN_JSON}
 
 
@@ -64,9 +65,18 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def dry_run(data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gpu-out")
-    result = _gpu_run(["--dry-run", "--data", str(data_dir), "--out", str(out)], out)
+    args = ["--dry-run", "--presets", ",".join(TRAINED), "--data", str(data_dir)]
+    result = _gpu_run([*args, "--out", str(out)], out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+def test_with_every_preset_frozen_the_gpu_run_asks_for_presets(tmp_path, capsys, monkeypatch):
+    for name in PRESETS:
+        monkeypatch.setitem(FROZEN, name, "0" * 16)
+    assert cli.train_main(["gpu-run", "--dry-run", "--out", str(tmp_path)]) == 1
+    assert "every preset is frozen" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_dry_run_writes_what_the_device_can_return(dry_run):
@@ -80,7 +90,7 @@ def test_dry_run_writes_what_the_device_can_return(dry_run):
 def test_dry_run_figures_and_log(dry_run):
     figures = json.loads((dry_run / gpu_run.RUN_JSON).read_text())
     assert figures["dry_run"] is True
-    assert set(figures["presets"]) == set(TRAINED)  # a frozen preset gets no GPU time
+    assert set(figures["presets"]) == set(TRAINED)
     for name, entry in figures["presets"].items():
         assert entry["steps"] > 0 and entry["patches"] == entry["steps"] * figures["batch"]
         assert entry["whole_step_patches_per_s"] > 0 and entry["model_patches_per_s"] > 0
@@ -120,6 +130,7 @@ def test_gpu_run_exports_and_ship_decides_on_validation(
     dry_run, data_dir, tmp_path, capsys, monkeypatch
 ):
     name = TRAINED[0]  # a preset the dry run trained
+    monkeypatch.delitem(FROZEN, name, raising=False)  # a frozen one ships under a new name only
     candidates = tmp_path / "candidates"
     argv = ["export", str(dry_run), "--preset", name, "--models-dir", str(candidates)]
     assert cli.train_main([*argv, "--data", str(data_dir)]) == 0

@@ -358,6 +358,11 @@ def _curve(args: argparse.Namespace) -> int:
 
 
 def _gpu_run(args: argparse.Namespace) -> int:
+    if not args.presets:
+        raise L3ICError(
+            "every preset is frozen (presets.FROZEN): name the presets to train with --presets; "
+            "their weights can only ship under a new preset name"
+        )
     if args.data is None:
         args.data = default_data_dir()
     return gpu_run.GpuRun(args).run()

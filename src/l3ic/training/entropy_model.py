@@ -36,7 +36,7 @@ __all__ = [
     "priors_of",
     "learn_entropy_model",
     "validate",
-    "fit_scale",
+    "scale_for_rate",
     "channel_order",
 ]
 
@@ -150,7 +150,7 @@ def validate(
     return dict(zip(names, np.mean(rows, axis=0).tolist(), strict=True))
 
 
-def fit_scale(
+def scale_for_rate(
     codec: Codec, train_images: list[np.ndarray], val_images: list[np.ndarray], target_bpp: float
 ) -> tuple[float, float, float]:
     """The quantisation scale at which ``val_images`` code at ``target_bpp``, as ``validate``

@@ -46,7 +46,7 @@ from ..presets import (
 )
 from . import gpu_run
 from .data import default_data_dir, list_images, load_images, split_files
-from .entropy_model import channel_order, fit_scale, learn_entropy_model, validate
+from .entropy_model import channel_order, learn_entropy_model, scale_for_rate, validate
 from .loop import CONFIG_NAME, Run
 from .recipe import Recipe, num_channels_in
 
@@ -81,6 +81,7 @@ def _load_run(run_dir: Path, preset: str, data: Path | None) -> tuple[dict, L3IC
     cfg = json.loads(config_path.read_text())
     run = Run(run_dir, {**cfg, "mixed_precision": False}, fresh=True)
     run.restore()
+    run.net.optimizer.finalize_variable_values(run.net.trainable_variables)  # the --ema average
     if data is not None:
         cfg["data"] = str(data)
     cfg["recipe"] = Recipe.from_dict(cfg).to_dict()
@@ -106,9 +107,9 @@ def export_run(
     fingerprint, validation figures and the PSNR change caused by float16 storage.
 
     With ``fit_rate`` the weights are first moved along their own rate curve to that validation
-    bpp: ``entropy_model.fit_scale`` finds the quantisation scale s at which the validation split
-    codes at the target, and ``model.scale_latent`` folds s into the weights, so that the preset
-    codes at scale 1 what the run's weights code at s (the sidecar's ``rate_fit``).
+    bpp: ``entropy_model.scale_for_rate`` finds the quantisation scale s at which the validation
+    split codes at the target, and ``model.scale_latent`` folds s into the weights, so that the
+    preset codes at scale 1 what the run's weights code at s (the sidecar's ``rate_fit``).
 
     Args:
         run_dir: the run folder.
@@ -139,7 +140,7 @@ def export_run(
     num_channels = Recipe.from_dict(cfg).num_channels
     rate_fit = None
     if fit_rate is not None:
-        scale, bpp, bpp_as_trained = fit_scale(
+        scale, bpp, bpp_as_trained = scale_for_rate(
             Codec.from_model(net, preset, {}), train_images, val_images, fit_rate
         )
         assign_arrays(net, scale_latent(model_arrays(net), scale), "rate-fitted")

@@ -18,6 +18,7 @@ trains on the same patches as an uninterrupted one. Validation codes images for 
 (``entropy_model.validate``); turning a run into a shipped preset is ``export``.
 """
 
+import contextlib
 import json
 import sys
 import time
@@ -54,6 +55,7 @@ from .rules import (
 
 __all__ = [
     "build_model",
+    "averaged_weights",
     "read_checkpoint",
     "Run",
     "new_config",
@@ -115,9 +117,28 @@ def build_model(recipe: Recipe, weights=None, schedule: bool = True) -> L3ICMode
     lr = recipe.lr
     if schedule:
         lr = HoldCosine(recipe.lr, recipe.steps, recipe.decay_start, recipe.lr_final, recipe.warmup)
-    net.compile(optimizer=keras.optimizers.Adam(lr, global_clipnorm=recipe.clipnorm))
+    optimizer = keras.optimizers.Adam(
+        lr, global_clipnorm=recipe.clipnorm, use_ema=recipe.ema > 0, ema_momentum=recipe.ema
+    )
+    net.compile(optimizer=optimizer)
     net.optimizer.build(net.trainable_variables)
     return net
+
+
+@contextlib.contextmanager
+def averaged_weights(net: L3ICModel):
+    """Within the block, ``net``'s trainable weights are their moving average (``Recipe.ema``;
+    unchanged without one); the latest weights come back after it."""
+    if not net.optimizer.use_ema:
+        yield net
+        return
+    latest = [ops.convert_to_numpy(v) for v in net.trainable_variables]
+    net.optimizer.finalize_variable_values(net.trainable_variables)
+    try:
+        yield net
+    finally:
+        for v, a in zip(net.trainable_variables, latest, strict=True):
+            v.assign(a)
 
 
 def _shard_names(head: Path) -> list[str]:
@@ -324,7 +345,8 @@ class Run:
         }
         val = None
         if val_images:
-            val = validate(self.net, val_images, prior_images)
+            with averaged_weights(self.net):
+                val = validate(self.net, val_images, prior_images)
             row.update({f"val_{k}": f"{v:.4f}" for k, v in val.items()})
             if self.steering is not None:
                 self.steering.calibrate(bpp, val["bpp"])

@@ -103,6 +103,13 @@ class Recipe:
     clipnorm: float | None = field(
         default=None, metadata=_opt("clip the gradients' global norm to this (default: no clip)")
     )
+    ema: float = field(
+        default=0.0,
+        metadata=_opt(
+            "keep a moving average of the weights, updated every step with this momentum (e.g. "
+            "0.999), and validate and export it instead of the latest weights; 0: off"
+        ),
+    )
     backward: str = field(
         default="ste", metadata=_opt("quantiser gradient", choices=tuple(BACKWARDS))
     )
@@ -133,6 +140,8 @@ class Recipe:
             raise L3ICError(f"--scale-range must be within 1..8, got {self.scale_range}")
         if not 0.0 <= self.warmup < 1.0:
             raise L3ICError(f"--warmup must be a fraction in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise L3ICError(f"--ema must be a momentum in [0, 1), got {self.ema}")
 
     def resolved(self) -> "Recipe":
         """This recipe with ``lmbda`` filled in."""
