@@ -32,7 +32,7 @@ from .errors import DecompressionBombError, L3ICError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.19.4"
+__version__ = "0.20.0"
 
 _LAZY = {
     "compress": "api",

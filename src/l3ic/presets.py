@@ -57,6 +57,7 @@ SHIP_MIN_SSIM_GAIN = 0.002
 FROZEN = {
     "16c": "1cbe03623fac9e24",  # l3ic 0.19.2, 2026-12-07: SSIM 0.8825 at 0.486 bpp
     "32c": "b5bd7c88cc5d6bb3",  # l3ic 0.16.0, 2026-12-07: SSIM 0.923 at 0.76 bpp
+    "64c": "ee65a982a24763ff",  # l3ic 0.20.0, 2026-12-07: SSIM 0.957 at 1.39 bpp
 }
 DEFAULT_PRESET = "32c"
 _PACKAGE = Path(__file__).resolve().parent
