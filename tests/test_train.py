@@ -318,7 +318,7 @@ def test_export_writes_weights_and_a_usable_sidecar(full_run, tmp_path, data_dir
         assert f["tables"].shape == tables.shape and str(f["fingerprint"]) == fingerprint
 
 
-def test_fit_scale_finds_the_scale_of_a_validation_rate(full_run, data_dir):
+def test_scale_for_rate_finds_the_scale_of_a_validation_rate(full_run, data_dir):
     """The scale ``scale_for_rate`` returns codes the validation split at most at the target, and
     weights with it folded in (``scale_latent``) code there at scale 1, as ``validate`` measures."""
     from l3ic.model import load_model, scale_latent

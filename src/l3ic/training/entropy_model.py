@@ -52,6 +52,13 @@ def _encode_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
     ]
 
 
+def _encode_z_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
+    """float32 latents before rounding (``Codec.encode_z_batch``), ``CHUNK`` images per call."""
+    return [
+        z for i in range(0, len(images), CHUNK) for z in codec.encode_z_batch(images[i : i + CHUNK])
+    ]
+
+
 def _decode_all(
     codec: Codec, latents: list[np.ndarray], sizes: list[tuple[int, int]]
 ) -> list[np.ndarray]:
@@ -173,16 +180,7 @@ def scale_for_rate(
     Raises:
         L3ICError: the target lies outside the rates of scales 0.125..8.
     """
-    train_z = [
-        z
-        for i in range(0, len(train_images), CHUNK)
-        for z in codec.encode_z_batch(train_images[i : i + CHUNK])
-    ]
-    val_z = [
-        z
-        for i in range(0, len(val_images), CHUNK)
-        for z in codec.encode_z_batch(val_images[i : i + CHUNK])
-    ]
+    train_z, val_z = _encode_z_all(codec, train_images), _encode_z_all(codec, val_images)
     channels = codec.num_channels
 
     def bpp(k: int) -> float:
