@@ -59,6 +59,12 @@ def _encode_z_all(codec: Codec, images: list[np.ndarray]) -> list[np.ndarray]:
     ]
 
 
+def _file_bpp(coder: LatentCoder, q: np.ndarray, shape: tuple[int, int]) -> float:
+    """Bits per pixel of the coded stream of int8 latent ``q`` (h, w, C) of an image of ``shape``
+    (H, W), without context tables: what ``validate`` and ``scale_for_rate`` measure."""
+    return metrics.bpp(len(coder.pack_checked(q, shape, False)), *shape)
+
+
 def _decode_all(
     codec: Codec, latents: list[np.ndarray], sizes: list[tuple[int, int]]
 ) -> list[np.ndarray]:
@@ -150,7 +156,7 @@ def validate(
         row = (
             metrics.psnr(x, y),
             metrics.ssim(x, y),
-            metrics.bpp(len(codec.coder.pack_checked(q, x.shape[:2], False)), *x.shape[:2]),
+            _file_bpp(codec.coder, q, x.shape[:2]),
             float(ops.convert_to_numpy(net.estimated_bpp(z))),
         )
         rows.append(row + ((metrics.ms_ssim(x, y),) if multiscale else ()))
@@ -181,19 +187,14 @@ def scale_for_rate(
         L3ICError: the target lies outside the rates of scales 0.125..8.
     """
     train_z, val_z = _encode_z_all(codec, train_images), _encode_z_all(codec, val_images)
-    channels = codec.num_channels
+    channels, shapes = codec.num_channels, [x.shape[:2] for x in val_images]
 
     def bpp(k: int) -> float:
         s = k / SCALE_UNIT
         priors = priors_of([quantize(z, s) for z in train_z], channels)
         coder = LatentCoder.from_sidecar("val", {"priors": priors.tolist()}, bytes(8), channels)
-        sizes = [
-            len(coder.pack_checked(quantize(z, s), x.shape[:2], False))
-            for z, x in zip(val_z, val_images, strict=True)
-        ]
-        return float(
-            np.mean([metrics.bpp(n, *x.shape[:2]) for n, x in zip(sizes, val_images, strict=True)])
-        )
+        rates = [_file_bpp(coder, quantize(z, s), hw) for z, hw in zip(val_z, shapes, strict=True)]
+        return float(np.mean(rates))
 
     lo, hi = int(MIN_SCALE * SCALE_UNIT), int(MAX_SCALE * SCALE_UNIT)
     at = {k: bpp(k) for k in (lo, SCALE_UNIT, hi)}
